@@ -1,0 +1,40 @@
+# RNN Cell Lab — the two commands of the README, and a few more.
+#   make run      create .venv, install, run the quick sweep and its report
+#   make test     create .venv, install, run the test suite (slow tests excluded)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export RNNLAB_DATA_DIR ?= $(abspath ../shared/datasets)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: run test test-all lint bench gpu-bench clean install
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip setuptools wheel
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/rnnlab sweep experiments/sweeps/quick.yaml
+	$(BIN)/rnnlab report --sweep quick
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m ''
+
+lint: $(STAMP)
+	$(BIN)/ruff check cells datasets experiments tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --output benchmarks/RESULTS.md
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
