@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import subprocess
 import sys
+
+from experiments.config import Config, load_config
 
 
 def check_datasets_package() -> None:
@@ -34,18 +38,148 @@ def cmd_cells(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_info(args: argparse.Namespace) -> int:
+    import datasets
+
+    config = Config.from_dict({"data": {"name": args.name}}, source="rnnlab data info")
+    config = _with_sets(config, args.set)
+    _check_choice("dataset", config.data.name, datasets.names())
+    info = datasets.info(config.data)
+    items = info.items() if isinstance(info, dict) else vars(info).items()
+    for key, value in items:
+        print(f"{key:20s} {value}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from experiments.run import run
+    from experiments.sweep import validate_names
+
+    config = load_config(args.config) if args.config else Config()
+    config = _with_sets(config, [f"data.name={args.task}", f"model.cell={args.cell}", *args.set])
+    validate_names(config, "rnnlab run")
+    result = run(config)
+    if result.get("status") == "SKIPPED":
+        print(f"rnnlab run: skipped: {result.get('reason', '')}")
+        return 1
+    print(f"rnnlab run: {config.model.cell} × {config.data.name} {result.get('status')}, "
+          f"run {result.get('run_id')}")
+    for key, value in sorted(result.items()):
+        if key.startswith("test_") or key in ("param_count", "baseline", "solved"):
+            print(f"  {key:22s} {value}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from experiments import sweep
+
+    plan = sweep.load_sweep(args.file, overrides=args.set)
+    if args.dry_run:
+        sweep.dry_run(plan)
+        return 0
+    try:
+        outcomes = sweep.run_sweep(plan)
+    except KeyboardInterrupt:
+        return 130
+    return 1 if any(o.status == "FAILED" for o in outcomes) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from experiments.report import write_report
+
+    try:
+        result = write_report(args.sweep, args.output)
+    except LookupError as err:
+        print(f"rnnlab report: {err}", file=sys.stderr)
+        return 1
+    if not result["table"].empty:
+        print(result["table"].drop(columns=["mean", "std"]).to_markdown(index=False))
+    print(f"report written to {result['folder']}/ ({len(result['files'])} files: "
+          f"{', '.join(str(p.relative_to(result['folder'])) for p in result['files'])})")
+    return 0
+
+
+def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    """The argv that starts the MLflow UI on the project's store."""
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--host", host, "--port", str(port)]
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from experiments import tracking
+
+    argv = ui_command(tracking.tracking_uri(), port=args.port)
+    if args.print_command:
+        print(shlex.join(argv))
+        return 0
+    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {argv[argv.index('--backend-store-uri') + 1]});"
+          " Ctrl-C stops it")
+    try:
+        return subprocess.call(argv)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _with_sets(config: Config, sets: list[str]) -> Config:
+    return config.with_overrides(list(sets)) if sets else config
+
+
+def _check_choice(what: str, value: str, valid) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(valid)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("cells", help="list the recurrent cells and their equations' summaries")
     p.set_defaults(func=cmd_cells)
+
+    p = sub.add_parser("data", help="inspect the datasets")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("info", help="sizes, vocabulary, length statistics, location used")
+    p.add_argument("name", help="dataset / task name (see datasets.names())")
+    _add_set(p, "data.key=value")
+    p.set_defaults(func=cmd_data_info)
+
+    p = sub.add_parser("run", help="train and evaluate one configuration, tracked in MLflow")
+    p.add_argument("--task", required=True, help="dataset / task name, e.g. adding, imdb")
+    p.add_argument("--cell", required=True, help="cell name, e.g. lstm (see `rnnlab cells`)")
+    p.add_argument("--config", help="a YAML config file (sections data, model, train, tracking)")
+    _add_set(p, "section.key=value")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run a sweep file: one MLflow parent run, a child per config")
+    p.add_argument("file", help="sweep YAML, e.g. experiments/sweeps/quick.yaml")
+    p.add_argument("--dry-run", action="store_true", help="list the runs without running them")
+    _add_set(p, "section.key=value, applied to every run")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="tables and plots comparing the cells, from MLflow")
+    p.add_argument("--sweep", help="only the runs of this sweep (default: all runs)")
+    p.add_argument("--output", help="folder (default: reports/<sweep>/ or reports/all/)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("ui", help="start the MLflow UI on the project's store (127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--print-command", action="store_true", help="print the command, start nothing")
+    p.set_defaults(func=cmd_ui)
     return parser
+
+
+def _add_set(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value ({what}); repeatable")
 
 
 def main(argv: list[str] | None = None) -> int:
     check_datasets_package()
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"rnnlab {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
