@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 @dataclass
 class DataConfig:
@@ -83,3 +85,112 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path("~/.keras/datasets").expanduser()
+
+
+class MissingDataError(FileNotFoundError):
+    """A data file is absent and could not be downloaded (offline, or the source is unreachable).
+
+    The message names each missing file, the directory to put it in, and ``RNNLAB_DATA_DIR``.
+    """
+
+
+class CorruptDataError(OSError):
+    """A data file exists but cannot be read (truncated gzip, broken tar, unsafe archive member)."""
+
+
+def download(url: str, target: Path, file_hash: str | None = None) -> Path:
+    """Fetch `url` into `target` with Keras's downloader (progress bar, hash check when known).
+
+    Every network access of `datasets/` goes through this one function, so tests can
+    monkeypatch it. Any failure is re-raised as ``OSError``.
+    """
+    import keras  # deferred: importing keras is slow and the toy tasks do not need it
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path = keras.utils.get_file(
+            fname=target.name,
+            origin=url,
+            file_hash=file_hash,
+            cache_dir=str(target.parent),
+            cache_subdir="",
+        )
+    except Exception as err:  # urllib, HTTP and hash errors all mean "could not get it"
+        raise OSError(f"download of {url} failed: {err}") from err
+    return Path(path)
+
+
+def ensure_files(
+    directory: Path, files: dict[str, str], hashes: dict[str, str] | None = None
+) -> dict[str, Path]:
+    """Return the local path of each file in `files` (relative name → official URL).
+
+    Files already in `directory` are used as they are; missing ones are downloaded into it.
+    When any download fails, one :class:`MissingDataError` lists every missing file.
+    """
+    hashes = hashes or {}
+    paths, missing = {}, []
+    for name, url in files.items():
+        path = directory / name
+        if not path.exists():
+            try:
+                path = download(url, path, hashes.get(name))
+            except OSError:
+                missing.append((name, url))
+                continue
+        paths[name] = path
+    if missing:
+        listing = "\n".join(f"  {directory / name}   (official source: {url})" for name, url in missing)
+        raise MissingDataError(
+            f"missing data file(s), and downloading them failed:\n{listing}\n"
+            f"Put the file(s) in {directory} or point RNNLAB_DATA_DIR at the directory "
+            "that holds them."
+        )
+    return paths
+
+
+def to_dataset(
+    inputs: Any,
+    targets: Any,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+    sample_weights: Any = None,
+):
+    """A batched, prefetched ``tf.data.Dataset`` of ``(inputs, targets[, sample_weights])``.
+
+    Shuffled with `shuffle_seed` (a new order every epoch) when it is given; else in order.
+    """
+    import tensorflow as tf
+
+    parts = (inputs, targets) if sample_weights is None else (inputs, targets, sample_weights)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(targets), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def check_choice(thing: str, key: str, value: Any, choices) -> None:
+    """Raise one ValueError naming `thing`, `key` and the valid `choices` when `value` is not one."""
+    if value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{thing}: unknown {key} {value!r}; valid choices: {valid}")
+
+
+def balanced_subset(labels, size: int | None, rng) -> np.ndarray:
+    """Indices of `size` examples drawn (seeded by `rng`) equally from each label, in sorted order.
+
+    ``size=None`` keeps all. Raises ValueError when a label has too few examples.
+    """
+    labels = np.asarray(labels)
+    if size is None:
+        return np.arange(len(labels))
+    classes = np.unique(labels)
+    per_class, extra = divmod(size, len(classes))
+    picked = []
+    for i, label in enumerate(classes):
+        pool = np.flatnonzero(labels == label)
+        want = per_class + (i < extra)
+        if want > len(pool):
+            raise ValueError(f"subset {size} asks for {want} examples of label {label}; only {len(pool)}")
+        picked.append(rng.choice(pool, want, replace=False))
+    return np.sort(np.concatenate(picked))
