@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -173,6 +174,7 @@ def _add_set(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     check_datasets_package()
     args = build_parser().parse_args(argv)
     try:

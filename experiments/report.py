@@ -122,9 +122,15 @@ def summary_table(runs: pd.DataFrame, cell_order: list[str] | None = None) -> pd
         "solved", "params", "train_time_s",
     ])
     order = {name: i for i, name in enumerate(cell_order or [])}
-    table["_cell"] = table["cell"].map(lambda c: order.get(c, len(order)))
-    return table.sort_values(["task", "setting", "_cell", "cell"]).drop(columns="_cell") \
-        .reset_index(drop=True)
+    keys = table.assign(_setting=table["setting"].map(natural_key),
+                        _cell=table["cell"].map(lambda c: order.get(c, len(order))))
+    keys = keys.sort_values(["task", "_setting", "_cell", "cell"])
+    return table.loc[keys.index].reset_index(drop=True)
+
+
+def natural_key(text: str) -> tuple:
+    """Sort 'T=50' before 'T=100': digit runs compare as numbers."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
 def _summary_row(setting: str, cell: str, group: pd.DataFrame) -> dict:

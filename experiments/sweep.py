@@ -116,17 +116,18 @@ def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] =
             raise ValueError(f"{source}: grid key {key!r} must map to a non-empty list of values")
     samples = _draw_samples(raw, source)
     overrides = list(overrides)
-    runs: dict[str, PlannedRun] = {}
+    planned: dict[str, tuple[Config, dict]] = {}
     for t, task in enumerate(tasks):
         task = _mapping(task, f"tasks[{t}]", source)
         for combo in itertools.product(*grid.values()):
             point = dict(zip(grid, combo))
             for sample in samples:
                 where = f"{source} (tasks[{t}], {_describe({**point, **sample}) or 'base'})"
-                planned = _plan(base, [task, point, sample], overrides, where)
-                runs.setdefault(planned.hash, planned)
-    return Sweep(name=name, source=source, runs=list(runs.values()),
-                 description=str(raw.get("description", "")))
+                config = _plan(base, [task, point, sample], overrides, where)
+                planned.setdefault(config_hash(config), (config, {**task, **point, **sample}))
+    runs = [PlannedRun(config, h, _label(config, shown))
+            for h, (config, shown) in _label_keys(planned).items()]
+    return Sweep(name=name, source=source, runs=runs, description=str(raw.get("description", "")))
 
 
 def _require(ok: bool, message: str) -> None:
@@ -166,7 +167,7 @@ def _draw_samples(raw: dict, source: str) -> list[dict]:
     ]
 
 
-def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> PlannedRun:
+def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> Config:
     """Merge the dotted-key layers onto base, build and validate the Config, apply --set overrides."""
     merged = copy.deepcopy(base)
     flat: dict[str, Any] = {}
@@ -186,7 +187,7 @@ def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> P
     if overrides:
         config = config.with_overrides(overrides)
     validate_names(config, where)
-    return PlannedRun(config=config, hash=config_hash(config), label=_label(config, flat))
+    return config
 
 
 def validate_names(config: Config, where: str) -> None:
@@ -216,8 +217,23 @@ def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _label(config: Config, flat: Mapping[str, Any]) -> str:
-    details = _describe(flat, skip=("model.cell", "data.name"))
+def _label_keys(planned: dict[str, tuple[Config, dict]]) -> dict[str, tuple[Config, dict]]:
+    """Keep, of each run's sweep keys, those that tell it from the other runs of its task (and T)."""
+    by_task: dict[str, list[dict]] = {}
+    for config, keys in planned.values():
+        by_task.setdefault(config.data.name, []).append(keys)
+    shown = {}
+    for h, (config, keys) in planned.items():
+        others = by_task[config.data.name]
+        shown[h] = (config, {
+            k: v for k, v in keys.items()
+            if k == "data.length" or any(o.get(k, v) != v or k not in o for o in others)
+        })
+    return shown
+
+
+def _label(config: Config, keys: Mapping[str, Any]) -> str:
+    details = _describe(keys, skip=("model.cell", "data.name"))
     return f"{config.model.cell} × {config.data.name}" + (f" ({details})" if details else "")
 
 

@@ -1,0 +1,100 @@
+"""Reports: the comparison table from runs as `mlflow.search_runs` returns them, and the files and
+plots written from a real tiny sweep."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from experiments import report
+
+
+def fake_runs(rows: list[dict]) -> pd.DataFrame:
+    """Rows shaped like mlflow.search_runs output: (task, cell, T, seed, mse, solved, status)."""
+    records = []
+    for i, r in enumerate(rows):
+        records.append({
+            "run_id": f"r{i}", "status": r.get("mlflow_status", "FINISHED"),
+            "tags.rnnlab.task": r["task"], "tags.rnnlab.cell": r["cell"],
+            "tags.rnnlab.config_hash": f"h{i}", "tags.rnnlab.status": r.get("status", "FINISHED"),
+            "tags.rnnlab.solved_metric": r.get("solved_metric", "mse"),
+            "tags.rnnlab.baseline_metric": "mse", "tags.rnnlab.reason": r.get("reason"),
+            "params.data.name": r["task"], "params.model.cell": r["cell"],
+            "params.data.length": str(r["T"]), "params.train.seed": str(r["seed"]),
+            "params.tracking.run_name": f"name{i}",
+            "metrics.test_mse": r.get("mse"), "metrics.test_loss": r.get("mse"),
+            "metrics.solved": r.get("solved"), "metrics.baseline": 0.167,
+            "metrics.param_count": 100.0, "metrics.train_time_s": 2.0,
+        })
+    return pd.DataFrame(records)
+
+
+RUNS = fake_runs([
+    {"task": "adding", "cell": "lstm", "T": 50, "seed": 0, "mse": 0.1, "solved": 1.0},
+    {"task": "adding", "cell": "lstm", "T": 50, "seed": 1, "mse": 0.3, "solved": 0.0},
+    {"task": "adding", "cell": "gru", "T": 50, "seed": 0, "mse": 0.05, "solved": 1.0},
+    {"task": "adding", "cell": "gru", "T": 100, "seed": 0, "mse": 0.16, "solved": 0.0},
+    {"task": "imdb", "cell": "lstm", "T": 100, "seed": 0, "status": "SKIPPED",
+     "reason": "put aclImdb_v1.tar.gz in /data"},
+])
+
+
+def test_key_metric_prefers_the_tagged_metric_then_the_fallbacks():
+    metrics = {"test_loss": 0.5, "test_accuracy": 0.8, "test_bleu": float("nan")}
+    assert report.key_metric(metrics, "loss") == ("loss", 0.5)
+    assert report.key_metric(metrics) == ("accuracy", 0.8)
+    assert report.key_metric({}, "mse") == (None, None)
+
+
+def test_summary_table_is_mean_and_std_over_seeds_per_setting_and_cell():
+    done = report.add_settings(report.completed(RUNS))
+    table = report.summary_table(done, cell_order=["lstm", "gru"])
+    assert list(table["setting"]) == ["adding (T=50)", "adding (T=50)", "adding (T=100)"]
+    lstm = table[(table["cell"] == "lstm")].iloc[0]
+    assert lstm["seeds"] == 2 and lstm["metric"] == "mse"
+    assert lstm["mean"] == pytest.approx(0.2) and lstm["std"] == pytest.approx(math.sqrt(0.02))
+    assert lstm["solved"] == "1/2" and lstm["mean ± std"] == "0.2 ± 0.14"
+    assert lstm["baseline"] == "0.167 mse"
+    gru_50 = table[(table["cell"] == "gru") & (table["setting"] == "adding (T=50)")].iloc[0]
+    assert gru_50["std"] == 0.0 and gru_50["solved"] == "1/1"
+    within = table[table["setting"] == "adding (T=50)"]
+    assert list(within["cell"]) == ["lstm", "gru"]
+
+
+def test_skipped_and_failed_runs_are_listed_with_their_reason():
+    others = report.not_completed(RUNS)
+    assert others.to_dict("records") == [{"task": "imdb", "cell": "lstm", "status": "SKIPPED",
+                                          "reason": "put aclImdb_v1.tar.gz in /data"}]
+
+
+def test_report_files_and_plots_from_the_tiny_sweep(tiny_sweep, tiny_sweep_store, tmp_path):
+    result = report.write_report(tiny_sweep.plan.name, tmp_path / "out")
+    names = {p.relative_to(tmp_path / "out").as_posix() for p in result["files"]}
+    assert {"summary.md", "summary.csv", "summary.html", "plots/final_metric.png",
+            "plots/metric_vs_length.png"} <= names
+    assert sum(n.startswith("plots/learning_curves_") for n in names) == 2
+    assert all((tmp_path / "out" / n).stat().st_size > 0 for n in names)
+    table = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert len(table) == 4 and set(table["seeds"]) == {1}
+    assert set(table["setting"]) == {"adding (T=8)", "adding (T=12)"}
+    assert set(table["cell"]) == {"lstm", "gru"}
+    finished = {o.run.hash: o.result for o in tiny_sweep.passes[0] + tiny_sweep.passes[1]
+                if o.status == "FINISHED"}
+    metric = table["metric"].iloc[0]
+    expected = sorted(r[f"test_{metric}"] for r in finished.values())
+    assert sorted(table["mean"]) == pytest.approx(expected, rel=1e-6)
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "| setting" in markdown and "adding (T=12)" in markdown and "±" in markdown
+
+
+def test_cli_report_prints_the_table_and_where_it_wrote(tiny_sweep, tiny_sweep_store, tmp_path,
+                                                        capsys):
+    from experiments import cli
+
+    assert cli.main(["report", "--sweep", tiny_sweep.plan.name, "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"report written to {tmp_path}/" in out and "adding (T=8)" in out
+    assert cli.main(["report", "--sweep", "no-such-sweep", "--output", str(tmp_path)]) == 1
+    assert "no runs found for sweep 'no-such-sweep'" in capsys.readouterr().err
