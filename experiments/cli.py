@@ -8,8 +8,6 @@ import shlex
 import subprocess
 import sys
 
-from experiments.config import Config, load_config
-
 
 def check_datasets_package() -> None:
     """Fail clearly when `import datasets` finds Hugging Face's package instead of ours.
@@ -41,10 +39,13 @@ def cmd_cells(args: argparse.Namespace) -> int:
 
 def cmd_data_info(args: argparse.Namespace) -> int:
     import datasets
+    from experiments.config import Config
 
+    for item in args.set:
+        if not item.startswith("data."):
+            raise ValueError(f"--set {item!r}: `rnnlab data info` takes data.key=value only")
     config = Config.from_dict({"data": {"name": args.name}}, source="rnnlab data info")
     config = _with_sets(config, args.set)
-    _check_choice("dataset", config.data.name, datasets.names())
     info = datasets.info(config.data)
     items = info.items() if isinstance(info, dict) else vars(info).items()
     for key, value in items:
@@ -53,12 +54,14 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from experiments.run import run
+    from experiments.config import Config, load_config
     from experiments.sweep import validate_names
 
     config = load_config(args.config) if args.config else Config()
     config = _with_sets(config, [f"data.name={args.task}", f"model.cell={args.cell}", *args.set])
     validate_names(config, "rnnlab run")
+    from experiments.run import run
+
     result = run(config)
     if result.get("status") == "SKIPPED":
         print(f"rnnlab run: skipped: {result.get('reason', '')}")
@@ -121,13 +124,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
 
 
-def _with_sets(config: Config, sets: list[str]) -> Config:
+def _with_sets(config, sets: list[str]):
     return config.with_overrides(list(sets)) if sets else config
-
-
-def _check_choice(what: str, value: str, valid) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {what} {value!r}; valid choices: {', '.join(valid)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
