@@ -14,9 +14,10 @@ and runs only `cell.recurrent_step` inside the loop. The result is the same
 function of the same weights; only the order of the float operations changes.
 
 The cell must provide `input_projection(x)` and
-`recurrent_step(x_proj, states, training=False)` (all cells in `cells/` do).
-Input dropout uses one mask per sequence (the same for every step), so it is
-applied to the whole sequence before the projection.
+`recurrent_step(x_proj, states, training=False)`, and for input dropout
+`dropout_mask(like, rate, stream)` (all cells in `cells/` do). The input mask is
+the same at every step of a sequence, so it is applied to the whole sequence
+before the projection; the recurrent mask stays inside `recurrent_step`.
 """
 
 import keras
@@ -78,10 +79,7 @@ class ProjectedRNN(keras.layers.RNN):
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
-        if training:
-            sequences = self._drop_inputs(sequences)
-            self._prepare_recurrent_dropout(initial_state)
-        projected = cell.input_projection(sequences)
+        projected = cell.input_projection(self._drop_inputs(sequences, training))
         loop = keras.layers.RNN(
             _RecurrentStep(cell, training),
             return_sequences=self.return_sequences,
@@ -91,25 +89,15 @@ class ProjectedRNN(keras.layers.RNN):
             zero_output_for_mask=self.zero_output_for_mask,
             name=f"{self.name}_loop",
         )
-        try:
-            return loop.inner_loop(projected, initial_state, mask)
-        finally:
-            for name in ("reset_dropout_mask", "reset_recurrent_dropout_mask"):
-                getattr(cell, name, lambda: None)()
+        return loop.inner_loop(projected, initial_state, mask)
 
-    def _drop_inputs(self, sequences):
-        """Multiply every step by the cell's one input-dropout mask."""
-        if not getattr(self.cell, "dropout", 0):
-            return sequences
-        mask = self.cell.get_dropout_mask(sequences[:, 0, :])
-        return sequences * keras.ops.expand_dims(mask, 1)
+    def _drop_inputs(self, sequences, training):
+        """Multiply every step by the one input-dropout mask the cell uses for this sequence.
 
-    def _prepare_recurrent_dropout(self, initial_state):
-        """Draw the recurrent mask before the loop, in the order the plain cell call does.
-
-        Drawing it outside the loop keeps the loop body free of random ops (TF graphs,
-        JAX tracing) and the draws in the same order as `RNN(cell)`: input mask first.
+        The mask is drawn shaped like one step, (B, D), exactly as the cell draws it at
+        every step of the plain loop, then broadcast over time.
         """
-        if getattr(self.cell, "recurrent_dropout", 0):
-            state = initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state
-            self.cell.get_recurrent_dropout_mask(state)
+        if not training or not getattr(self.cell, "dropout", 0):
+            return sequences
+        mask = self.cell.dropout_mask(sequences[:, 0, :], self.cell.dropout, 0)
+        return sequences * keras.ops.expand_dims(mask, 1)
