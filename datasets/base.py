@@ -102,17 +102,21 @@ def download(url: str, target: Path, file_hash: str | None = None) -> Path:
     """Fetch `url` into `target` with Keras's downloader (progress bar, hash check when known).
 
     Every network access of `datasets/` goes through this one function, so tests can
-    monkeypatch it. Any failure is re-raised as ``OSError``.
+    monkeypatch it. A read-only `target` directory is replaced by ``~/.keras/datasets``.
+    Any failure is re-raised as ``OSError``.
     """
     import keras  # deferred: importing keras is slow and the toy tasks do not need it
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = target.parent
+    if folder.exists() and not writable(folder):  # e.g. a read-only shared data directory
+        folder = Path("~/.keras/datasets").expanduser()
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         path = keras.utils.get_file(
             fname=target.name,
             origin=url,
             file_hash=file_hash,
-            cache_dir=str(target.parent),
+            cache_dir=str(folder),
             cache_subdir="",
         )
     except Exception as err:  # urllib, HTTP and hash errors all mean "could not get it"
@@ -194,3 +198,67 @@ def balanced_subset(labels, size: int | None, rng) -> np.ndarray:
             raise ValueError(f"subset {size} asks for {want} examples of label {label}; only {len(pool)}")
         picked.append(rng.choice(pool, want, replace=False))
     return np.sort(np.concatenate(picked))
+
+
+def writable(directory: Path) -> bool:
+    """True when `directory` exists and is meant to be written: it has a write permission bit
+    and we may write it (root ignores permissions, so the bits are checked too)."""
+    return (
+        directory.is_dir()
+        and bool(directory.stat().st_mode & 0o222)
+        and os.access(directory, os.W_OK)
+    )
+
+
+def cache_dir(directory: Path) -> Path:
+    """Where parsed copies of data files are kept: ``<directory>/.rnnlab-cache`` when the data
+    directory is writable, else ``~/.keras/datasets/.rnnlab-cache``, else the temp directory's."""
+    import tempfile
+
+    for parent in (directory, Path("~/.keras/datasets").expanduser(), Path(tempfile.gettempdir())):
+        if writable(parent):
+            return parent / ".rnnlab-cache"
+    raise OSError("no writable directory for the data cache")
+
+
+def cached_json(source: Path, tag: str, build):
+    """``build()``'s JSON-able result, stored once per version of `source` (its size and mtime).
+
+    The cache file is written atomically, so an interrupted run leaves no partial file behind;
+    an unreadable cache file is rebuilt.
+    """
+    import gzip
+    import json
+    import tempfile
+
+    stat = source.stat()
+    folder = cache_dir(source.parent)
+    path = folder / f"{source.name}.{tag}.{stat.st_size}-{stat.st_mtime_ns}.json.gz"
+    if path.exists():
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, EOFError, ValueError):
+            pass  # rebuilt below
+    value = build()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as f:
+            f.write(json.dumps(value).encode("utf-8"))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return value
+
+
+def length_stats(lengths: np.ndarray, max_length: int) -> dict:
+    """Mean, median, 95th percentile and max of `lengths`, and the share longer than `max_length`."""
+    return {
+        "mean": round(float(np.mean(lengths)), 1),
+        "median": float(np.median(lengths)),
+        "p95": float(np.percentile(lengths, 95)),
+        "max": int(np.max(lengths)),
+        f"truncated_at_{max_length}": round(float(np.mean(lengths > max_length)), 3),
+    }
