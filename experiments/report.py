@@ -119,7 +119,7 @@ def summary_table(runs: pd.DataFrame, cell_order: list[str] | None = None) -> pd
             runs.groupby(["setting", "cell"], sort=False)]
     table = pd.DataFrame(rows, columns=[
         "task", "setting", "cell", "seeds", "metric", "mean", "std", "mean ± std", "baseline",
-        "solved", "params", "train_time_s",
+        "baseline_metric", "solved", "params", "train_time_s",
     ])
     order = {name: i for i, name in enumerate(cell_order or [])}
     keys = table.assign(_setting=table["setting"].map(natural_key),
@@ -149,8 +149,8 @@ def _summary_row(setting: str, cell: str, group: pd.DataFrame) -> dict:
         "mean": mean,
         "std": std,
         "mean ± std": f"{mean:.4g} ± {std:.2g}" if not math.isnan(mean) else "-",
-        "baseline": (f"{baseline:.4g} {baseline_metric.iloc[0]}" if len(baseline_metric)
-                     else f"{baseline:.4g}") if not math.isnan(baseline) else "-",
+        "baseline": baseline,
+        "baseline_metric": baseline_metric.iloc[0] if len(baseline_metric) else None,
         "solved": f"{int(solved.sum())}/{len(solved)}" if len(solved) else "-",
         "params": int(_column(group, "metrics.param_count").mean()) if
         _column(group, "metrics.param_count").notna().any() else None,
@@ -207,9 +207,12 @@ def metric_history(run_ids: Iterable[str], key: str) -> pd.DataFrame:
 
 def plot_learning_curves(runs: pd.DataFrame, folder: Path, cell_order: list[str]) -> list[Path]:
     """One figure per setting: validation loss and validation key metric per epoch, a line per cell."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     paths = []
-    for setting, rows in runs.groupby("setting", sort=False):
+    for setting in sorted(runs["setting"].unique(), key=natural_key):
+        rows = runs[runs["setting"] == setting]
         metric = rows["metric"].iloc[0]
         keys = list(dict.fromkeys(["val_loss", f"val_{metric}"]))
         fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
@@ -219,6 +222,7 @@ def plot_learning_curves(runs: pd.DataFrame, folder: Path, cell_order: list[str]
                 if not history.empty:
                     ax.plot(history.index, history.mean(axis=1), marker="o", label=cell)
             ax.set(title=f"{setting}: {key}", xlabel="epoch", ylabel=key)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         axes[0][0].legend()
         fig.tight_layout()
@@ -236,7 +240,12 @@ def plot_final_metric(table: pd.DataFrame, folder: Path) -> Path:
     for ax, setting in zip(axes.flat, settings):
         rows = table[table["setting"] == setting]
         ax.bar(rows["cell"], rows["mean"], yerr=rows["std"], capsize=4, color="tab:blue", alpha=0.8)
-        ax.set(title=setting, ylabel=f"test {rows['metric'].iloc[0]}")
+        metric = rows["metric"].iloc[0]
+        baseline = rows.loc[rows["baseline_metric"] == metric, "baseline"].dropna()
+        if len(baseline):
+            ax.axhline(baseline.mean(), color="grey", linestyle="--", label="chance")
+            ax.legend()
+        ax.set(title=setting, ylabel=f"test {metric}")
         ax.tick_params(axis="x", rotation=30)
     for ax in list(axes.flat)[len(settings):]:
         ax.axis("off")

@@ -56,7 +56,7 @@ def test_summary_table_is_mean_and_std_over_seeds_per_setting_and_cell():
     assert lstm["seeds"] == 2 and lstm["metric"] == "mse"
     assert lstm["mean"] == pytest.approx(0.2) and lstm["std"] == pytest.approx(math.sqrt(0.02))
     assert lstm["solved"] == "1/2" and lstm["mean ± std"] == "0.2 ± 0.14"
-    assert lstm["baseline"] == "0.167 mse"
+    assert lstm["baseline"] == pytest.approx(0.167) and lstm["baseline_metric"] == "mse"
     gru_50 = table[(table["cell"] == "gru") & (table["setting"] == "adding (T=50)")].iloc[0]
     assert gru_50["std"] == 0.0 and gru_50["solved"] == "1/1"
     within = table[table["setting"] == "adding (T=50)"]
