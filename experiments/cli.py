@@ -103,16 +103,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000) -> list[str]:
-    """The argv that starts the MLflow UI on the project's store."""
+def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> list[str]:
+    """The argv that starts the MLflow UI on the project's store (one worker: MLflow's default of
+    four takes minutes to start on a small machine, and a local UI has one user)."""
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-            "--host", host, "--port", str(port)]
+            "--host", host, "--port", str(port), "--workers", str(workers)]
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from experiments import tracking
 
-    argv = ui_command(tracking.tracking_uri(), port=args.port)
+    argv = ui_command(tracking.tracking_uri(), port=args.port, workers=args.workers)
     if args.print_command:
         print(shlex.join(argv))
         return 0
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=1, help="MLflow server worker processes")
     p.add_argument("--print-command", action="store_true", help="print the command, start nothing")
     p.set_defaults(func=cmd_ui)
     return parser

@@ -34,6 +34,7 @@ def test_ui_command_binds_localhost_on_the_configured_store(temp_store, capsys):
     assert argv[argv.index("--backend-store-uri") + 1] == temp_store
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     assert argv[argv.index("--port") + 1] == "5123"
+    assert argv[argv.index("--workers") + 1] == "1"
 
 
 def test_data_info_prints_the_loaders_info_with_overrides(capsys):
