@@ -99,21 +99,19 @@ def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] =
     _require(isinstance(raw, dict),
              f"{source}: a sweep file must be a mapping with keys {', '.join(SWEEP_KEYS)}")
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
-    if unknown:
-        raise ValueError(
-            f"{source}: unknown sweep key {unknown[0]!r}; valid keys: {', '.join(SWEEP_KEYS)}"
-        )
+    _require(not unknown, f"{source}: unknown sweep key {', '.join(map(repr, unknown))}; "
+                          f"valid keys: {', '.join(SWEEP_KEYS)}")
     name = raw.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"{source}: key 'name' must be a non-empty string (the sweep's name)")
+    _require(isinstance(name, str) and bool(name.strip()),
+             f"{source}: key 'name' must be a non-empty string (the sweep's name)")
     base = _mapping(raw.get("base") or {}, "base", source)
     tasks = raw.get("tasks") or [{}]
     _require(isinstance(tasks, list),
              f"{source}: key 'tasks' must be a list of mappings of dotted keys")
     grid = _mapping(raw.get("grid") or {}, "grid", source)
     for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"{source}: grid key {key!r} must map to a non-empty list of values")
+        _require(isinstance(values, list) and bool(values),
+                 f"{source}: grid key {key!r} must map to a non-empty list of values")
     samples = _draw_samples(raw, source)
     overrides = list(overrides)
     planned: dict[str, tuple[Config, dict]] = {}
@@ -147,17 +145,15 @@ def _draw_samples(raw: dict, source: str) -> list[dict]:
     grid point (so cells are compared on the same hyperparameters), seeded by `seed`."""
     count = raw.get("samples", 0) or 0
     space = _mapping(raw.get("random") or {}, "random", source)
-    if not isinstance(count, int) or count < 0:
-        raise ValueError(f"{source}: key 'samples' must be a non-negative integer, got {count!r}")
-    if count and not space:
-        raise ValueError(f"{source}: 'samples: {count}' needs a 'random' space to draw from")
+    _require(isinstance(count, int) and count >= 0,
+             f"{source}: key 'samples' must be a non-negative integer, got {count!r}")
+    _require(not count or bool(space),
+             f"{source}: 'samples: {count}' needs a 'random' space to draw from")
     for key, spec in space.items():
         kind = next(iter(spec), None) if isinstance(spec, dict) and len(spec) == 1 else None
-        if kind not in SAMPLERS or not isinstance(spec[kind], list):
-            raise ValueError(
-                f"{source}: random key {key!r} must be one of {{{', '.join(SAMPLERS)}: [args]}}, "
-                f"got {spec!r}"
-            )
+        _require(kind in SAMPLERS and isinstance(spec[kind], list),
+                 f"{source}: random key {key!r} must be one of {{{', '.join(SAMPLERS)}: [args]}}, "
+                 f"got {spec!r}")
     if not count:
         return [{}]
     rng = random.Random(raw.get("seed", 0))
@@ -175,11 +171,9 @@ def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> C
         flat.update(layer)
     for key, value in flat.items():
         section, _, name = str(key).partition(".")
-        if not name:
-            sections = ", ".join(f.name for f in dataclasses.fields(Config))
-            raise ValueError(
-                f"{where}: key {key!r} must be 'section.key' with section one of {sections}"
-            )
+        sections = ", ".join(f.name for f in dataclasses.fields(Config))
+        _require(bool(name), f"{where}: key {key!r} must be 'section.key' with section one of "
+                             f"{sections}")
         target = merged.setdefault(section, {})
         _require(isinstance(target, dict), f"{where}: section {section!r} of base must be a mapping")
         target[name] = value
@@ -199,10 +193,8 @@ def validate_names(config: Config, where: str) -> None:
         ("model.cell", config.model.cell, cells.names()),
         ("data.name", config.data.name, datasets.names()),
     ):
-        if value not in valid:
-            raise ValueError(
-                f"{where}: {key} = {value!r} is not known; valid choices: {', '.join(valid)}"
-            )
+        _require(value in valid,
+                 f"{where}: {key} = {value!r} is not known; valid choices: {', '.join(valid)}")
 
 
 def _describe(values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> str:
