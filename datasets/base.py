@@ -215,7 +215,12 @@ def cache_dir(directory: Path) -> Path:
     directory is writable, else ``~/.keras/datasets/.rnnlab-cache``, else the temp directory's."""
     import tempfile
 
-    for parent in (directory, Path("~/.keras/datasets").expanduser(), Path(tempfile.gettempdir())):
+    keras_home = Path("~/.keras/datasets").expanduser()
+    try:
+        keras_home.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # not writable: the temp directory is next
+    for parent in (directory, keras_home, Path(tempfile.gettempdir())):
         if writable(parent):
             return parent / ".rnnlab-cache"
     raise OSError("no writable directory for the data cache")

@@ -2,7 +2,10 @@
 
 Source: the official layout ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`` read from the
 directory ``<data_dir>/aclImdb`` when it exists, else straight from ``<data_dir>/aclImdb_v1.tar.gz``
-(streamed, nothing extracted; the ``unsup`` reviews are skipped). 25,000 train / 25,000 test
+(member by member, nothing is extracted; an archive with an unsafe member — link, device, absolute
+path, ``..`` — is refused whole; the ``unsup`` reviews are skipped). The parsed reviews are cached
+as JSON (next to the archive when that directory is writable, else in ``~/.keras/datasets``), so
+only the first load pays for reading 50,000 members. 25,000 train / 25,000 test
 reviews, balanced, label 1 = ``pos`` and 0 = ``neg`` from the folder names.
 
 Splits: ``config.subset`` keeps that many training reviews (balanced, seeded; ``None`` = all) and
@@ -62,10 +65,13 @@ def locate(config: DataConfig) -> Path:
 
 
 def check_member(archive: Path, member: tarfile.TarInfo) -> None:
-    """Refuse links, devices, absolute paths and ``..`` (Python's ``tarfile`` data filter)."""
+    """Refuse links, devices, absolute paths and ``..`` (Python's ``tarfile`` data filter, which
+    would only strip a leading ``/`` and allows links inside the destination)."""
     try:
         if member.issym() or member.islnk():
             raise tarfile.FilterError(f"{member.name!r} is a link")
+        if member.name.startswith(("/", "\\")):
+            raise tarfile.AbsolutePathError(member)
         tarfile.data_filter(member, "/nonexistent-destination")
     except tarfile.FilterError as err:
         raise UnsafeArchiveError(f"refusing the archive {archive}: unsafe member: {err}") from err
@@ -80,7 +86,7 @@ def _parse(name: str, data: bytes, found: dict) -> None:
 
 def _read_tarball(archive: Path, found: dict) -> None:
     try:
-        with tarfile.open(archive, "r|gz") as tar:
+        with tarfile.open(archive, "r:gz") as tar:
             for member in tar:
                 check_member(archive, member)
                 if member.isfile():
