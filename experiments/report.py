@@ -27,6 +27,7 @@ import pandas as pd
 
 FALLBACK_METRICS = ("bleu", "accuracy", "mse", "loss")
 SEED_PARAMS = ("params.train.seed", "params.data.seed")
+PER_CELL_PARAMS = ("params.model.cell", "params.model.units_used")  # units_used: match_params
 IGNORED_PARAM_PREFIXES = ("params.tracking.",)
 SHORT_PARAMS = {"params.data.length": "T", "params.model.attention": "attention"}
 
@@ -78,7 +79,7 @@ def add_settings(runs: pd.DataFrame) -> pd.DataFrame:
     runs["setting"] = runs["task"]
     runs["metric"] = None
     for task, rows in runs.groupby("task"):
-        varying = varying_params(rows, exclude=("params.model.cell", *SEED_PARAMS))
+        varying = varying_params(rows, exclude=(*PER_CELL_PARAMS, *SEED_PARAMS))
         runs.loc[rows.index, "setting"] = [_setting_label(task, r, varying) for _, r in rows.iterrows()]
         runs.loc[rows.index, "metric"] = _task_metric(rows)
     return runs

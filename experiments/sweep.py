@@ -346,10 +346,17 @@ def _run_one(planned: PlannedRun, sweep_name: str, parent_id: str, run_fn: Calla
         run_id = _record_failure(planned, sweep_name, parent_id, start_ms, message)
         return Outcome(planned, "FAILED", run_id=run_id, reason=message,
                        seconds=time.monotonic() - t0)
-    metric, value = key_metric(result, result.get("solved_metric"))
+    preferred = result.get("solved_metric") or _solved_metric_tag(result.get("run_id"))
+    metric, value = key_metric(result, preferred)
     return Outcome(planned, result.get("status", "FINISHED"), run_id=result.get("run_id"),
                    metric=metric, value=value, reason=result.get("reason", ""),
                    seconds=time.monotonic() - t0, result=result)
+
+
+def _solved_metric_tag(run_id: str | None) -> str | None:
+    import mlflow
+
+    return mlflow.get_run(run_id).data.tags.get("rnnlab.solved_metric") if run_id else None
 
 
 def _end_active_runs(status: str, keep: str | None) -> None:
