@@ -57,6 +57,15 @@ class DataSpec:
       - ``seq2seq``: encoder/decoder token sequences (Multi30k).
     input encodings: ``embedding`` (token ids, learned Embedding with mask_zero),
     ``one_hot`` (token ids of a small alphabet, one-hot encoded), ``features`` (float channels).
+    In every token task id 0 is padding only (``padding_id``), so masking it is always safe.
+
+    Per-step sample weights: the splits of ``copy`` and ``reber`` yield
+    ``(inputs, targets, sample_weights)`` triples, weights of shape ``(batch, steps)`` that are 1
+    where a step counts (copy: the 10 recalled positions; Reber: the string's steps, not its
+    padding). ``Model.fit`` / ``evaluate`` apply them to the loss; Keras passes them to metrics
+    only when those are compiled as ``weighted_metrics`` — so compile copy's ``"accuracy"`` there.
+    ``reber_success`` (``datasets.synthetic.reber.success``) reads the padding from the targets
+    and belongs in plain ``metrics``.
     """
 
     name: str

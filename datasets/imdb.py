@@ -211,15 +211,16 @@ def info(config: DataConfig) -> dict:
         split: tf.strings.split(standardize(r.texts)).row_lengths().numpy()
         for split, r in splits.items()
     }
-    train_tokens = tf.strings.split(standardize(splits["train"].texts)).flat_values.numpy()
+    train_tokens = tf.strings.split(standardize(splits["train"].texts)).flat_values
+    distinct = int(tf.size(tf.unique(train_tokens).y))
     return {
         "name": NAME,
         "location": str(path),
         "sizes": {split: len(r.texts) for split, r in splits.items()},
         "positive_fraction": {split: float(r.labels.mean()) for split, r in splits.items()},
         "vocabulary": {
-            "distinct_train_tokens": len(np.unique(train_tokens)),
-            "kept (vocab_size)": config.vocab_size,
+            "distinct_train_tokens": distinct,
+            "kept (with padding and [UNK])": min(config.vocab_size, distinct + 2),
         },
         "tokens_per_review": {
             split: base.length_stats(n, config.max_length) for split, n in lengths.items()
