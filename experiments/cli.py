@@ -58,7 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from experiments.sweep import validate_names
 
     config = load_config(args.config) if args.config else Config()
-    config = _with_sets(config, [f"data.name={args.task}", f"model.cell={args.cell}", *args.set])
+    verbose = ["train.verbose=2"] if config.train.verbose == 0 else []  # Keras's line per epoch
+    config = _with_sets(config, [f"data.name={args.task}", f"model.cell={args.cell}", *verbose,
+                                 *args.set])
     validate_names(config, "rnnlab run")
     from experiments.run import run
 

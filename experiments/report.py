@@ -46,7 +46,8 @@ def key_metric(metrics: Mapping[str, Any], preferred: str | None = None) -> tupl
 
 def load_runs(sweep: str | None = None) -> pd.DataFrame:
     """The child runs (those with an `rnnlab.task` tag) of one sweep, or of all sweeps, as a DataFrame
-    of `mlflow.search_runs`; the latest run per config hash, so re-runs do not count twice."""
+    of `mlflow.search_runs`; one run per config hash (the latest completed one, else the latest), so
+    re-runs do not count twice."""
     import mlflow
 
     from experiments import tracking
@@ -59,8 +60,15 @@ def load_runs(sweep: str | None = None) -> pd.DataFrame:
     )
     if runs.empty or "tags.rnnlab.task" not in runs:
         return pd.DataFrame()
-    runs = runs[runs["tags.rnnlab.task"].notna()]
-    return runs.drop_duplicates("tags.rnnlab.config_hash").reset_index(drop=True)
+    return one_per_config(runs[runs["tags.rnnlab.task"].notna()])
+
+
+def one_per_config(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per config hash, the latest completed run, else the latest run."""
+    ranked = runs.assign(_done=runs.index.isin(completed(runs).index))
+    ranked = ranked.sort_values(["_done", "start_time"], ascending=False, kind="stable")
+    return ranked.drop_duplicates("tags.rnnlab.config_hash").drop(columns="_done") \
+        .reset_index(drop=True)
 
 
 def completed(runs: pd.DataFrame) -> pd.DataFrame:

@@ -63,6 +63,19 @@ def test_summary_table_is_mean_and_std_over_seeds_per_setting_and_cell():
     assert list(within["cell"]) == ["lstm", "gru"]
 
 
+def test_one_run_per_config_prefers_the_latest_completed_run():
+    runs = fake_runs([
+        {"task": "adding", "cell": "lstm", "T": 50, "seed": 0, "mse": 0.1},
+        {"task": "adding", "cell": "lstm", "T": 50, "seed": 0, "mse": 0.2},
+        {"task": "adding", "cell": "lstm", "T": 50, "seed": 0, "mlflow_status": "FAILED"},
+        {"task": "adding", "cell": "gru", "T": 50, "seed": 0, "mlflow_status": "FAILED"},
+    ])
+    runs["tags.rnnlab.config_hash"] = ["a", "a", "a", "b"]
+    runs["start_time"] = pd.to_datetime([1, 2, 3, 1], unit="s")
+    kept = report.one_per_config(runs).set_index("tags.rnnlab.config_hash")
+    assert kept.loc["a", "metrics.test_mse"] == 0.2 and kept.loc["b", "status"] == "FAILED"
+
+
 def test_skipped_and_failed_runs_are_listed_with_their_reason():
     others = report.not_completed(RUNS)
     assert others.to_dict("records") == [{"task": "imdb", "cell": "lstm", "status": "SKIPPED",
