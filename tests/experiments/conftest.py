@@ -5,7 +5,89 @@ The training-path fixtures go above the sweeps & CLI section at the end of this 
 
 from __future__ import annotations
 
+import gzip
+from pathlib import Path
+
 import pytest
+
+# ---------------------------------------------------------------------------------------------------
+# Training-path fixtures: a temporary MLflow store, tiny configs, miniature IMDB / Multi30k files.
+# ---------------------------------------------------------------------------------------------------
+
+TOY_TASKS = ("adding", "copy", "temporal_order", "reber", "spike_timing")
+REAL_TASKS = ("imdb", "multi30k")
+TINY = {
+    "data": {"num_train": 32, "num_val": 16, "num_test": 16, "batch_size": 16, "length": 20,
+             "subset": 16, "test_subset": 8, "max_length": 12, "vocab_size": 200, "min_freq": 1},
+    "model": {"units": 4, "embedding_dim": 4},
+    "train": {"epochs": 1, "early_stopping_patience": None, "max_decode_length": 6},
+}
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch) -> Path:
+    """A fresh SQLite MLflow store in tmp (artifacts beside it, in tmp/mlruns); returns tmp."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    yield tmp_path
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Downloads fail at once, as they do without network."""
+    from datasets import base
+
+    def refuse(url, target, file_hash=None):
+        raise OSError(f"offline test: no download of {url}")
+
+    monkeypatch.setattr(base, "download", refuse)
+
+
+@pytest.fixture
+def mini_data(tmp_path_factory) -> Path:
+    """A data dir with a miniature aclImdb tree and Multi30k de/en gz files, in the real layout."""
+    root = tmp_path_factory.mktemp("data")
+    words = {"pos": "great fine lovely", "neg": "awful dull bad"}
+    for split, count in (("train", 12), ("test", 6)):
+        for label, text in words.items():
+            folder = root / "aclImdb" / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                (folder / f"{i}_{8 if label == 'pos' else 1}.txt").write_text(
+                    f"Film {i}: {text}.<br />Really {text.split()[i % 3]}!"
+                )
+    pairs = [("a man runs .", "ein mann rennt ."), ("a dog sits .", "ein hund sitzt ."),
+             ("two men run .", "zwei männer rennen ."), ("a dog runs .", "ein hund rennt .")]
+    folder = root / "multi30k"
+    folder.mkdir()
+    for stem, repeat in (("train", 8), ("val", 4), ("test_2016_flickr", 4)):
+        for lang, column in (("en", 0), ("de", 1)):
+            lines = [pair[column] for pair in pairs] * (repeat // len(pairs) or 1)
+            with gzip.open(folder / f"{stem}.{lang}.gz", "wt", encoding="utf-8") as f:
+                f.write("\n".join(lines[:repeat]) + "\n")
+    return root
+
+
+@pytest.fixture
+def tiny_config():
+    """`tiny_config(task, cell, **sections)`: a Config for one tiny epoch, tracking off unless
+    `tracking={...}` says otherwise; `sections` are dicts merged into each section."""
+    from experiments.config import Config
+
+    def make(task="adding", cell="lstm", **sections):
+        d = {k: dict(v) for k, v in TINY.items()}
+        d["data"]["name"] = task
+        d["model"]["cell"] = cell
+        d["train"]["run_eagerly"] = True
+        d["tracking"] = {"enabled": False}
+        for section, values in sections.items():
+            d.setdefault(section, {}).update(values)
+        return Config.from_dict(d, source="tiny_config")
+
+    return make
+
 
 # ---------------------------------------------------------------------------------------------------
 # Sweeps & CLI fixtures (owned by the sweeps & CLI engineer): one real tiny sweep, built once per

@@ -1,0 +1,228 @@
+"""Experiment configuration: four dataclasses (data, model, train, tracking) and their validation.
+
+A config comes from a YAML file (`load_config`), a dict (`Config.from_dict`) or CLI overrides
+(`config.with_overrides(["train.lr=3e-3"])`). Every key and type is checked before anything runs:
+an unknown key names the source, the key and the valid keys; a wrong type names the expected type.
+
+Example:
+    >>> config = Config.from_dict({"data": {"name": "adding", "length": 50}})
+    >>> config.with_overrides(["model.cell=gru", "train.lr=3e-3"]).train.lr
+    0.003
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datasets.base import DataConfig
+
+ATTENTION_CHOICES = (None, "luong", "bahdanau")
+OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop", "sgd", "nadam")
+
+
+@dataclass
+class ModelConfig:
+    """The network around the cell; `cell` is a name from the `cells` registry."""
+
+    cell: str = "lstm"
+    units: int = 64  # hidden units per direction and layer (ignored when match_params is set)
+    layers: int = 1  # stacked recurrent layers (encoder and decoder each, for translation)
+    bidirectional: bool = False  # encoder / classifier only; a decoder runs forwards
+    embedding_dim: int = 64  # token inputs only
+    dropout: float = 0.0  # on each cell's inputs
+    recurrent_dropout: float = 0.0  # on each cell's recurrent state
+    attention: str | None = None  # translation: None | "luong" | "bahdanau"
+    match_params: int | None = None  # target parameter count: choose units per cell to match it
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: one `model.fit` with early stopping on the validation loss."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    clipnorm: float | None = 1.0  # gradient clipping by global norm; None = off
+    epochs: int = 10
+    early_stopping_patience: int | None = 3  # epochs without val_loss improvement; None = off
+    seed: int = 0  # weights, dropout and op determinism (the data has its own data.seed)
+    max_decode_length: int = 50  # translation: greedy decoding stops here
+    deterministic: bool = True  # TensorFlow op determinism: same config + seed = same metrics
+    verbose: int = 0  # passed to model.fit
+    run_eagerly: bool = False  # skip graph tracing: slower per step, quicker for tiny smoke runs
+
+
+@dataclass
+class TrackingConfig:
+    """What MLflow gets; where it goes is in mlflow.yml (see experiments.tracking)."""
+
+    enabled: bool = True
+    experiment: str | None = None  # None: the pattern in mlflow.yml
+    run_name: str | None = None  # None: "<task>-<cell>-<hash>"
+    log_model: bool = True
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "tracking": TrackingConfig,
+}
+
+# fields that say where or how a run is recorded, not what is computed: left out of config_hash
+_UNHASHED = {"tracking": None, "data": {"data_dir"}, "train": {"verbose", "run_eagerly"}}
+
+
+@dataclass
+class Config:
+    """One experiment: `run(config)` trains and evaluates exactly this."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict | None, source: str = "<dict>") -> Config:
+        """Build and validate a config; missing keys keep their defaults."""
+        d = d or {}
+        if not isinstance(d, dict):
+            # ValueError, not TypeError: every bad-input error of a config is one (the contract)
+            raise ValueError(f"{source}: a config must be a mapping, got {d!r}")  # noqa: TRY004
+        _check_keys(d, SECTIONS, source, what="section")
+        sections = {}
+        for name, section_cls in SECTIONS.items():
+            values = {} if d.get(name) is None else d[name]
+            if not isinstance(values, dict):
+                msg = f"{source}: section '{name}' must be a mapping, got {values!r}"
+                raise ValueError(msg)  # noqa: TRY004
+            sections[name] = _build_section(section_cls, values, f"{source}", name)
+        config = cls(**sections)
+        config.validate(source)
+        return config
+
+    def validate(self, source: str = "<config>") -> None:
+        """Check the choices that a type alone cannot (the cell and dataset are checked by run)."""
+        _check_choice(self.model.attention, ATTENTION_CHOICES, source, "model.attention")
+        _check_choice(self.train.optimizer, OPTIMIZER_CHOICES, source, "train.optimizer")
+        positive = {
+            "model.units": self.model.units,
+            "model.layers": self.model.layers,
+            "train.epochs": self.train.epochs,
+            "data.batch_size": self.data.batch_size,
+            "train.max_decode_length": self.train.max_decode_length,
+        }
+        for key, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{source}: '{key}' must be >= 1, got {value}")
+        for key in ("dropout", "recurrent_dropout"):
+            value = getattr(self.model, key)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{source}: 'model.{key}' must be in [0, 1), got {value}")
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    def flat(self) -> dict[str, Any]:
+        """`{"data.name": ..., "model.cell": ..., ...}`: the MLflow params of a run."""
+        return {f"{s}.{k}": v for s, values in self.to_dict().items() for k, v in values.items()}
+
+    def with_overrides(self, overrides: list[str], source: str = "--set") -> Config:
+        """A new config with `section.key=value` items applied (values parsed as YAML)."""
+        d = self.to_dict()
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            section, dot, name = key.strip().partition(".")
+            if not sep or not dot:
+                raise ValueError(
+                    f"{source}: override '{item}' must look like section.key=value "
+                    f"(sections: {', '.join(SECTIONS)})"
+                )
+            _check_keys({section: None}, SECTIONS, source, what="section")
+            d[section][name] = yaml.safe_load(raw) if raw.strip() else None
+        return Config.from_dict(d, source=source)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config file, then apply `overrides` (`["train.lr=3e-3", ...]`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    config = Config.from_dict(yaml.safe_load(path.read_text()), source=str(path))
+    return config.with_overrides(overrides) if overrides else config
+
+
+def config_hash(config: Config) -> str:
+    """A stable 12-hex-digit hash of what a run computes.
+
+    Tracking fields, `data.data_dir` (where the same files live), `train.verbose` and
+    `train.run_eagerly` are ignored, so a sweep recognises a finished run however it was made.
+    """
+    d = config.to_dict()
+    for section, keys in _UNHASHED.items():
+        if keys is None:
+            d.pop(section)
+        else:
+            for key in keys:
+                d[section].pop(key)
+    blob = json.dumps(d, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _build_section(section_cls: type, values: dict, source: str, section: str):
+    fields = {f.name: f for f in dataclasses.fields(section_cls)}
+    _check_keys(values, fields, source, what=f"key in section '{section}'", prefix=f"{section}.")
+    hints = typing.get_type_hints(section_cls)
+    coerced = {
+        key: _coerce(value, hints[key], source, f"{section}.{key}") for key, value in values.items()
+    }
+    return section_cls(**coerced)
+
+
+def _check_keys(given: dict, valid, source: str, *, what: str, prefix: str = "") -> None:
+    unknown = [k for k in given if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown {what} '{prefix}{unknown[0]}'; valid: {', '.join(valid)}"
+        )
+
+
+def _check_choice(value, choices: tuple, source: str, key: str) -> None:
+    if value not in choices:
+        shown = ", ".join("null" if c is None else str(c) for c in choices)
+        raise ValueError(f"{source}: '{key}' is {value!r}; valid choices: {shown}")
+
+
+def _coerce(value, hint, source: str, key: str):
+    """Return `value` as the annotated type, or raise naming the key and the expected type.
+
+    Accepted conversions: int -> float, and a numeric string -> float (YAML 1.1 reads `3e-3`
+    as a string). A bool is never taken for a number, nor a number for a bool.
+    """
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for typ in allowed:
+        if typ is bool and isinstance(value, bool):
+            return value
+        if typ is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if typ is float and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if typ is str and isinstance(value, str):
+            return value
+    expected = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+    raise ValueError(f"{source}: '{key}' must be {expected}, got {value!r}")

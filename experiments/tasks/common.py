@@ -1,0 +1,238 @@
+"""Pieces every task family shares: the one recurrent-layer factory, input encodings, the
+classification report, and unit matching by parameter count.
+
+Every recurrent layer of every model is built by :func:`recurrent_layer`, so a faster
+implementation can be switched in here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+import cells
+
+
+@dataclass
+class Evaluation:
+    """What a family adds after `model.evaluate`: metrics (without the `test_` prefix),
+    matplotlib figures and texts keyed by artifact path."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+
+
+def recurrent_layer(
+    model_cfg,
+    units: int,
+    *,
+    return_sequences: bool,
+    return_state: bool = False,
+    go_backwards: bool = False,
+    name: str | None = None,
+) -> keras.layers.Layer:
+    """`RNN(cell)` for the configured cell: the only place a recurrent layer is made."""
+    cell_kwargs = {"units": units}
+    if model_cfg.dropout:
+        cell_kwargs["dropout"] = model_cfg.dropout
+    if model_cfg.recurrent_dropout:
+        cell_kwargs["recurrent_dropout"] = model_cfg.recurrent_dropout
+    cell = cells.get(model_cfg.cell, **cell_kwargs)
+    return keras.layers.RNN(
+        cell,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=go_backwards,
+        name=name,
+    )
+
+
+def recurrent_stack(x, model_cfg, units: int, *, return_sequences: bool, name: str = "rnn"):
+    """`model_cfg.layers` recurrent layers (each optionally bidirectional) applied to `x`.
+
+    Inner layers return sequences; the last returns what `return_sequences` asks for.
+    """
+    for i in range(model_cfg.layers):
+        last = i == model_cfg.layers - 1
+        layer = recurrent_layer(
+            model_cfg, units, return_sequences=return_sequences or not last, name=f"{name}_{i}"
+        )
+        if model_cfg.bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=f"bi{name}_{i}")
+        x = layer(x)
+    return x
+
+
+@keras.saving.register_keras_serializable(package="rnnlab")
+class OneHot(keras.layers.Layer):
+    """Token ids `(batch, T)` -> one-hot floats `(batch, T, depth)`."""
+
+    def __init__(self, depth: int, **kwargs):
+        super().__init__(**kwargs)
+        self.depth = depth
+
+    def call(self, inputs):
+        return keras.ops.one_hot(keras.ops.cast(inputs, "int32"), self.depth)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.depth)
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth}
+
+
+def _embed(spec, model_cfg):
+    return keras.layers.Embedding(spec.input_dim, model_cfg.embedding_dim, mask_zero=True)
+
+
+def _one_hot(spec, model_cfg):
+    return OneHot(spec.input_dim)
+
+
+ENCODINGS: dict[str, Callable] = {
+    "embedding": _embed,
+    "one_hot": _one_hot,
+    "features": None,
+}
+
+
+def encoded_inputs(spec, model_cfg, name: str = "inputs"):
+    """The model's `Input` and its encoded tensor `(batch, T, features)` for `spec.input_encoding`."""
+    if spec.input_encoding not in ENCODINGS:
+        raise ValueError(
+            f"dataset '{spec.name}': unknown input_encoding '{spec.input_encoding}'; "
+            f"valid: {', '.join(ENCODINGS)}"
+        )
+    if spec.input_encoding == "features":
+        inputs = keras.Input((None, spec.input_dim), name=name)
+        return inputs, inputs
+    inputs = keras.Input((None,), dtype="int32", name=name)
+    return inputs, ENCODINGS[spec.input_encoding](spec, model_cfg)(inputs)
+
+
+def count_params(model: keras.Model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.weights if w.trainable))
+
+
+def match_units(build: Callable[[int], keras.Model], target: int, *, max_units: int = 4096) -> int:
+    """The unit count whose model's trainable parameter count is closest to `target`.
+
+    `build(units)` makes the model; parameter count grows with units, so a bisection finds the
+    largest `units` at or under the target, then its neighbour above is compared.
+    """
+    def params(units: int) -> int:
+        model = build(units)
+        count = count_params(model)
+        del model
+        return count
+
+    lo, hi = 1, max_units
+    if params(lo) >= target:
+        return lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if params(mid) <= target:
+            lo = mid
+        else:
+            hi = mid
+    return min((lo, hi), key=lambda u: abs(params(u) - target))
+
+
+def classification_report(model, test, num_classes: int) -> Evaluation:
+    """Confusion matrix (true rows, predicted columns) of `model` on `test`, as a figure.
+
+    `num_classes == 2` with one output means a single sigmoid unit.
+    """
+    true, pred = [], []
+    for x, y, *_ in test:
+        p = np.asarray(model.predict_on_batch(x))
+        pred.append((p[..., 0] > 0.5).astype(int) if p.shape[-1] == 1 else p.argmax(-1))
+        true.append(np.asarray(y).reshape(pred[-1].shape).astype(int))
+    true, pred = np.concatenate(true).ravel(), np.concatenate(pred).ravel()
+    matrix = np.zeros((num_classes, num_classes), dtype=int)
+    np.add.at(matrix, (true, pred), 1)
+    return Evaluation(figures={"plots/confusion_matrix.png": confusion_figure(matrix)})
+
+
+def confusion_figure(matrix: np.ndarray):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * n, 1 + 0.5 * n))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class Head:
+    """The output end of a sequence classifier / regressor.
+
+    `per_step`: one output per time step (else after the last step); `size(spec)`: output units;
+    `activation` of the output Dense; `loss()` and `metrics()` make fresh Keras objects;
+    `confusion`: the test report includes a confusion matrix.
+    """
+
+    per_step: bool
+    size: Callable[[Any], int]
+    activation: str | None
+    loss: Callable[[], keras.losses.Loss]
+    metrics: Callable[[], list]
+    confusion: bool = False
+
+
+def build_sequence_model(spec, model_cfg, units: int, head: Head) -> keras.Model:
+    """inputs -> encoding -> recurrent stack -> Dense head (per step or after the last step)."""
+    inputs, x = encoded_inputs(spec, model_cfg)
+    x = recurrent_stack(x, model_cfg, units, return_sequences=head.per_step)
+    if model_cfg.dropout:
+        x = keras.layers.Dropout(model_cfg.dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(head.size(spec), activation=head.activation, name="head")(x)
+    return keras.Model(inputs, outputs, name=f"{spec.name}_{model_cfg.cell}")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A task family: the DataSpec outputs it serves and how it builds, compiles and reports.
+
+    `build(spec, model_cfg, units) -> keras.Model`; `compile_args(spec) -> {"loss", "metrics"}`;
+    `evaluate(model, test, spec, train_cfg) -> Evaluation` (after `model.evaluate`).
+    """
+
+    name: str
+    outputs: tuple[str, ...]
+    build: Callable
+    compile_args: Callable
+    evaluate: Callable
+
+
+def head_family(name: str, heads: dict[str, Head]) -> Family:
+    """A family of sequence classifiers / regressors, one :class:`Head` per DataSpec output."""
+
+    def build(spec, model_cfg, units):
+        return build_sequence_model(spec, model_cfg, units, heads[spec.output])
+
+    def compile_args(spec):
+        head = heads[spec.output]
+        return {"loss": head.loss(), "metrics": head.metrics()}
+
+    def evaluate(model, test, spec, train_cfg):
+        if not heads[spec.output].confusion:
+            return Evaluation()
+        return classification_report(model, test, max(spec.num_classes or 2, 2))
+
+    return Family(name, tuple(heads), build, compile_args, evaluate)

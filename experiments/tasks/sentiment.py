@@ -1,0 +1,24 @@
+"""Sentiment (many-to-one): Embedding(mask_zero) -> RNN(cell) (stacked, optionally bidirectional)
+-> Dense(1, sigmoid).
+
+    p(positive | x_1..x_T) = sigmoid(w · h_T + b),   loss = binary cross-entropy,   metric = accuracy
+"""
+
+from __future__ import annotations
+
+import keras
+
+from experiments.tasks.common import Head, head_family
+
+HEADS = {
+    "binary": Head(
+        per_step=False,
+        size=lambda spec: 1,
+        activation="sigmoid",
+        loss=keras.losses.BinaryCrossentropy,
+        metrics=lambda: [keras.metrics.BinaryAccuracy(name="accuracy")],
+        confusion=True,
+    ),
+}
+
+FAMILY = head_family("sentiment", HEADS)

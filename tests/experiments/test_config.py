@@ -1,0 +1,97 @@
+"""Config dataclasses: building, validation messages, overrides, YAML, hashing."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.config import Config, config_hash, load_config
+
+
+def test_defaults_and_sections():
+    config = Config.from_dict({"data": {"name": "copy", "length": 30}, "model": {"cell": "gru"}})
+    assert config.data.name == "copy" and config.data.length == 30
+    assert config.model.cell == "gru"
+    assert config.train.lr == pytest.approx(1e-3)
+    assert set(config.to_dict()) == {"data", "model", "train", "tracking"}
+
+
+def test_round_trip_through_dict():
+    config = Config.from_dict({"model": {"attention": "luong", "match_params": 5000}})
+    assert Config.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("d", "words"),
+    [
+        ({"modle": {}}, ["my.yaml", "unknown section 'modle'", "data, model, train, tracking"]),
+        ({"train": {"learning_rate": 1}}, ["my.yaml", "'train.learning_rate'", "lr", "clipnorm"]),
+        ({"model": {"units": "many"}}, ["my.yaml", "'model.units'", "must be int", "'many'"]),
+        ({"model": {"bidirectional": 1}}, ["'model.bidirectional'", "must be bool"]),
+        ({"train": {"epochs": 2.5}}, ["'train.epochs'", "must be int"]),
+        ({"train": {"clipnorm": "x"}}, ["'train.clipnorm'", "must be float or null"]),
+        ({"model": {"attention": "dot"}}, ["'model.attention'", "luong, bahdanau"]),
+        ({"train": {"optimizer": "adagrad"}}, ["'train.optimizer'", "adam", "sgd"]),
+        ({"model": {"dropout": 1.5}}, ["'model.dropout'", "[0, 1)"]),
+        ({"model": {"layers": 0}}, ["'model.layers'", ">= 1"]),
+        ({"data": []}, ["section 'data' must be a mapping"]),
+    ],
+)
+def test_bad_input_names_key_and_choices(d, words):
+    with pytest.raises(ValueError) as err:
+        Config.from_dict(d, source="my.yaml")
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_numbers_are_coerced_only_where_safe():
+    config = Config.from_dict({"train": {"lr": "3e-3", "clipnorm": 2}})
+    assert config.train.lr == pytest.approx(3e-3) and isinstance(config.train.clipnorm, float)
+    with pytest.raises(ValueError, match="'train.lr' must be float"):
+        Config.from_dict({"train": {"lr": True}})
+
+
+def test_overrides_parse_yaml_values_and_validate():
+    base = Config()
+    config = base.with_overrides(
+        ["train.lr=3e-3", "data.length=200", "model.attention=null", "model.bidirectional=true"]
+    )
+    assert config.train.lr == pytest.approx(3e-3)
+    assert config.data.length == 200 and config.model.bidirectional is True
+    assert base.data.length == 100  # the original is untouched
+    with pytest.raises(ValueError, match="'train.lr' must be float"):
+        base.with_overrides(["train.lr=fast"])
+    with pytest.raises(ValueError, match="unknown key in section 'data' 'data.lenght'"):
+        base.with_overrides(["data.lenght=3"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        base.with_overrides(["lr=3"])
+    with pytest.raises(ValueError, match="unknown section 'trian'"):
+        base.with_overrides(["trian.lr=3"])
+
+
+def test_load_config_reads_yaml_and_names_the_file(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("data: {name: reber}\nmodel: {cell: peephole}\ntrain: {lr: 1e-2}\n")
+    config = load_config(path, overrides=["train.epochs=2"])
+    assert (config.data.name, config.model.cell, config.train.epochs) == ("reber", "peephole", 2)
+    assert config.train.lr == pytest.approx(1e-2)
+    path.write_text("model: {unit: 3}\n")
+    with pytest.raises(ValueError, match=str(path)):
+        load_config(path)
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_hash_is_stable_and_ignores_tracking_only():
+    config = Config()
+    same = config.with_overrides(["tracking.run_name=x", "tracking.enabled=false",
+                                  "data.data_dir=/elsewhere", "train.verbose=1"])
+    assert config_hash(config) == config_hash(same) == config_hash(Config())
+    assert len(config_hash(config)) == 12
+    assert config_hash(config) != config_hash(config.with_overrides(["train.seed=1"]))
+    assert config_hash(config) != config_hash(config.with_overrides(["data.length=101"]))
+
+
+def test_flat_keys_are_section_dot_key():
+    flat = Config().flat()
+    assert flat["model.cell"] == "lstm" and flat["train.lr"] == pytest.approx(1e-3)
+    assert all(key.count(".") == 1 for key in flat)
