@@ -170,4 +170,6 @@ def test_100k_sequences_of_length_1000_in_a_few_seconds(name):
     module, options = TASKS[name]
     start = time.perf_counter()
     module.generate(100_000, 1000, rng(), **options)
-    assert time.perf_counter() - start < 10
+    # quiet 2-core machine: 0.1 s (spike) … 2.6 s (reber, whose multi-hot targets are 2.8 GB);
+    # the bound leaves room for a busy CI host and still fails any per-sequence Python loop
+    assert time.perf_counter() - start < 30
