@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -270,8 +271,10 @@ def _log_dataset_inputs(config: Config, spec, splits) -> None:
             "input_dim": spec.input_dim,
             "data_config": str(sorted(vars(config.data).items())),
         }])
-        dataset = mlflow.data.from_pandas(summary, source=source, name=f"{spec.name}-{split}")
-        mlflow.log_input(dataset, context=context)
+        with warnings.catch_warnings():  # MLflow's hints on source kinds and integer schemas
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(summary, source=source, name=f"{spec.name}-{split}")
+            mlflow.log_input(dataset, context=context)
 
 
 def _log_end(config: Config, model, history: dict, result: dict, report) -> None:

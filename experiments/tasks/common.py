@@ -7,6 +7,7 @@ implementation can be switched in here, once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,25 +123,24 @@ def count_params(model: keras.Model) -> int:
 def match_units(build: Callable[[int], keras.Model], target: int, *, max_units: int = 4096) -> int:
     """The unit count whose model's trainable parameter count is closest to `target`.
 
-    `build(units)` makes the model; parameter count grows with units, so a bisection finds the
-    largest `units` at or under the target, then its neighbour above is compared.
+    Every weight's shape is made of `units` and constants, at most two `units` factors
+    (`W: d x 4u`, `U: u x 4u`, `Dense: 2u x u`), so the count is `p(u) = a u^2 + b u + c`.
+    Three builds give a, b, c; the root of `p(u) = target` is checked by building its two
+    integer neighbours, so the answer rests on real counts, not on the fit.
     """
     def params(units: int) -> int:
-        model = build(units)
-        count = count_params(model)
-        del model
-        return count
+        return count_params(build(units))
 
-    lo, hi = 1, max_units
-    if params(lo) >= target:
-        return lo
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if params(mid) <= target:
-            lo = mid
-        else:
-            hi = mid
-    return min((lo, hi), key=lambda u: abs(params(u) - target))
+    p1, p2, p3 = params(1), params(2), params(3)
+    a = (p3 - 2 * p2 + p1) / 2
+    b = p2 - p1 - 3 * a
+    c = p1 - a - b
+    if a > 0:
+        root = (-b + math.sqrt(max(b * b - 4 * a * (c - target), 0.0))) / (2 * a)
+    else:
+        root = (target - c) / b
+    low = int(min(max(math.floor(root), 1), max_units - 1))
+    return min((low, low + 1), key=lambda u: abs(params(u) - target))
 
 
 def classification_report(model, test, num_classes: int) -> Evaluation:

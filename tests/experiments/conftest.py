@@ -24,13 +24,21 @@ TINY = {
 }
 
 
+@pytest.fixture(scope="session")
+def _session_store(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mlflow")
+
+
 @pytest.fixture
-def mlflow_store(tmp_path, monkeypatch) -> Path:
-    """A fresh SQLite MLflow store in tmp (artifacts beside it, in tmp/mlruns); returns tmp."""
+def mlflow_store(_session_store, monkeypatch) -> Path:
+    """A temporary SQLite MLflow store (artifacts beside it, in <store>/mlruns); returns its folder.
+
+    One store serves the session (creating one takes seconds); tests find their runs by id.
+    """
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    yield tmp_path
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{_session_store}/mlflow.db")
+    yield _session_store
     mlflow.set_tracking_uri(None)
 
 
