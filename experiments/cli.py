@@ -98,8 +98,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except LookupError as err:
         print(f"rnnlab report: {err}", file=sys.stderr)
         return 1
-    if not result["table"].empty:
-        print(result["table"].drop(columns=["mean", "std"]).to_markdown(index=False))
+    print(result["markdown"])
     print(f"report written to {result['folder']}/ ({len(result['files'])} files: "
           f"{', '.join(str(p.relative_to(result['folder'])) for p in result['files'])})")
     return 0

@@ -157,7 +157,7 @@ def _summary_row(setting: str, cell: str, group: pd.DataFrame) -> dict:
         "metric": metric,
         "mean": mean,
         "std": std,
-        "mean ± std": f"{mean:.4g} ± {std:.2g}" if not math.isnan(mean) else "-",
+        "mean ± std": _mean_std(mean, std, len(values)),
         "baseline": baseline,
         "baseline_metric": baseline_metric.iloc[0] if len(baseline_metric) else None,
         "solved": f"{int(solved.sum())}/{len(solved)}" if len(solved) else "-",
@@ -165,6 +165,12 @@ def _summary_row(setting: str, cell: str, group: pd.DataFrame) -> dict:
         _column(group, "metrics.param_count").notna().any() else None,
         "train_time_s": round(_column(group, "metrics.train_time_s").mean(), 1),
     }
+
+
+def _mean_std(mean: float, std: float, n: int) -> str:
+    if n == 0 or math.isnan(mean):
+        return "-"
+    return f"{mean:.4g} ± {std:.2g}" if n > 1 else f"{mean:.4g}"
 
 
 def _column(rows: pd.DataFrame, col: str) -> pd.Series:
@@ -215,28 +221,43 @@ def metric_history(run_ids: Iterable[str], key: str) -> pd.DataFrame:
 
 
 def plot_learning_curves(runs: pd.DataFrame, folder: Path, cell_order: list[str]) -> list[Path]:
-    """One figure per setting: validation loss and validation key metric per epoch, a line per cell."""
+    """One figure per setting: train/val loss and the validation key metric per epoch (1-based),
+    a line per cell (mean over seeds); panels without per-epoch values are left out."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
     paths = []
     for setting in sorted(runs["setting"].unique(), key=natural_key):
         rows = runs[runs["setting"] == setting]
-        metric = rows["metric"].iloc[0]
-        keys = list(dict.fromkeys(["val_loss", f"val_{metric}"]))
-        fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6), squeeze=False)
-        for ax, key in zip(axes[0], keys):
-            for cell in _ordered(rows["cell"], cell_order):
-                history = metric_history(rows.loc[rows["cell"] == cell, "run_id"], key)
-                if not history.empty:
-                    ax.plot(history.index, history.mean(axis=1), marker="o", label=cell)
+        curves = _curves(rows, cell_order)
+        if not curves:
+            continue
+        fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
+        for ax, (key, lines) in zip(axes[0], curves.items()):
+            for cell, line in lines.items():
+                ax.plot(line.index + 1, line.values, marker="o", label=cell)
             ax.set(title=f"{setting}: {key}", xlabel="epoch", ylabel=key)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
             ax.grid(alpha=0.3)
         axes[0][0].legend()
         fig.tight_layout()
         paths.append(_save(fig, folder / f"learning_curves_{slug(setting)}.png", plt))
     return paths
+
+
+def _curves(rows: pd.DataFrame, cell_order: list[str]) -> dict[str, dict[str, pd.Series]]:
+    """{metric key: {cell: mean-over-seeds series by epoch}} for the keys that have values."""
+    keys = dict.fromkeys(["train_loss", "val_loss", f"val_{rows['metric'].iloc[0]}"])
+    curves = {}
+    for key in keys:
+        lines = {}
+        for cell in _ordered(rows["cell"], cell_order):
+            history = metric_history(rows.loc[rows["cell"] == cell, "run_id"], key)
+            if not history.empty:
+                lines[cell] = history.mean(axis=1)
+        if lines:
+            curves[key] = lines
+    return curves
 
 
 def plot_final_metric(table: pd.DataFrame, folder: Path) -> Path:
@@ -305,7 +326,8 @@ def _save(fig, path: Path, plt) -> Path:
 
 
 def write_report(sweep: str | None = None, output: str | Path | None = None) -> dict[str, Any]:
-    """Read the runs, write the tables and plots; returns {'folder', 'files', 'table', 'runs'}."""
+    """Read the runs, write the tables and plots; returns the folder, the files written, the table,
+    the runs, the runs not completed and the Markdown text."""
     import cells
 
     folder = Path(output) if output else Path("reports") / (sweep or "all")
@@ -324,17 +346,29 @@ def write_report(sweep: str | None = None, output: str | Path | None = None) -> 
         files += plot_learning_curves(done, folder / "plots", order)
         files.append(plot_final_metric(table, folder / "plots"))
         files += [p for p in [plot_metric_vs_length(done, folder / "plots", order)] if p]
-    return {"folder": folder, "files": files, "table": table, "runs": runs, "not_completed": others}
+    return {"folder": folder, "files": files, "table": table, "runs": runs, "not_completed": others,
+            "markdown": files[0].read_text()}
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as text: mean and std only in `mean ± std`, floats to 4 digits, missing as '-'."""
+    if table.empty:
+        return table
+    shown = table.drop(columns=["mean", "std"])
+    floats = shown.select_dtypes("float").columns
+    shown[floats] = shown[floats].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}")
+    return shown.astype(object).fillna("-")
 
 
 def _write_tables(table: pd.DataFrame, others: pd.DataFrame, folder: Path,
                   sweep: str | None) -> list[Path]:
-    shown = table.drop(columns=["mean", "std"]) if not table.empty else table
+    shown = display_table(table)
     title = f"# RNN Cell Lab report — sweep `{sweep}`" if sweep else "# RNN Cell Lab report"
     parts = [title, "", "Key test metric per task setting × cell, mean ± std over seeds.", ""]
-    parts.append(shown.to_markdown(index=False) if not shown.empty else "_No completed runs._")
+    parts.append(shown.to_markdown(index=False, disable_numparse=True) if not shown.empty
+                 else "_No completed runs._")
     if not others.empty:
-        parts += ["", "## Not completed", "", others.to_markdown(index=False)]
+        parts += ["", "## Not completed", "", others.to_markdown(index=False, disable_numparse=True)]
     paths = [folder / "summary.md", folder / "summary.csv", folder / "summary.html"]
     paths[0].write_text("\n".join(parts) + "\n")
     table.to_csv(paths[1], index=False)

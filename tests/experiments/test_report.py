@@ -58,7 +58,7 @@ def test_summary_table_is_mean_and_std_over_seeds_per_setting_and_cell():
     assert lstm["solved"] == "1/2" and lstm["mean ± std"] == "0.2 ± 0.14"
     assert lstm["baseline"] == pytest.approx(0.167) and lstm["baseline_metric"] == "mse"
     gru_50 = table[(table["cell"] == "gru") & (table["setting"] == "adding (T=50)")].iloc[0]
-    assert gru_50["std"] == 0.0 and gru_50["solved"] == "1/1"
+    assert gru_50["std"] == 0.0 and gru_50["solved"] == "1/1" and gru_50["mean ± std"] == "0.05"
     within = table[table["setting"] == "adding (T=50)"]
     assert list(within["cell"]) == ["lstm", "gru"]
 
