@@ -162,7 +162,7 @@ def _step_logits(layers, y, encoder_out, encoder_mask):
 
 def greedy_decode(model, source_batches, start_id: int, end_id: int, max_length: int) -> list:
     """Greedy decoding of each source batch; returns one list of token ids per sentence, without
-    the start token and cut before the first end token."""
+    the start token and cut before the first end token. Padding (id 0) is never chosen."""
     encoder, step = inference_models(model)
     hypotheses = []
     for source in source_batches:
@@ -173,7 +173,7 @@ def greedy_decode(model, source_batches, start_id: int, end_id: int, max_length:
         done = np.zeros(len(source), dtype=bool)
         for t in range(max_length):
             logits, *states = step.predict_on_batch([token, source, encoder_out, *states])
-            token = np.asarray(logits).argmax(-1).astype("int32")[:, None]
+            token = np.asarray(logits)[:, 1:].argmax(-1).astype("int32")[:, None] + 1  # never pad
             out[:, t] = np.where(done, 0, token[:, 0])
             done |= token[:, 0] == end_id
             if done.all():

@@ -1,0 +1,146 @@
+"""Task families: heads per output kind, seq2seq decoding, masking, unit matching, reports."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import cells
+from datasets.base import DataSpec
+from experiments.config import ModelConfig
+from experiments.tasks import BY_OUTPUT, family_for, translation
+from experiments.tasks.common import (
+    OneHot,
+    classification_report,
+    count_params,
+    match_units,
+    recurrent_layer,
+)
+
+
+def spec(output, **kw):
+    base = {"name": "toy", "output": output, "input_encoding": "one_hot", "sequence_length": 6,
+            "input_dim": 5, "num_classes": 3}
+    return DataSpec(**{**base, **kw})
+
+
+def seq2seq_spec():
+    return DataSpec(name="m30k", output="seq2seq", input_encoding="embedding", sequence_length=7,
+                    input_dim=13, target_vocab_size=11)
+
+
+def test_recurrent_layer_is_an_rnn_of_the_named_cell():
+    layer = recurrent_layer(ModelConfig(cell="coupled", dropout=0.25), 7, return_sequences=True,
+                            name="x")
+    assert isinstance(layer, keras.layers.RNN)
+    assert type(layer.cell) is type(cells.get("coupled", units=1))
+    assert layer.cell.units == 7 and layer.cell.dropout == 0.25 and layer.return_sequences
+
+
+@pytest.mark.parametrize(
+    ("output", "shape"),
+    [("regression", (2, 1)), ("categorical", (2, 3)), ("sequence_categorical", (2, 6, 3)),
+     ("sequence_multilabel", (2, 6, 3)), ("binary", (2, 1))],
+)
+def test_heads_give_one_output_per_sequence_or_per_step(output, shape):
+    s = spec(output, input_encoding="features" if output == "regression" else "one_hot")
+    model = family_for(s).build(s, ModelConfig(cell="gru", layers=2, bidirectional=True), 4)
+    x = np.random.default_rng(0).integers(1, 5, (2, 6))
+    x = x[..., None].repeat(5, -1).astype("float32") if output == "regression" else x
+    assert model(x).shape == shape
+
+
+def test_unknown_output_kind_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown output kind 'ranking'") as err:
+        family_for(spec("ranking"))
+    assert all(kind in str(err.value) for kind in BY_OUTPUT)
+
+
+@pytest.mark.parametrize(
+    ("cell", "attention", "bidirectional", "layers"),
+    [("gru", None, False, 1), ("lstm", "luong", True, 2), ("vanilla", "bahdanau", False, 2),
+     ("peephole", None, True, 1)],
+)
+def test_greedy_decoding_agrees_with_the_teacher_forced_model(cell, attention, bidirectional,
+                                                               layers):
+    """Feeding the greedy output back as decoder input must reproduce it step by step
+    (the argmax leaves out padding, id 0, as decoding does)."""
+    keras.utils.set_random_seed(1)
+    s = seq2seq_spec()
+    model = translation.build(s, ModelConfig(cell=cell, units=6, embedding_dim=5,
+                                             attention=attention, bidirectional=bidirectional,
+                                             layers=layers), 6)
+    rng = np.random.default_rng(0)
+    source = rng.integers(1, 13, (4, 7)).astype("int32")
+    source[:, 5:] = 0
+    start, end, steps = 2, 3, 5
+    hypotheses = translation.greedy_decode(model, [source], start, end, steps)
+    full = np.zeros((4, steps), "int32")
+    for row, ids in zip(full, hypotheses):
+        row[: len(ids)] = ids
+    decoder_in = np.concatenate([np.full((4, 1), start, "int32"), full[:, :-1]], axis=1)
+    logits = model.predict_on_batch({"encoder_inputs": source, "decoder_inputs": decoder_in})
+    for i, ids in enumerate(hypotheses):
+        n = len(ids)
+        np.testing.assert_array_equal(logits[i, :n, 1:].argmax(-1) + 1, ids)
+        if n < steps:  # stopped at the end token
+            assert logits[i, n, 1:].argmax() + 1 == end
+
+
+def test_translation_loss_and_token_accuracy_ignore_padding():
+    s = seq2seq_spec()
+    model = translation.build(s, ModelConfig(cell="lstm", units=4, embedding_dim=4), 4)
+    model.compile(**translation.compile_args(s))
+    rng = np.random.default_rng(0)
+    x = {"encoder_inputs": rng.integers(1, 13, (3, 7)), "decoder_inputs": rng.integers(1, 11, (3, 5))}
+    x["decoder_inputs"][:, 3:] = 0
+    y = rng.integers(1, 11, (3, 5))
+    scores = model.evaluate(x, y, return_dict=True, verbose=0)
+    y[:, 3:] = 7  # only padded positions change
+    assert model.evaluate(x, y, return_dict=True, verbose=0) == scores
+    assert set(scores) == {"loss", "token_accuracy"}
+
+
+def test_match_units_picks_the_closest_count():
+    def build(units):
+        inputs = keras.Input((None, 3))
+        x = keras.layers.RNN(cells.get("lstm", units=units))(inputs)
+        return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+    for target in (50, 5000):
+        chosen = match_units(build, target)
+        counts = {u: count_params(build(u)) for u in range(max(chosen - 3, 1), chosen + 4)}
+        best = min(counts, key=lambda u: abs(counts[u] - target))
+        assert abs(counts[chosen] - target) == abs(counts[best] - target)
+
+
+def test_one_hot_layer_round_trips():
+    layer = OneHot(4)
+    again = OneHot.from_config(layer.get_config())
+    out = again(np.array([[0, 3]]))
+    np.testing.assert_array_equal(out, [[[1, 0, 0, 0], [0, 0, 0, 1]]])
+
+
+class _Fixed:
+    def __init__(self, outputs):
+        self.outputs = iter(outputs)
+
+    def predict_on_batch(self, x):
+        return next(self.outputs)
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns(monkeypatch):
+    from experiments.tasks import common
+
+    seen = {}
+    monkeypatch.setattr(common, "confusion_figure", lambda m: seen.setdefault("m", m))
+    test = [(None, np.array([0, 1, 2])), (None, np.array([2, 2]))]
+    model = _Fixed([np.eye(3)[[0, 2, 2]], np.eye(3)[[1, 2]]])
+    report = classification_report(model, test, 3)
+    assert list(report.figures) == ["plots/confusion_matrix.png"]
+    np.testing.assert_array_equal(seen["m"], [[1, 0, 0], [0, 0, 1], [0, 1, 2]])
+    binary = classification_report(_Fixed([np.array([[0.9], [0.2], [0.7]])]),
+                                   [(None, np.array([1.0, 1.0, 0.0]))], 2)
+    assert binary.figures
+    np.testing.assert_array_equal(seen["m"], [[1, 0, 0], [0, 0, 1], [0, 1, 2]])  # first kept

@@ -1,0 +1,99 @@
+"""mlflow.yml settings, URI resolution, experiment names, parent runs and finished children."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from experiments import tracking
+from experiments.config import Config, config_hash
+
+
+@pytest.fixture
+def yml(tmp_path, monkeypatch):
+    """Write a settings file and point RNNLAB_MLFLOW_CONFIG at it; MLFLOW_TRACKING_URI unset."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+    def write(text: str, name: str = "mlflow.yml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        monkeypatch.setenv("RNNLAB_MLFLOW_CONFIG", str(path))
+        return path
+
+    return write
+
+
+def test_repo_settings_default_to_sqlite_in_the_project(monkeypatch):
+    monkeypatch.delenv("RNNLAB_MLFLOW_CONFIG", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = Path(tracking.__file__).resolve().parent.parent
+    assert tracking.settings().path == root / "mlflow.yml"
+    assert tracking.tracking_uri() == f"sqlite:///{root / 'mlflow.db'}"
+    assert tracking.artifact_location() == str(root / "mlruns")
+
+
+def test_relative_paths_resolve_beside_the_file_and_the_env_wins(yml, tmp_path, monkeypatch):
+    yml("tracking_uri: sqlite:///store/runs.db\nartifact_location: art\n")
+    assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
+    assert tracking.artifact_location() == str(tmp_path / "store" / "art")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking.tracking_uri() == "http://127.0.0.1:5000"
+    assert tracking.artifact_location() is None  # the server decides
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("tracking_url: x\n", ["unknown key 'tracking_url'", "tracking_uri", "experiment_pattern"]),
+        ("log: {plot: true}\n", ["unknown key 'log.plot'", "plots"]),
+        ("log: {model: 1}\n", ["'log.model' must be bool"]),
+        ("experiment_pattern: 'x-{sweep}'\n", ["unknown field 'sweep'", "{task}, {cell}"]),
+        ("tags: [a]\n", ["'tags' must be a mapping"]),
+    ],
+)
+def test_bad_settings_name_the_file_and_key(yml, text, words):
+    path = yml(text, name=f"bad{abs(hash(text))}.yml")
+    with pytest.raises(ValueError) as err:
+        tracking.settings()
+    for word in [str(path), *words]:
+        assert word in str(err.value)
+
+
+def test_experiment_name_from_pattern_or_config(yml):
+    yml("experiment_pattern: 'rnnlab-{task}-{cell}'\n", name="pattern.yml")
+    config = Config.from_dict({"data": {"name": "copy"}, "model": {"cell": "gru"}})
+    assert tracking.experiment_name(config) == "rnnlab-copy-gru"
+    named = config.with_overrides(["tracking.experiment=mine"])
+    assert tracking.experiment_name(named) == "mine"
+
+
+def test_configure_sets_uri_and_experiment(mlflow_store):
+    uri = tracking.configure("configure-test")
+    assert uri == mlflow.get_tracking_uri() == f"sqlite:///{mlflow_store}/mlflow.db"
+    experiment = mlflow.get_experiment_by_name("configure-test")
+    assert experiment.artifact_location.endswith(str(mlflow_store / "mlruns"))
+
+
+def test_children_of_a_parent_are_found_by_hash(mlflow_store, tiny_config, monkeypatch, tmp_path,
+                                                offline):
+    from experiments.run import run
+
+    finished = tiny_config("adding", "gru", tracking={"enabled": True})
+    skipped = tiny_config("imdb", "gru", tracking={"enabled": True})
+    monkeypatch.setenv("RNNLAB_DATA_DIR", str(tmp_path / "none"))
+    with tracking.start_parent_run("unit-sweep", experiment="sweeps-test") as parent:
+        done = run(finished, parent_run_id=parent.info.run_id, tags={"rnnlab.sweep": "unit-sweep"})
+        assert run(skipped, parent_run_id=parent.info.run_id)["status"] == "SKIPPED"
+    children = tracking.find_finished_children(parent.info.run_id)
+    assert children == {config_hash(finished): done["run_id"]}
+    child = mlflow.get_run(done["run_id"])
+    assert child.info.experiment_id == parent.info.experiment_id
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert mlflow.get_run(parent.info.run_id).data.tags["rnnlab.sweep"] == "unit-sweep"
+
+
+def test_git_commit_is_a_commit_hash():
+    commit = tracking.git_commit()
+    assert commit == "unknown" or len(commit.split("+")[0]) == 40
