@@ -179,17 +179,20 @@ def _column(rows: pd.DataFrame, col: str) -> pd.Series:
 
 
 def not_completed(runs: pd.DataFrame) -> pd.DataFrame:
-    """Skipped and failed runs: task, cell, status and the reason (skip instruction or error)."""
-    if runs.empty:
-        return pd.DataFrame(columns=["task", "cell", "status", "reason"])
-    done = completed(runs).index
-    rest = runs.drop(index=done)
-    reason_cols = [c for c in ("tags.rnnlab.reason", "tags.rnnlab.skip_reason", "tags.rnnlab.error")
-                   if c in rest]
-    reason = rest[reason_cols].bfill(axis=1).iloc[:, 0] if reason_cols else ""
+    """Skipped and failed runs, one row per task, status and reason (skip instruction or error),
+    with the cells it concerns."""
+    columns = ["task", "cells", "status", "reason"]
+    rest = runs.drop(index=completed(runs).index) if not runs.empty else runs
+    if rest.empty:
+        return pd.DataFrame(columns=columns)
+    reason_cols = [c for c in ("tags.rnnlab.reason", "tags.rnnlab.error") if c in rest]
+    reason = rest[reason_cols].bfill(axis=1).iloc[:, 0].fillna("") if reason_cols else ""
     status = rest.get("tags.rnnlab.status", rest["status"]).fillna(rest["status"])
-    return pd.DataFrame({"task": rest["tags.rnnlab.task"], "cell": rest["tags.rnnlab.cell"],
-                         "status": status, "reason": reason}).reset_index(drop=True)
+    flat = pd.DataFrame({"task": rest["tags.rnnlab.task"], "cell": rest["tags.rnnlab.cell"],
+                         "status": status, "reason": reason})
+    grouped = flat.groupby(["task", "status", "reason"], sort=True)["cell"] \
+        .agg(lambda cells: ", ".join(sorted(set(cells)))).rename("cells").reset_index()
+    return grouped[columns]
 
 
 # --- plots ------------------------------------------------------------------------------------------

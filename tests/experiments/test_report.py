@@ -38,6 +38,8 @@ RUNS = fake_runs([
     {"task": "adding", "cell": "gru", "T": 100, "seed": 0, "mse": 0.16, "solved": 0.0},
     {"task": "imdb", "cell": "lstm", "T": 100, "seed": 0, "status": "SKIPPED",
      "reason": "put aclImdb_v1.tar.gz in /data"},
+    {"task": "imdb", "cell": "gru", "T": 100, "seed": 0, "status": "SKIPPED",
+     "reason": "put aclImdb_v1.tar.gz in /data"},
 ])
 
 
@@ -78,7 +80,7 @@ def test_one_run_per_config_prefers_the_latest_completed_run():
 
 def test_skipped_and_failed_runs_are_listed_with_their_reason():
     others = report.not_completed(RUNS)
-    assert others.to_dict("records") == [{"task": "imdb", "cell": "lstm", "status": "SKIPPED",
+    assert others.to_dict("records") == [{"task": "imdb", "cells": "gru, lstm", "status": "SKIPPED",
                                           "reason": "put aclImdb_v1.tar.gz in /data"}]
 
 
