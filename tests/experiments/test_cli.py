@@ -3,6 +3,7 @@ the tiny_sweep fixture of conftest.py)."""
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -65,14 +66,15 @@ def test_bad_input_exits_2_with_one_message_and_runs_nothing(argv, needles, temp
     assert not Path(temp_store.removeprefix("sqlite:///")).exists()  # no store was even opened
 
 
-def test_run_trains_one_configuration_and_records_it(temp_store, capsys):
+def test_run_trains_one_configuration_and_records_it(mlflow_store, capsys):
     argv = ["run", "--task", "adding", "--cell", "peephole", "--set", "data.length=10",
             "--set", "data.num_train=64", "--set", "data.num_val=16", "--set", "data.num_test=16",
             "--set", "train.epochs=1", "--set", "model.units=4", "--set", "tracking.log_model=false"]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "peephole × adding FINISHED" in out and "test_mse" in out
-    mlflow.set_tracking_uri(temp_store)
-    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    run_id = re.search(r"run ([0-9a-f]{32})", out).group(1)
+    run = mlflow.get_run(run_id)
     assert run.data.params["model.cell"] == "peephole" and run.data.params["data.length"] == "10"
+    assert run.data.params["train.verbose"] == "2"  # Keras's line per epoch, unless set otherwise
     assert "rnnlab.sweep" not in run.data.tags
