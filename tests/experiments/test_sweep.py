@@ -204,3 +204,16 @@ def test_progress_lines_show_position_label_elapsed_and_eta(tiny_sweep):
     assert len(lines) == 4
     assert lines[0].startswith("[1/4] lstm × adding (T=8)") and "ETA ?" in lines[0]
     assert "elapsed" in lines[1] and "ETA ?" not in lines[1]
+
+
+def test_ctrl_c_marks_the_parent_killed_prints_the_summary_and_propagates(mlflow_store):
+    def interrupted(config, **kwargs):
+        raise KeyboardInterrupt
+
+    plan = make(grid={"model.cell": ["lstm", "gru"]})
+    plan.name = "interrupted-sweep"
+    lines = []
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(plan, run_fn=interrupted, out=lines.append)
+    assert "interrupted" in lines[-1]
+    assert mlflow.get_run(sweep.find_parent_run(plan.name)).info.status == "KILLED"
