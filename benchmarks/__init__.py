@@ -1,0 +1,1 @@
+"""Benchmarks of the five cells against Keras's fused layers: `python -m benchmarks.run`."""

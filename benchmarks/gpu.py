@@ -1,0 +1,167 @@
+"""GPU benchmark: our cells under Keras/JAX against torch.nn.LSTM / GRU (cuDNN) on CUDA.
+
+    KERAS_BACKEND=jax python -m benchmarks.gpu              # on a CUDA machine, < 4 min
+    KERAS_BACKEND=jax python -m benchmarks.gpu --cpu-smoke  # tiny sizes on CPU, to test this file
+
+Run through `benchmarks/gpu.sh`, which also installs Keras from `.whl/` where TensorFlow is
+absent. Writes a Markdown table to `$OUT/gpu_results.md` when `$OUT` is set, else prints it.
+Times are seconds per call (median of rounds, IQR) of a compiled training step (forward,
+backward, Adam) and of inference, B=64, D=32, Dense(1) head, MSE — as `benchmarks.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.cases import Case, seconds_per_call, summarize, time_interleaved
+
+
+@dataclass(frozen=True)
+class GpuPlan:
+    sizes: tuple[tuple[int, int], ...] = ((100, 128), (100, 256), (500, 128), (500, 256))
+    all_cells_sizes: tuple[tuple[int, int], ...] = ((100, 128), (500, 256))
+    batch: int = 64
+    rounds: int = 3
+    min_seconds: float = 0.1
+    device: str = "cuda"
+
+    @classmethod
+    def cpu_smoke(cls) -> GpuPlan:
+        return cls(((10, 8),), ((10, 8),), batch=4, rounds=1, min_seconds=0.0, device="cpu")
+
+
+def keras_cases(plan: GpuPlan) -> list[Case]:
+    """Ours for LSTM/GRU at every size, the other three cells at two, Keras's LSTM/GRU at the
+    first size; all with `jit_compile=True` (the jit-off cases are `eager_cases`)."""
+    cases = []
+    for steps, units in plan.sizes:
+        size = {"steps": steps, "units": units, "batch": plan.batch, "jit": True}
+        cells = ("vanilla", "lstm", "peephole", "coupled", "gru")
+        if (steps, units) not in plan.all_cells_sizes:
+            cells = ("lstm", "gru")
+        cases += [Case(impl="ours", cell=cell, **size) for cell in cells]
+        if (steps, units) == plan.sizes[0]:
+            cases += [Case(impl="keras", cell=cell, **size) for cell in ("lstm", "gru")]
+    return cases
+
+
+def eager_cases(plan: GpuPlan) -> list[Case]:
+    """`jit_compile=False` at the first size: JAX then re-traces the scan at every call
+    (seconds per step), so these run one round after one warm-up."""
+    steps, units = plan.sizes[0]
+    size = {"steps": steps, "units": units, "batch": plan.batch, "jit": False}
+    return [Case(impl=impl, cell="lstm", **size) for impl in ("ours", "keras")]
+
+
+def torch_rows(plan: GpuPlan) -> list[dict]:
+    """torch.nn.LSTM / GRU (cuDNN on CUDA) with the same head, loss and optimizer."""
+    import torch
+
+    device = torch.device(plan.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    rows = []
+    for steps, units in plan.sizes:
+        for cell, module in (("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)):
+            rnn = module(32, units, batch_first=True).to(device)
+            head = torch.nn.Linear(units, 1).to(device)
+            params = [*rnn.parameters(), *head.parameters()]
+            optimizer = torch.optim.Adam(params)
+            x = torch.randn(plan.batch, steps, 32, device=device)
+            y = torch.randn(plan.batch, 1, device=device)
+
+            def forward(x=x, rnn=rnn, head=head):
+                return head(rnn(x)[0][:, -1])
+
+            def train(forward=forward, y=y, optimizer=optimizer):
+                optimizer.zero_grad()
+                torch.nn.functional.mse_loss(forward(), y).backward()
+                optimizer.step()
+                sync()
+
+            def infer(forward=forward):
+                with torch.no_grad():
+                    forward()
+                sync()
+
+            for kind, fn in (("train", train), ("infer", infer)):
+                fn()
+                fn()  # warm-up: cuDNN plans, allocator
+                samples = [seconds_per_call(fn, plan.min_seconds) for _ in range(plan.rounds)]
+                fields = {"impl": "torch", "cell": cell, "steps": steps, "units": units}
+                rows.append({**fields, "jit": "-", "kind": kind, **summarize(samples)})
+    return rows
+
+
+def device_name() -> str:
+    try:
+        query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+        return subprocess.run(query, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"no GPU ({platform.processor() or platform.machine()})"
+
+
+def markdown(rows: list[dict], header: list[str]) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame["ms"] = [f"{m * 1e3:.2f} ± {i * 1e3:.2f}" for m, i in zip(frame.median_s, frame.iqr_s)]
+    torch_ms = frame[frame.impl == "torch"].set_index(["cell", "steps", "units", "kind"]).median_s
+    keys = zip(frame.cell, frame.steps, frame.units, frame.kind)
+    frame["/ torch"] = [
+        f"{m / torch_ms[key]:.2f}" if key in torch_ms.index else ""
+        for m, key in zip(frame.median_s, keys)
+    ]
+    cols = ["impl", "cell", "steps", "units", "jit", "kind", "ms", "/ torch"]
+    frame = frame[cols].sort_values(["kind", "steps", "units", "cell", "impl"])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(False)]
+    return "\n".join([*header, "", *lines]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on CPU, 1 round")
+    args = parser.parse_args(argv)
+    plan = GpuPlan.cpu_smoke() if args.cpu_smoke else GpuPlan()
+    start = time.perf_counter()
+
+    import jax
+    import keras
+    import torch
+
+    rows = []
+    stages = [
+        ("torch", lambda: torch_rows(plan)),
+        ("jit", lambda: time_interleaved(keras_cases(plan), plan.rounds, plan.min_seconds)),
+        ("eager", lambda: time_interleaved(eager_cases(plan), 1, 0.0, warmup=1)),
+    ]
+    for stage, measure in stages:  # the table is rewritten after each stage, in case of timeout
+        rows += [{**row, "jit": str(row["jit"])} for row in measure()]
+        header = [
+            f"### GPU: {device_name()}"
+            + (" — CPU SMOKE RUN, not a measurement" if args.cpu_smoke else ""),
+            "",
+            (
+                f"keras {keras.__version__} ({keras.backend.backend()}), jax {jax.__version__} "
+                f"on {jax.devices()[0].platform}, torch {torch.__version__} on {plan.device}; "
+                f"B={plan.batch}, D=32; median ± IQR of {plan.rounds} rounds (jit off: 1 call); "
+                "ours = ProjectedRNN(cells.get(cell)); keras = keras.layers.LSTM/GRU; "
+                f"torch = torch.nn.LSTM/GRU; stages done: {stage} after "
+                f"{time.perf_counter() - start:.0f} s."
+            ),
+        ]
+        text = markdown(rows, header)
+        out = os.environ.get("OUT")
+        if out:
+            Path(out, "gpu_results.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

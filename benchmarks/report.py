@@ -1,0 +1,183 @@
+"""Turn benchmark rows into RESULTS.md tables and the scaling plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+SWEEP_COST = HERE / "sweep_cost.json"  # written by `python -m benchmarks.sweep_cost`
+GPU_RESULTS = HERE / "gpu_results.md"  # copied here from the GPU run of `benchmarks/gpu.sh`
+TARGETS = {"vs_keras": 0.7, "vs_lstm": 1.15, "sweep_min": 15, "tracking_pct": 3}
+
+
+def table(frame: pd.DataFrame) -> str:
+    """A Markdown table (no extra dependency); floats to 3 significant digits."""
+
+    def cell(value):
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    frame = frame.reset_index()
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |"]
+    lines.append("|" + "---|" * len(frame.columns))
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join(lines)
+
+
+def ms(value: float, spread: float) -> str:
+    return f"{value * 1e3:.1f} ± {spread * 1e3:.1f}"
+
+
+def target_rows(grid: pd.DataFrame, kind: str, steps: int = 100, units: int = 128) -> pd.DataFrame:
+    """One row per cell at the target size: ours, plain and Keras, and the ratios."""
+    at = grid[(grid.kind == kind) & (grid.steps == steps) & (grid.units == units)]
+    median = at.pivot_table(index="cell", columns="impl", values="median_s")
+    iqr = at.pivot_table(index="cell", columns="impl", values="iqr_s")
+    keras_of = {"vanilla": "vanilla", "lstm": "lstm", "gru": "gru"}
+    rows = {}
+    for cell in median.index:
+        row = {
+            impl + " ms (IQR)": ms(median.loc[cell, impl], iqr.loc[cell, impl])
+            for impl in median.columns
+            if pd.notna(median.loc[cell, impl])
+        }
+        ours = median.loc[cell, "ours"]
+        if cell in keras_of and "keras" in median.columns:
+            row["ours / keras"] = ours / median.loc[keras_of[cell], "keras"]
+        if "plain" in median.columns and pd.notna(median.loc[cell, "plain"]):
+            row["ours / plain"] = ours / median.loc[cell, "plain"]
+        row["ours / our lstm"] = ours / median.loc["lstm", "ours"]
+        rows[cell] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("cell")
+
+
+def grid_table(grid: pd.DataFrame, kind: str) -> pd.DataFrame:
+    at = grid[grid.kind == kind].copy()
+    at["size"] = "T=" + at.steps.astype(str) + " u=" + at.units.astype(str)
+    at["ms"] = at.median_s * 1e3
+    return at.pivot_table(index=["impl", "cell"], columns="size", values="ms")
+
+
+def ratio_table(grid: pd.DataFrame, kind: str) -> pd.DataFrame:
+    at = grid[(grid.kind == kind) & grid.impl.isin(["ours", "keras"])]
+    at = at.pivot_table(index=["cell", "steps", "units"], columns="impl", values="median_s")
+    at = at.dropna()
+    return (at.ours / at.keras).unstack(["steps", "units"]).rename_axis("ours / keras")
+
+
+def compilation_table(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["ms"] = [ms(m, i) for m, i in zip(frame.median_s, frame.iqr_s, strict=True)]
+    frame["compile s"] = frame.compile_s.round(1)
+    cols = ["backend", "impl", "cell", "steps", "jit", "unroll", "kind", "ms", "compile s"]
+    return frame[cols].set_index("backend")
+
+
+def memory_table(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.assign(
+        **{
+            "peak RSS MB": frame.rss_peak_mb.round(0),
+            "training growth MB": (frame.rss_peak_mb - frame.rss_built_mb).round(0),
+        }
+    )
+    return frame[["impl", "cell", "steps", "units", "peak RSS MB", "training growth MB"]].set_index(
+        "impl"
+    )
+
+
+def scaling_plot(grid: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = grid[(grid.kind == "train") & grid.impl.isin(["ours", "keras"])]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
+    for axis, (x, fixed, value) in zip(
+        axes, [("steps", "units", 128), ("units", "steps", 100)], strict=True
+    ):
+        part = train[train[fixed] == value]
+        for (impl, cell), rows in part.groupby(["impl", "cell"]):
+            rows = rows.sort_values(x)
+            style = "-" if impl == "ours" else "--"
+            axis.plot(rows[x], rows.median_s * 1e3, style, marker="o", label=f"{impl} {cell}")
+        axis.set(xlabel=x, ylabel="training step, ms", title=f"{fixed} = {value}, B = 64")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def optional_section(path: Path, title: str, missing: str) -> str:
+    body = path.read_text().strip() if path.exists() else missing
+    return f"## {title}\n\n{body}\n"
+
+
+def sweep_section() -> str:
+    command = "python -m benchmarks.sweep_cost  # writes benchmarks/sweep_cost.json"
+    if not SWEEP_COST.exists():
+        return (
+            "## Quick sweep and MLflow cost — to be measured\n\n"
+            f"Not measured yet. Measure with\n\n    {command}\n"
+        )
+    data = json.loads(SWEEP_COST.read_text())
+    rows = pd.DataFrame(data["rows"]).set_index(data["index"])
+    notes = "\n".join(f"- {note}" for note in data.get("notes", []))
+    return f"## Quick sweep and MLflow cost\n\nMeasured with `{command}`.\n\n{table(rows)}\n\n{notes}\n"
+
+
+def markdown(grid, compilation, memory, context, plot: Path) -> str:
+    m = context["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m.items() if k not in ("cpu", "cores"))
+    load = "load average {:.2f} / {:.2f} / {:.2f}"
+    parts = [
+        "# Benchmark results\n",
+        f"Generated by `{context['command']}` (`make bench`) in {context['wall_s'] / 60:.1f} min"
+        + (" — QUICK subset" if context["quick"] else "")
+        + ".\n",
+        f"- Machine: {m['cpu']}, {m['cores']} cores; {versions}",
+        (
+            f"- Before: {load.format(*context['load_before'])}; "
+            f"after: {load.format(*context['load_after'])} (a shared machine: read ratios, not ms)"
+        ),
+        (
+            "- Model: Input(B=64, T, D=32) → recurrent layer → Dense(1), MSE, Adam. "
+            "Training step = `train_on_batch`; inference = `predict_on_batch`. Each number is the "
+            "median over rounds (IQR after ±) of seconds per call; all cases of one size run "
+            "interleaved in one process. TensorFlow backend, `jit_compile=False` unless stated."
+        ),
+        (
+            "- ours = `cells.fast.ProjectedRNN(cells.get(name))`; plain = `keras.layers.RNN(cell)`; "
+            "keras = `keras.layers.SimpleRNN/LSTM/GRU`.\n"
+        ),
+        "## Training step at the target size (T=100, units=128)\n",
+        table(target_rows(grid, "train")),
+        "\n## Inference at the target size (T=100, units=128)\n",
+        table(target_rows(grid, "infer")),
+        "\n## Training step, all sizes (ms)\n",
+        table(grid_table(grid, "train")),
+        "\n## Inference, all sizes (ms)\n",
+        table(grid_table(grid, "infer")),
+        "\n## Ours / Keras, training step, all sizes\n",
+        table(ratio_table(grid, "train")),
+        f"\n![scaling]({plot.name})\n",
+        "## jit_compile and unroll\n",
+        table(compilation_table(compilation)),
+        "\n## Peak memory (process RSS high-water mark, one fresh process per case)\n",
+        (
+            "`ru_maxrss` after 3 training steps; growth = peak minus the peak right after building "
+            "the model (imports and weights excluded). It includes TF's graph and buffers.\n"
+        ),
+        table(memory_table(memory)),
+        "",
+        sweep_section(),
+        optional_section(
+            GPU_RESULTS,
+            "GPU",
+            "To be measured: run `bash benchmarks/gpu.sh` on a CUDA machine and copy its "
+            "`gpu_results.md` to `benchmarks/gpu_results.md`; `make bench` then includes it here.",
+        ),
+    ]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,215 @@
+"""Benchmark the five cells against Keras's built-in layers and write RESULTS.md.
+
+    python -m benchmarks.run --output benchmarks/RESULTS.md          # `make bench`, ≤ 15 min
+    python -m benchmarks.run --quick --output /tmp/RESULTS.md        # one size, ~3 min
+
+Every measurement runs in a worker process (`benchmarks.worker`): one per backend for the
+timings (all cases of a size interleaved in it), one per case for peak memory. The parent
+only collects, tabulates (pandas) and plots (matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks import report
+from benchmarks.cases import KERAS_LAYERS, Case
+from benchmarks.worker import MARK
+
+CELLS = ("vanilla", "lstm", "peephole", "coupled", "gru")
+TARGET = {"steps": 100, "units": 128}  # the size the targets are set at (B=64, D=32)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure; `quick` shrinks every part to its core."""
+
+    steps: tuple[int, ...] = (100, 500)
+    units: tuple[int, ...] = (64, 128, 256)
+    rounds: int = 5
+    min_seconds: float = 0.2
+    jit_cells: tuple[str, ...] = ("lstm", "gru")
+    short_steps: int = 20  # "short sequence" for the unroll comparison
+    memory_cells: tuple[str, ...] = ("vanilla", "lstm", "gru")
+    backends: tuple[str, ...] = field(default=("tensorflow", "jax", "torch"))
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(
+            steps=(100,), units=(128,), rounds=3, jit_cells=("lstm",), memory_cells=("lstm",)
+        )
+
+
+def run_worker(job: dict, backend: str = "tensorflow", extra_env: dict | None = None):
+    """Run `benchmarks.worker` with `job` under `backend`; its JSON result."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", **(extra_env or {})}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.worker", json.dumps(job)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
+    if done.returncode or not lines:
+        raise RuntimeError(f"benchmark worker failed ({backend}):\n{done.stderr[-4000:]}")
+    return json.loads(lines[-1][len(MARK) :])
+
+
+def grid_cases(steps: int, units: int) -> list[Case]:
+    """Ours (ProjectedRNN) for all five cells, Keras for its three; plain RNN at the target."""
+    size = {"steps": steps, "units": units}
+    cases = [Case(impl="ours", cell=cell, **size) for cell in CELLS]
+    cases += [Case(impl="keras", cell=cell, **size) for cell in KERAS_LAYERS]
+    if size == TARGET:
+        cases += [Case(impl="plain", cell=cell, **size) for cell in CELLS]
+    return cases
+
+
+def timing_job(cases: list[Case], plan: Plan) -> dict:
+    return {
+        "cases": [case.to_dict() for case in cases],
+        "rounds": plan.rounds,
+        "min_seconds": plan.min_seconds,
+    }
+
+
+def measure_grid(plan: Plan) -> pd.DataFrame:
+    rows = []
+    for steps in plan.steps:
+        for units in plan.units:
+            log(f"grid T={steps} units={units}")
+            rows += run_worker(timing_job(grid_cases(steps, units), plan))
+    return pd.DataFrame(rows).assign(backend="tensorflow")
+
+
+def installed(backend: str) -> bool:
+    try:
+        metadata.version(backend)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def measure_compilation(plan: Plan) -> pd.DataFrame:
+    """jit_compile on/off per installed backend, and unroll on/off for short sequences (TF)."""
+    rows = []
+    for backend in filter(installed, plan.backends):
+        log(f"jit_compile on/off, {backend}")
+        for jit in (False, True):
+            if jit and backend == "torch":
+                continue  # torch.compile of a Python loop over T steps: see docs/performance.md
+            cases = [
+                Case(impl=impl, cell=cell, jit=jit, **TARGET)
+                for cell in plan.jit_cells
+                for impl in ("ours", "keras")
+            ]
+            job = timing_job(cases, plan)
+            if backend == "jax" and not jit:  # eager JAX re-traces the loop: seconds per call
+                job.update(rounds=1, min_seconds=0.0, warmup=1)
+            rows += [{**row, "backend": backend} for row in run_worker(job, backend)]
+    cases = [
+        Case(impl=impl, cell=cell, unroll=unroll, steps=plan.short_steps, units=TARGET["units"])
+        for cell in plan.jit_cells
+        for impl in ("ours", "keras")
+        for unroll in (False, True)
+    ]
+    log(f"unroll on/off at T={plan.short_steps}")
+    rows += [{**row, "backend": "tensorflow"} for row in run_worker(timing_job(cases, plan))]
+    return pd.DataFrame(rows)
+
+
+def measure_memory(plan: Plan) -> pd.DataFrame:
+    """Peak RSS per case, each in a fresh process, at the longest T and the target units."""
+    steps = max(plan.steps)
+    cases = [Case(impl="ours", cell=cell, steps=steps) for cell in plan.memory_cells]
+    cases += [Case(impl="keras", cell=cell, steps=steps) for cell in plan.memory_cells]
+    cases += [Case(impl="plain", cell="lstm", steps=steps)]
+    rows = []
+    for case in cases:
+        log(f"memory {case.label} T={steps}")
+        rows.append(run_worker({"memory": case.to_dict()}))
+    return pd.DataFrame(rows)
+
+
+def machine() -> dict:
+    model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        model = names[0].split(":", 1)[1].strip() if names else model
+    packages = ("keras", "tensorflow", "jax", "torch", "numpy", "mlflow")
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        **{name: metadata.version(name) for name in packages if installed(name)},
+    }
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="default: scaling.png beside output"
+    )
+    parser.add_argument("--quick", action="store_true", help="one size, fewer rounds (~5 min)")
+    parser.add_argument(
+        "--render", type=Path, default=None, help="re-render from a results.json, measure nothing"
+    )
+    args = parser.parse_args(argv)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    raw = args.output.with_name("results.json")
+    if args.render:
+        results = json.loads(args.render.read_text())
+    else:
+        results = measure(Plan.quick() if args.quick else Plan(), args.quick, argv)
+        raw.write_text(json.dumps(results, indent=1))
+    frames = {key: pd.DataFrame(results[key]) for key in ("grid", "compilation", "memory")}
+    plot = args.plot or args.output.with_name("scaling.png")
+    report.scaling_plot(frames["grid"], plot)
+    text = report.markdown(**frames, context=results["context"], plot=plot)
+    args.output.write_text(text)
+    log(f"wrote {args.output}, {plot} and {raw}")
+
+
+def measure(plan: Plan, quick: bool, argv: list[str] | None) -> dict:
+    """Run every part of the plan; plain rows (JSON-ready) and the context they ran in."""
+    start, load_before = time.perf_counter(), os.getloadavg()
+    results = {
+        "grid": measure_grid(plan),
+        "compilation": measure_compilation(plan),
+        "memory": measure_memory(plan),
+    }
+    results = {key: frame.to_dict(orient="records") for key, frame in results.items()}
+    results["context"] = {
+        "machine": machine(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "wall_s": time.perf_counter() - start,
+        "quick": quick,
+        "command": "python -m benchmarks.run "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    return results
+
+
+if __name__ == "__main__":
+    main()
