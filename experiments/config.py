@@ -55,7 +55,8 @@ class TrainConfig:
     early_stopping_patience: int | None = 3  # epochs without val_loss improvement; None = off
     seed: int = 0  # weights, dropout and op determinism (the data has its own data.seed)
     max_decode_length: int = 50  # translation: greedy decoding stops here
-    deterministic: bool = True  # TensorFlow op determinism: same config + seed = same metrics
+    # TensorFlow op determinism: same config + seed = same metrics (once on, on for the process)
+    deterministic: bool = True
     verbose: int = 0  # passed to model.fit
     run_eagerly: bool = False  # skip graph tracing: slower per step, quicker for tiny smoke runs
 

@@ -214,13 +214,16 @@ def start_parent_run(
 ) -> mlflow.ActiveRun:
     """Start (or, with `run_id`, resume) a sweep's parent run; use it as a context manager.
 
-    Children started by `run(config, parent_run_id=...)` land in the same experiment.
+    Children started by `run(config, parent_run_id=...)` land in the same experiment. Without
+    `experiment`, the pattern of mlflow.yml is filled with task "sweep" and cell "all".
     """
     configure()
     if run_id is not None:
         return mlflow.start_run(run_id=run_id)
-    experiment_id = ensure_experiment(experiment or settings().experiment_pattern.format(
-        task="sweep", cell="all"))
+    s = settings()
+    experiment_id = ensure_experiment(
+        experiment or _format_pattern(s.experiment_pattern, "sweep", "all", s.path)
+    )
     all_tags = {
         **base_tags(),
         f"{TAG_PREFIX}sweep": sweep_name,
