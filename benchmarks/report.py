@@ -17,10 +17,15 @@ def table(frame: pd.DataFrame) -> str:
     """A Markdown table (no extra dependency); floats to 3 significant digits."""
 
     def cell(value):
-        return f"{value:.3g}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            return "" if pd.isna(value) else f"{value:.3g}"
+        return str(value)
 
     frame = frame.reset_index()
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |"]
+    names = [
+        " ".join(map(str, c)).strip() if isinstance(c, tuple) else str(c) for c in frame.columns
+    ]
+    lines = ["| " + " | ".join(names) + " |"]
     lines.append("|" + "---|" * len(frame.columns))
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
     return "\n".join(lines)
@@ -64,7 +69,9 @@ def ratio_table(grid: pd.DataFrame, kind: str) -> pd.DataFrame:
     at = grid[(grid.kind == kind) & grid.impl.isin(["ours", "keras"])]
     at = at.pivot_table(index=["cell", "steps", "units"], columns="impl", values="median_s")
     at = at.dropna()
-    return (at.ours / at.keras).unstack(["steps", "units"]).rename_axis("ours / keras")
+    ratio = (at.ours / at.keras).reset_index(name="ratio")
+    ratio["size"] = "T=" + ratio.steps.astype(str) + " u=" + ratio.units.astype(str)
+    return ratio.pivot_table(index="cell", columns="size", values="ratio")
 
 
 def compilation_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -160,7 +167,7 @@ def markdown(grid, compilation, memory, context, plot: Path) -> str:
         table(grid_table(grid, "train")),
         "\n## Inference, all sizes (ms)\n",
         table(grid_table(grid, "infer")),
-        "\n## Ours / Keras, training step, all sizes\n",
+        "\n## Ours / Keras (same math), training step, all sizes\n",
         table(ratio_table(grid, "train")),
         f"\n![scaling]({plot.name})\n",
         "## jit_compile and unroll\n",
