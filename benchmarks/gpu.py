@@ -107,20 +107,21 @@ def device_name() -> str:
 
 
 def markdown(rows: list[dict], header: list[str]) -> str:
-    import pandas as pd
-
-    frame = pd.DataFrame(rows)
-    frame["ms"] = [f"{m * 1e3:.2f} ± {i * 1e3:.2f}" for m, i in zip(frame.median_s, frame.iqr_s)]
-    torch_ms = frame[frame.impl == "torch"].set_index(["cell", "steps", "units", "kind"]).median_s
-    keys = zip(frame.cell, frame.steps, frame.units, frame.kind)
-    frame["/ torch"] = [
-        f"{m / torch_ms[key]:.2f}" if key in torch_ms.index else ""
-        for m, key in zip(frame.median_s, keys)
-    ]
+    """The rows as a Markdown table, with each time over torch's for the same cell and size
+    (plain Python: the GPU machine may not have pandas)."""
+    torch_s = {
+        (r["cell"], r["steps"], r["units"], r["kind"]): r["median_s"]
+        for r in rows
+        if r["impl"] == "torch"
+    }
     cols = ["impl", "cell", "steps", "units", "jit", "kind", "ms", "/ torch"]
-    frame = frame[cols].sort_values(["kind", "steps", "units", "cell", "impl"])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(False)]
+    for r in sorted(rows, key=lambda r: (r["kind"], r["steps"], r["units"], r["cell"], r["impl"])):
+        anchor = torch_s.get((r["cell"], r["steps"], r["units"], r["kind"]))
+        values = [r["impl"], r["cell"], r["steps"], r["units"], r["jit"], r["kind"]]
+        values.append(f"{r['median_s'] * 1e3:.2f} ± {r['iqr_s'] * 1e3:.2f}")
+        values.append(f"{r['median_s'] / anchor:.2f}" if anchor else "")
+        lines.append("| " + " | ".join(map(str, values)) + " |")
     return "\n".join([*header, "", *lines]) + "\n"
 
 
