@@ -7,8 +7,9 @@ Writes `benchmarks/sweep_cost.json`, which `benchmarks.run` renders into RESULTS
 measurements use a fresh, temporary MLflow store (sqlite in a temp folder, through
 $MLFLOW_TRACKING_URI), so nothing is resumed and the project's store stays untouched.
 
-Tracking cost: the same `experiments.run.run(config)` with `tracking.enabled` on and off,
-alternating, `--repeats` times each, in one process; cost = median(on) / median(off) − 1.
+Tracking cost: the same `experiments.run.run(config)` with tracking off, on, and on without
+the model artifact, alternating, `--repeats` times each, in one process; cost = median(variant)
+/ median(off) − 1.
 The config is the quick sweep's adding-problem run for the LSTM (no data files needed).
 """
 
@@ -38,24 +39,30 @@ def quick_config(task: str = "adding", cell: str = "lstm"):
     raise ValueError(f"The quick sweep has no run for task {task!r} and cell {cell!r}.")
 
 
+VARIANTS = {  # name -> TrackingConfig changes
+    "tracking off": {"enabled": False},
+    "tracking on": {"enabled": True},
+    "tracking on, no model artifact": {"enabled": True, "log_model": False},
+}
+
+
 def tracking_cost(repeats: int) -> dict:
-    """Seconds per run with and without MLflow, alternating on/off."""
+    """Seconds per run for each tracking variant, the variants alternating within a repeat."""
     import dataclasses
 
     from experiments.run import run
 
     config = quick_config()
-    seconds = {True: [], False: []}
+    seconds = {name: [] for name in VARIANTS}
     for _ in range(repeats):
-        for enabled in (True, False):
-            tracked = dataclasses.replace(config.tracking, enabled=enabled)
+        for name, changes in VARIANTS.items():
+            tracked = dataclasses.replace(config.tracking, **changes)
             start = time.perf_counter()
             result = run(dataclasses.replace(config, tracking=tracked))
-            seconds[enabled].append(time.perf_counter() - start)
+            seconds[name].append(time.perf_counter() - start)
             if result.get("status") not in (None, "FINISHED"):
                 raise RuntimeError(f"the timed run did not finish: {result}")
-    on, off = statistics.median(seconds[True]), statistics.median(seconds[False])
-    return {"on_s": on, "off_s": off, "cost_pct": 100 * (on / off - 1), "samples": seconds}
+    return seconds
 
 
 def sweep_wall_time() -> float:
@@ -73,16 +80,18 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as store:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
-        cost = tracking_cost(args.repeats)
-        rows.append(
-            {
-                "what": "adding/lstm run, tracking on",
-                "seconds": round(cost["on_s"], 1),
-                "vs off": f"{cost['cost_pct']:+.1f} %",
-            }
-        )
-        rows.append({"what": "adding/lstm run, tracking off", "seconds": round(cost["off_s"], 1)})
-        notes.append(f"tracking on/off samples (s): {json.dumps(cost['samples'])}")
+        samples = tracking_cost(args.repeats)
+        off = statistics.median(samples["tracking off"])
+        for name, found in samples.items():
+            median = statistics.median(found)
+            rows.append(
+                {
+                    "what": f"adding/lstm run, {name}",
+                    "seconds": round(median, 1),
+                    "vs off": f"{100 * (median / off - 1):+.1f} %",
+                }
+            )
+        notes.append(f"per-run samples (s): {json.dumps(samples)}")
         if not args.no_sweep:
             wall = sweep_wall_time()
             rows.append({"what": "quick sweep end to end", "seconds": round(wall, 0)})
