@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     report.scaling_plot(frames["grid"], plot)
     text = report.markdown(**frames, context=results["context"], plot=plot)
     args.output.write_text(text)
-    log(f"wrote {args.output}, {plot} and {raw}")
+    log(f"wrote {args.output} and {plot}" + ("" if args.render else f"; raw rows in {raw}"))
 
 
 def measure(plan: Plan, quick: bool, argv: list[str] | None) -> dict:
