@@ -8,6 +8,7 @@
 
 from cells.base import get, names, register
 from cells.coupled import CoupledLSTMCell
+from cells.fast import ProjectedRNN
 from cells.gru import GRUCell
 from cells.lstm import LSTMCell
 from cells.peephole import PeepholeLSTMCell
@@ -18,6 +19,7 @@ __all__ = [
     "GRUCell",
     "LSTMCell",
     "PeepholeLSTMCell",
+    "ProjectedRNN",
     "VanillaRNNCell",
     "get",
     "names",

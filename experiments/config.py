@@ -42,6 +42,10 @@ class ModelConfig:
     recurrent_dropout: float = 0.0  # on each cell's recurrent state
     attention: str | None = None  # translation: None | "luong" | "bahdanau"
     match_params: int | None = None  # target parameter count: choose units per cell to match it
+    # cells.ProjectedRNN (inputs of the whole sequence projected in one matmul) instead of
+    # keras.layers.RNN: same results; off because it measured slower on a 2-core CPU
+    # (benchmarks/RESULTS.md, docs/performance.md)
+    projected: bool = False
 
 
 @dataclass

@@ -37,14 +37,15 @@ def recurrent_layer(
     go_backwards: bool = False,
     name: str | None = None,
 ) -> keras.layers.Layer:
-    """`RNN(cell)` for the configured cell: the only place a recurrent layer is made."""
+    """`RNN(cell)` (or `ProjectedRNN(cell)`) for the configured cell: the only place one is made."""
     cell_kwargs = {"units": units}
     if model_cfg.dropout:
         cell_kwargs["dropout"] = model_cfg.dropout
     if model_cfg.recurrent_dropout:
         cell_kwargs["recurrent_dropout"] = model_cfg.recurrent_dropout
     cell = cells.get(model_cfg.cell, **cell_kwargs)
-    return keras.layers.RNN(
+    layer = cells.ProjectedRNN if model_cfg.projected else keras.layers.RNN
+    return layer(
         cell,
         return_sequences=return_sequences,
         return_state=return_state,
