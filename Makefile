@@ -1,6 +1,7 @@
 # RNN Cell Lab — the two commands of the README, and a few more.
 #   make run      create .venv, install, run the quick sweep and its report
 #   make test     create .venv, install, run the test suite (slow tests excluded)
+#   make bench    regenerate benchmarks/RESULTS.md (about 10 minutes on 2 cores)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -35,6 +36,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --output benchmarks/RESULTS.md
+
+gpu-bench:
+	bash benchmarks/gpu.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
