@@ -78,3 +78,16 @@ def test_run_trains_one_configuration_and_records_it(mlflow_store, capsys):
     assert run.data.params["model.cell"] == "peephole" and run.data.params["data.length"] == "10"
     assert run.data.params["train.verbose"] == "2"  # Keras's line per epoch, unless set otherwise
     assert "rnnlab.sweep" not in run.data.tags
+
+
+def test_rnnlab_stops_clearly_when_datasets_is_hugging_faces(monkeypatch, capsys):
+    """Our `datasets` shares its name with Hugging Face's: the CLI must say so, not crash later."""
+    import types
+
+    impostor = types.ModuleType("datasets")
+    impostor.__file__ = "/site-packages/datasets/__init__.py"
+    monkeypatch.setitem(__import__("sys").modules, "datasets", impostor)
+    with pytest.raises(SystemExit, match="Hugging Face's `datasets`") as stop:
+        cli.main(["cells"])
+    assert "/site-packages/datasets/__init__.py" in str(stop.value)
+    assert capsys.readouterr().out == ""  # nothing ran
