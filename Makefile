@@ -6,7 +6,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-export RNNLAB_DATA_DIR ?= $(abspath ../shared/datasets)
+# the project's shared data folder, when it exists beside the checkout and nothing else was chosen
+ifeq ($(origin RNNLAB_DATA_DIR),undefined)
+ifneq ($(wildcard ../shared/datasets),)
+export RNNLAB_DATA_DIR := $(abspath ../shared/datasets)
+endif
+endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: run test test-all lint bench gpu-bench clean install
