@@ -54,8 +54,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from experiments.config import Config, load_config
-    from experiments.sweep import validate_names
+    from experiments.config import Config, load_config, validate_names
 
     config = load_config(args.config) if args.config else Config()
     verbose = ["train.verbose=2"] if config.train.verbose == 0 else []  # Keras's line per epoch

@@ -182,6 +182,20 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def validate_names(config: Config, where: str) -> None:
+    """Check the cell and task names against the registries, naming `where`, the key and the valid
+    choices; the one name check of `run`, sweeps and the CLI."""
+    import cells
+    import datasets
+
+    for key, value, valid in (
+        ("model.cell", config.model.cell, cells.names()),
+        ("data.name", config.data.name, datasets.names()),
+    ):
+        if value not in valid:
+            raise ValueError(f"{where}: {key} = {value!r} is not known; valid choices: {', '.join(valid)}")
+
+
 def _build_section(section_cls: type, values: dict, source: str, section: str):
     fields = {f.name: f for f in dataclasses.fields(section_cls)}
     _check_keys(values, fields, source, what=f"key in section '{section}'", prefix=f"{section}.")

@@ -19,11 +19,10 @@ import keras
 import mlflow
 import yaml
 
-import cells
 import datasets
 from datasets.base import MissingDataError
 from experiments import tracking
-from experiments.config import Config, config_hash
+from experiments.config import Config, config_hash, validate_names
 from experiments.tasks import family_for
 from experiments.tasks.common import count_params, match_units
 from experiments.tasks.translation import perplexity
@@ -71,10 +70,7 @@ def run(config: Config, *, parent_run_id: str | None = None, tags: dict | None =
 def validate(config: Config) -> None:
     """Check names against the registries before anything is loaded or trained."""
     config.validate()
-    if config.model.cell not in cells.names():
-        cells.get(config.model.cell, units=1)  # raises the registry's own error
-    if config.data.name not in datasets.names():
-        datasets.get(config.data.name)
+    validate_names(config, "run")
 
 
 def _train_and_test(config: Config, *, logging: bool) -> dict:

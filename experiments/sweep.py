@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from experiments.config import Config, config_hash
+from experiments.config import Config, config_hash, validate_names
 
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed")
 SAMPLERS: dict[str, Callable[[random.Random, list], Any]] = {
@@ -182,19 +182,6 @@ def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> C
         config = config.with_overrides(overrides)
     validate_names(config, where)
     return config
-
-
-def validate_names(config: Config, where: str) -> None:
-    """Check the cell and task names against the registries, with the valid choices in the message."""
-    import cells
-    import datasets
-
-    for key, value, valid in (
-        ("model.cell", config.model.cell, cells.names()),
-        ("data.name", config.data.name, datasets.names()),
-    ):
-        _require(value in valid,
-                 f"{where}: {key} = {value!r} is not known; valid choices: {', '.join(valid)}")
 
 
 def _describe(values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> str:
