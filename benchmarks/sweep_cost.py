@@ -7,10 +7,14 @@ Writes `benchmarks/sweep_cost.json`, which `benchmarks.run` renders into RESULTS
 measurements use a fresh, temporary MLflow store (sqlite in a temp folder, through
 $MLFLOW_TRACKING_URI), so nothing is resumed and the project's store stays untouched.
 
-Tracking cost: the same `experiments.run.run(config)` with tracking off, on, and on without
-the model artifact, alternating, `--repeats` times each, in one process; cost = median(variant)
-/ median(off) − 1.
-The config is the quick sweep's adding-problem run for the LSTM (no data files needed).
+Tracking cost, two ways:
+- measured directly: every tracked run returns and logs `tracking_time_s`, the wall time spent
+  in MLflow calls, figures and the model artifact; its share of the run's wall time is reported
+  for the quick sweep's shortest run and summed over the whole quick sweep;
+- by difference: the same `experiments.run.run(config)` with tracking off, on, and on without
+  the model artifact, alternating, `--repeats` times each, in one process; cost =
+  median(variant) / median(off) − 1 (noisy on a shared machine: runs vary by ±1 s).
+The single-run config is the quick sweep's adding-problem run for the LSTM (no data needed).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ def tracking_cost(repeats: int) -> dict:
 
     config = quick_config()
     seconds = {name: [] for name in VARIANTS}
+    direct = []  # (tracking_time_s, wall s) of the "tracking on" runs
     for _ in range(repeats):
         for name, changes in VARIANTS.items():
             tracked = dataclasses.replace(config.tracking, **changes)
@@ -62,7 +67,21 @@ def tracking_cost(repeats: int) -> dict:
             seconds[name].append(time.perf_counter() - start)
             if result.get("status") not in (None, "FINISHED"):
                 raise RuntimeError(f"the timed run did not finish: {result}")
-    return seconds
+            if name == "tracking on":
+                direct.append((result["tracking_time_s"], seconds[name][-1]))
+    return seconds, direct
+
+
+def sweep_tracking_share() -> tuple[float, float, float]:
+    """Over the finished child runs in the current store: summed `tracking_time_s`, summed
+    run wall time (MLflow start to end), and the largest share in one run."""
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True,
+                              filter_string="metrics.tracking_time_s > 0")
+    wall = (runs["end_time"] - runs["start_time"]).dt.total_seconds()
+    spent = runs["metrics.tracking_time_s"]
+    return float(spent.sum()), float(wall.sum()), float((spent / wall).max())
 
 
 def sweep_wall_time() -> float:
@@ -80,7 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as store:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
-        samples = tracking_cost(args.repeats)
+        samples, direct = tracking_cost(args.repeats)
+        spent, wall = (statistics.median(x) for x in zip(*direct))
+        rows.append({"what": "adding/lstm run, time spent on tracking (measured in the run)",
+                     "seconds": round(spent, 2), "share": f"{100 * spent / wall:.1f} %"})
         off = statistics.median(samples["tracking off"])
         for name, found in samples.items():
             median = statistics.median(found)
@@ -96,6 +118,10 @@ def main(argv: list[str] | None = None) -> None:
             wall = sweep_wall_time()
             rows.append({"what": "quick sweep end to end", "seconds": round(wall, 0)})
             notes.append(f"quick sweep: {wall / 60:.1f} min (target ≤ 15 min)")
+            spent, runs_wall, worst = sweep_tracking_share()
+            rows.append({"what": "quick sweep, time spent on tracking (all runs, measured)",
+                         "seconds": round(spent, 1), "share": f"{100 * spent / runs_wall:.1f} %"})
+            notes.append(f"largest tracking share in one quick-sweep run: {100 * worst:.1f} %")
     notes.append(f"load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f}")
     data = {"index": "what", "rows": rows, "notes": notes}
     (HERE / "sweep_cost.json").write_text(json.dumps(data, indent=1))

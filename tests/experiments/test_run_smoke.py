@@ -30,6 +30,7 @@ def test_every_task_with_every_cell(task, cell, tiny_config, real_data):
     assert (result["task"], result["cell"], result["epochs"]) == (task, cell, 1)
     assert result["param_count"] > 0
     assert math.isfinite(result["test_loss"])
+    assert "tracking_time_s" not in result  # tracking is off
     if task == "multi30k":
         assert 0.0 <= result["test_bleu"] <= 100.0
         assert result["test_perplexity"] == pytest.approx(math.exp(result["test_loss"]))
@@ -97,6 +98,9 @@ def test_logged_run_holds_the_contract(task, attention, extra, tiny_config, real
     assert {"model/model.keras", "config.yaml", "plots/learning_curves.png", *extra} <= artifacts
     contexts = {inp.tags[0].value for inp in found.inputs.dataset_inputs}
     assert contexts == {"training", "validation", "testing"}
+    # what tracking cost: logged up to the last artifact, returned including end_run
+    assert 0 < metrics["tracking_time_s"] <= result["tracking_time_s"]
+    assert result["tracking_time_s"] < (found.info.end_time - found.info.start_time) / 1000
 
 
 def test_saved_model_reloads_and_predicts_identically(tiny_config, mlflow_store):
