@@ -1,10 +1,14 @@
 """GPU benchmark: our cells under Keras/JAX against torch.nn.LSTM / GRU (cuDNN) on CUDA.
 
-    KERAS_BACKEND=jax python -m benchmarks.gpu              # on a CUDA machine, < 4 min
+    KERAS_BACKEND=jax python -m benchmarks.gpu              # on a CUDA machine, < 3 min
+    KERAS_BACKEND=torch python -m benchmarks.gpu            # the PyTorch backend, < 1 min
     KERAS_BACKEND=jax python -m benchmarks.gpu --cpu-smoke  # tiny sizes on CPU, to test this file
 
 Run through `benchmarks/gpu.sh`, which also installs Keras from `.whl/` where TensorFlow is
-absent. Writes a Markdown table to `$OUT/gpu_results.md` when `$OUT` is set, else prints it.
+absent and runs both backends. Writes a Markdown table to `$OUT/gpu_results_<backend>.md` when
+`$OUT` is set, else prints it. Under JAX every case is compiled (`jit_compile=True`, Keras's
+"auto") except one jit-off pair; under PyTorch none is (Keras's "auto" leaves `torch.compile`
+off: it would compile a Python loop of T steps) and only the first size runs.
 Times are seconds per call (median of rounds, IQR) of a compiled training step (forward,
 backward, Adam) and of inference, B=64, D=32, Dense(1) head, MSE — as `benchmarks.run`.
 """
@@ -37,8 +41,9 @@ class GpuPlan:
 
 
 def keras_cases(plan: GpuPlan) -> list[Case]:
-    """Ours for LSTM/GRU at every size, the other three cells at two, Keras's LSTM/GRU at the
-    first size; all with `jit_compile=True` (the jit-off cases are `eager_cases`)."""
+    """Ours (ProjectedRNN) and plain `RNN(cell)` for LSTM/GRU at every size, the other three
+    cells at two, Keras's LSTM/GRU at the first size; all with `jit_compile=True` (the
+    jit-off cases are `eager_cases`)."""
     cases = []
     for steps, units in plan.sizes:
         size = {"steps": steps, "units": units, "batch": plan.batch, "jit": True}
@@ -46,9 +51,18 @@ def keras_cases(plan: GpuPlan) -> list[Case]:
         if (steps, units) not in plan.all_cells_sizes:
             cells = ("lstm", "gru")
         cases += [Case(impl="ours", cell=cell, **size) for cell in cells]
+        cases += [Case(impl="plain", cell=cell, **size) for cell in ("lstm", "gru")]
         if (steps, units) == plan.sizes[0]:
             cases += [Case(impl="keras", cell=cell, **size) for cell in ("lstm", "gru")]
     return cases
+
+
+def torch_backend_cases(plan: GpuPlan) -> list[Case]:
+    """Under KERAS_BACKEND=torch: ours, plain and Keras's LSTM/GRU at the first size, jit off."""
+    steps, units = plan.sizes[0]
+    size = {"steps": steps, "units": units, "batch": plan.batch, "jit": False}
+    return [Case(impl=impl, cell=cell, **size)
+            for cell in ("lstm", "gru") for impl in ("ours", "plain", "keras")]
 
 
 def eager_cases(plan: GpuPlan) -> list[Case]:
@@ -59,14 +73,14 @@ def eager_cases(plan: GpuPlan) -> list[Case]:
     return [Case(impl=impl, cell="lstm", **size) for impl in ("ours", "keras")]
 
 
-def torch_rows(plan: GpuPlan) -> list[dict]:
+def torch_rows(plan: GpuPlan, sizes=None) -> list[dict]:
     """torch.nn.LSTM / GRU (cuDNN on CUDA) with the same head, loss and optimizer."""
     import torch
 
     device = torch.device(plan.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rows = []
-    for steps, units in plan.sizes:
+    for steps, units in sizes or plan.sizes:
         for cell, module in (("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)):
             rnn = module(32, units, batch_first=True).to(device)
             head = torch.nn.Linear(units, 1).to(device)
@@ -136,23 +150,32 @@ def main(argv: list[str] | None = None) -> None:
     import keras
     import torch
 
-    rows = []
-    stages = [
-        ("torch", lambda: torch_rows(plan)),
-        ("jit", lambda: time_interleaved(keras_cases(plan), plan.rounds, plan.min_seconds)),
-        ("eager", lambda: time_interleaved(eager_cases(plan), 1, 0.0, warmup=1)),
-    ]
+    rows, backend = [], keras.backend.backend()
+    if backend == "torch":
+        stages = [
+            ("torch", lambda: torch_rows(plan, plan.sizes[:1])),
+            ("eager", lambda: time_interleaved(torch_backend_cases(plan), plan.rounds,
+                                               plan.min_seconds)),
+        ]
+    else:
+        stages = [
+            ("torch", lambda: torch_rows(plan)),
+            ("jit", lambda: time_interleaved(keras_cases(plan), plan.rounds, plan.min_seconds)),
+            ("eager", lambda: time_interleaved(eager_cases(plan), 1, 0.0, warmup=1)),
+        ]
     for stage, measure in stages:  # the table is rewritten after each stage, in case of timeout
         rows += [{**row, "jit": str(row["jit"])} for row in measure()]
         header = [
-            f"### GPU: {device_name()}"
+            f"### GPU: {device_name()}, Keras backend {backend}"
             + (" — CPU SMOKE RUN, not a measurement" if args.cpu_smoke else ""),
             "",
             (
                 f"keras {keras.__version__} ({keras.backend.backend()}), jax {jax.__version__} "
                 f"on {jax.devices()[0].platform}, torch {torch.__version__} on {plan.device}; "
-                f"B={plan.batch}, D=32; median ± IQR of {plan.rounds} rounds (jit off: 1 call); "
-                "ours = ProjectedRNN(cells.get(cell)); keras = keras.layers.LSTM/GRU; "
+                f"B={plan.batch}, D=32; median ± IQR of {plan.rounds} rounds"
+                f"{' (jit off: 1 call)' if backend == 'jax' else ''}; "
+                "ours = ProjectedRNN(cells.get(cell)); plain = keras.layers.RNN(cells.get(cell)); "
+                "keras = keras.layers.LSTM/GRU; "
                 f"torch = torch.nn.LSTM/GRU; stages done: {stage} after "
                 f"{time.perf_counter() - start:.0f} s."
             ),
@@ -160,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         text = markdown(rows, header)
         out = os.environ.get("OUT")
         if out:
-            Path(out, "gpu_results.md").write_text(text)
+            Path(out, f"gpu_results_{backend}.md").write_text(text)
     print(text)
 
 
