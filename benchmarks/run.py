@@ -115,11 +115,11 @@ def measure_compilation(plan: Plan) -> pd.DataFrame:
             cases = [
                 Case(impl=impl, cell=cell, jit=jit, **TARGET)
                 for cell in plan.jit_cells
-                for impl in ("ours", "keras")
+                for impl in ("ours", "plain", "keras")
             ]
             job = timing_job(cases, plan)
             if backend == "jax" and not jit:  # eager JAX re-traces the loop: seconds per call
-                job.update(cases=job["cases"][:2], rounds=1, min_seconds=0.0, warmup=1)
+                job.update(cases=job["cases"][:3], rounds=1, min_seconds=0.0, warmup=1)
             rows += [{**row, "backend": backend} for row in run_worker(job, backend)]
     cases = [
         Case(impl=impl, cell=cell, unroll=unroll, steps=plan.short_steps, units=TARGET["units"])

@@ -27,6 +27,7 @@ from datasets.base import DataConfig
 
 ATTENTION_CHOICES = (None, "luong", "bahdanau")
 OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop", "sgd", "nadam")
+PROJECTED_CHOICES = ("auto", True, False)
 
 
 @dataclass
@@ -43,9 +44,9 @@ class ModelConfig:
     attention: str | None = None  # translation: None | "luong" | "bahdanau"
     match_params: int | None = None  # target parameter count: choose units per cell to match it
     # cells.ProjectedRNN (inputs of the whole sequence projected in one matmul) instead of
-    # keras.layers.RNN: same results; off because it measured slower on a 2-core CPU
-    # (benchmarks/RESULTS.md, docs/performance.md)
-    projected: bool = False
+    # keras.layers.RNN(cell): same results. "auto" = where it measured faster: on a GPU, not on
+    # a CPU (benchmarks/RESULTS.md, benchmarks/gpu_results.md, docs/performance.md)
+    projected: bool | str = "auto"
 
 
 @dataclass
@@ -118,6 +119,7 @@ class Config:
         """Check the choices that a type alone cannot (the cell and dataset are checked by run)."""
         _check_choice(self.model.attention, ATTENTION_CHOICES, source, "model.attention")
         _check_choice(self.train.optimizer, OPTIMIZER_CHOICES, source, "train.optimizer")
+        _check_choice(self.model.projected, PROJECTED_CHOICES, source, "model.projected")
         positive = {
             "model.units": self.model.units,
             "model.layers": self.model.layers,
@@ -216,7 +218,8 @@ def _check_keys(given: dict, valid, source: str, *, what: str, prefix: str = "")
 
 def _check_choice(value, choices: tuple, source: str, key: str) -> None:
     if value not in choices:
-        shown = ", ".join("null" if c is None else str(c) for c in choices)
+        shown = ", ".join("null" if c is None else str(c).lower() if isinstance(c, bool)
+                          else str(c) for c in choices)
         raise ValueError(f"{source}: '{key}' is {value!r}; valid choices: {shown}")
 
 

@@ -25,7 +25,7 @@ from datasets.base import MissingDataError
 from experiments import tracking
 from experiments.config import Config, config_hash, validate_names
 from experiments.tasks import family_for
-from experiments.tasks.common import count_params, match_units
+from experiments.tasks.common import count_params, match_units, use_projected
 from experiments.tasks.translation import perplexity
 
 TAG = tracking.TAG_PREFIX
@@ -41,7 +41,8 @@ OPTIMIZERS = {
 def run(config: Config, *, parent_run_id: str | None = None, tags: dict | None = None) -> dict:
     """Train and test `config` once; log to MLflow (a child of `parent_run_id` if given).
 
-    Returns `status`, `run_id`, `task`, `cell`, `units`, `param_count`, `test_<metric>`,
+    Returns `status`, `run_id`, `task`, `cell`, `units`, `projected` (whether the recurrent
+    layers were `cells.ProjectedRNN`), `param_count`, `test_<metric>`,
     `baseline`, `baseline_metric`, `solved`, `train_time_s`, `epochs`, `config_hash`, and
     with tracking on `tracking_time_s` (seconds spent on MLflow calls, figures and the model
     artifact; also logged as a metric, up to the last artifact); for a skipped run
@@ -130,7 +131,8 @@ def _train_and_test(config: Config, watch: TrackingTime | None) -> dict:
         run_eagerly=config.train.run_eagerly,
         **family.compile_args(spec),
     )
-    result = {"units": units, "param_count": count_params(model), **_baseline(spec)}
+    result = {"units": units, "param_count": count_params(model),
+              "projected": use_projected(config.model.projected), **_baseline(spec)}
     if watch:
         with watch:
             _log_start(config, spec, result, (train, val, test))
@@ -283,7 +285,8 @@ def _set_tags(active, tags: dict) -> None:
 def _log_start(config: Config, spec, result: dict, splits) -> None:
     log = tracking.settings().log
     params = {k: ("None" if v is None else v) for k, v in config.flat().items()}
-    mlflow.log_params({**params, "model.units_used": result["units"]})
+    mlflow.log_params({**params, "model.units_used": result["units"],
+                       "model.projected_used": result["projected"]})
     metrics = {"param_count": result["param_count"]}
     tags = {f"{TAG}family": family_for(spec).name}
     if spec.baseline is not None:

@@ -44,7 +44,7 @@ def recurrent_layer(
     if model_cfg.recurrent_dropout:
         cell_kwargs["recurrent_dropout"] = model_cfg.recurrent_dropout
     cell = cells.get(model_cfg.cell, **cell_kwargs)
-    layer = cells.ProjectedRNN if model_cfg.projected else keras.layers.RNN
+    layer = cells.ProjectedRNN if use_projected(model_cfg.projected) else keras.layers.RNN
     return layer(
         cell,
         return_sequences=return_sequences,
@@ -52,6 +52,18 @@ def recurrent_layer(
         go_backwards=go_backwards,
         name=name,
     )
+
+
+def use_projected(setting: bool | str) -> bool:
+    """`model.projected` resolved: "auto" means `cells.ProjectedRNN` where the backend computes
+    on a GPU (0.82–0.94× the plain path's training step under JAX, ≈ 0.5× under PyTorch on an
+    H200) and `keras.layers.RNN(cell)` on a CPU (the projected path measured 1.03–1.25× slower
+    there with TensorFlow); see docs/performance.md."""
+    if setting != "auto":
+        return bool(setting)
+    from experiments.tracking import device
+
+    return device() == "GPU"
 
 
 def recurrent_stack(x, model_cfg, units: int, *, return_sequences: bool, name: str = "rnn"):

@@ -31,6 +31,7 @@ def test_round_trip_through_dict():
         ({"train": {"clipnorm": "x"}}, ["'train.clipnorm'", "must be float or null"]),
         ({"model": {"attention": "dot"}}, ["'model.attention'", "luong, bahdanau"]),
         ({"train": {"optimizer": "adagrad"}}, ["'train.optimizer'", "adam", "sgd"]),
+        ({"model": {"projected": "yes"}}, ["'model.projected'", "auto, true, false"]),
         ({"model": {"dropout": 1.5}}, ["'model.dropout'", "[0, 1)"]),
         ({"model": {"layers": 0}}, ["'model.layers'", ">= 1"]),
         ({"data": []}, ["section 'data' must be a mapping"]),

@@ -180,7 +180,8 @@ def test_matched_parameter_counts_are_close(tiny_config):
 @pytest.mark.parametrize("task", ["adding", "multi30k"])
 def test_projected_path_trains_and_gives_the_plain_paths_metrics(task, tiny_config, real_data):
     """`model.projected` swaps in cells.ProjectedRNN: same math, so the same metrics for one seed."""
-    plain = run(tiny_config(task, "lstm"))
+    plain = run(tiny_config(task, "lstm", model={"projected": False}))
     projected = run(tiny_config(task, "lstm", model={"projected": True}))
     assert projected["status"] == "FINISHED"
+    assert (plain["projected"], projected["projected"]) == (False, True)
     assert projected["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-4)

@@ -16,6 +16,7 @@ from experiments.tasks.common import (
     count_params,
     match_units,
     recurrent_layer,
+    use_projected,
 )
 
 
@@ -36,6 +37,17 @@ def test_recurrent_layer_is_an_rnn_of_the_named_cell():
     assert isinstance(layer, keras.layers.RNN)
     assert type(layer.cell) is type(cells.get("coupled", units=1))
     assert layer.cell.units == 7 and layer.cell.dropout == 0.25 and layer.return_sequences
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "expected"),
+    [("auto", "GPU", True), ("auto", "CPU", False), (True, "CPU", True), (False, "GPU", False)],
+)
+def test_projected_auto_means_projected_on_a_gpu_only(setting, device, expected, monkeypatch):
+    monkeypatch.setattr("experiments.tracking.device", lambda: device)
+    assert use_projected(setting) is expected
+    layer = recurrent_layer(ModelConfig(cell="gru", projected=setting), 3, return_sequences=False)
+    assert isinstance(layer, cells.ProjectedRNN) is expected
 
 
 @pytest.mark.parametrize(
