@@ -51,27 +51,42 @@ def target_rows(grid: pd.DataFrame, kind: str, steps: int = 100, units: int = 12
         ours = median.loc[cell, "ours"]
         if cell in keras_of and "keras" in median.columns:
             row["ours / keras"] = ours / median.loc[keras_of[cell], "keras"]
-        if "plain" in median.columns and pd.notna(median.loc[cell, "plain"]):
-            row["ours / plain"] = ours / median.loc[cell, "plain"]
+        plain = median.loc[cell, "plain"] if "plain" in median.columns else float("nan")
+        if pd.notna(plain):
+            row["ours / plain"] = ours / plain
         row["ours / our lstm"] = ours / median.loc["lstm", "ours"]
+        if pd.notna(plain):  # the CPU default path (model.projected: auto)
+            if cell in keras_of and "keras" in median.columns:
+                row["plain / keras"] = plain / median.loc[keras_of[cell], "keras"]
+            row["plain / plain lstm"] = plain / median.loc["lstm", "plain"]
         rows[cell] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("cell")
 
 
+def by_size(frame: pd.DataFrame, values: str) -> pd.DataFrame:
+    """`values` pivoted to one column per size "T=… u=…", sizes in numeric order."""
+    frame = frame.sort_values(["steps", "units"])
+    frame["size"] = "T=" + frame.steps.astype(str) + " u=" + frame.units.astype(str)
+    table = frame.pivot_table(index=["impl", "cell"], columns="size", values=values)
+    return table[list(dict.fromkeys(frame["size"]))]
+
+
 def grid_table(grid: pd.DataFrame, kind: str) -> pd.DataFrame:
     at = grid[grid.kind == kind].copy()
-    at["size"] = "T=" + at.steps.astype(str) + " u=" + at.units.astype(str)
     at["ms"] = at.median_s * 1e3
-    return at.pivot_table(index=["impl", "cell"], columns="size", values="ms")
+    return by_size(at, "ms")
 
 
 def ratio_table(grid: pd.DataFrame, kind: str) -> pd.DataFrame:
-    at = grid[(grid.kind == kind) & grid.impl.isin(["ours", "keras"])]
+    """Plain and ours over Keras's layer of the same math, per cell and size."""
+    at = grid[grid.kind == kind]
     at = at.pivot_table(index=["cell", "steps", "units"], columns="impl", values="median_s")
-    at = at.dropna()
-    ratio = (at.ours / at.keras).reset_index(name="ratio")
-    ratio["size"] = "T=" + ratio.steps.astype(str) + " u=" + ratio.units.astype(str)
-    return ratio.pivot_table(index="cell", columns="size", values="ratio")
+    at = at.dropna(subset=["keras"])
+    ratios = [
+        (at[impl] / at.keras).reset_index(name="ratio").assign(impl=impl)
+        for impl in ("plain", "ours") if impl in at.columns
+    ]
+    return by_size(pd.concat(ratios), "ratio")
 
 
 def compilation_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +115,7 @@ def scaling_plot(grid: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    train = grid[(grid.kind == "train") & grid.impl.isin(["ours", "keras"])]
+    train = grid[(grid.kind == "train") & grid.impl.isin(["plain", "keras"])]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=80)
     for axis, (x, fixed, value) in zip(
         axes, [("steps", "units", 128), ("units", "steps", 100)], strict=True
@@ -108,7 +123,7 @@ def scaling_plot(grid: pd.DataFrame, path: Path) -> None:
         part = train[train[fixed] == value]
         for (impl, cell), rows in part.groupby(["impl", "cell"]):
             rows = rows.sort_values(x)
-            style = "-" if impl == "ours" else "--"
+            style = "-" if impl == "plain" else "--"
             axis.plot(rows[x], rows.median_s * 1e3, style, marker="o", label=f"{impl} {cell}")
         axis.set(xlabel=x, ylabel="training step, ms", title=f"{fixed} = {value}, B = 64")
     axes[1].legend(fontsize=7)
@@ -167,7 +182,7 @@ def markdown(grid, compilation, memory, context, plot: Path) -> str:
         table(grid_table(grid, "train")),
         "\n## Inference, all sizes (ms)\n",
         table(grid_table(grid, "infer")),
-        "\n## Ours / Keras (same math), training step, all sizes\n",
+        "\n## Plain and ours / Keras (same math), training step, all sizes\n",
         table(ratio_table(grid, "train")),
         f"\n![scaling]({plot.name})\n",
         "## jit_compile and unroll\n",
