@@ -12,8 +12,9 @@ Tracking cost, two ways:
   in MLflow calls, figures and the model artifact; its share of the run's wall time is reported
   for the quick sweep's shortest run and summed over the whole quick sweep;
 - by difference: the same `experiments.run.run(config)` with tracking off, on, and on without
-  the model artifact, alternating, `--repeats` times each, in one process; cost =
-  median(variant) / median(off) − 1 (noisy on a shared machine: runs vary by ±1 s).
+  the model artifact, `--repeats` times each in one process after one discarded warm-up run,
+  the order rotating every repeat so that no variant always runs first; cost =
+  median(variant) / median(off) − 1 (noisy: on 2 cores the same run varies by ±1 s or more).
 The single-run config is the quick sweep's adding-problem run for the LSTM (no data needed).
 """
 
@@ -57,10 +58,13 @@ def tracking_cost(repeats: int) -> dict:
     from experiments.run import run
 
     config = quick_config()
+    run(config)  # warm-up: first-call costs (imports, the store's tables) are not per run
     seconds = {name: [] for name in VARIANTS}
     direct = []  # (tracking_time_s, wall s) of the "tracking on" runs
-    for _ in range(repeats):
-        for name, changes in VARIANTS.items():
+    names = list(VARIANTS)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            changes = VARIANTS[name]
             tracked = dataclasses.replace(config.tracking, **changes)
             start = time.perf_counter()
             result = run(dataclasses.replace(config, tracking=tracked))
@@ -72,16 +76,19 @@ def tracking_cost(repeats: int) -> dict:
     return seconds, direct
 
 
-def sweep_tracking_share() -> tuple[float, float, float]:
+def sweep_tracking_share() -> tuple[float, float, str]:
     """Over the finished child runs in the current store: summed `tracking_time_s`, summed
-    run wall time (MLflow start to end), and the largest share in one run."""
+    run wall time (MLflow start to end), and a line on the run with the largest share."""
     import mlflow
 
     runs = mlflow.search_runs(search_all_experiments=True,
                               filter_string="metrics.tracking_time_s > 0")
     wall = (runs["end_time"] - runs["start_time"]).dt.total_seconds()
     spent = runs["metrics.tracking_time_s"]
-    return float(spent.sum()), float(wall.sum()), float((spent / wall).max())
+    worst = (spent / wall).idxmax()
+    line = (f"largest tracking share in one quick-sweep run: {100 * spent[worst] / wall[worst]:.1f} % "
+            f"({runs['tags.mlflow.runName'][worst]}: {spent[worst]:.2f} of {wall[worst]:.1f} s)")
+    return float(spent.sum()), float(wall.sum()), line
 
 
 def sweep_wall_time() -> float:
@@ -93,7 +100,7 @@ def sweep_wall_time() -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-sweep", action="store_true", help="skip the full quick sweep")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     rows, notes = [], []
     load = os.getloadavg()
@@ -119,9 +126,9 @@ def main(argv: list[str] | None = None) -> None:
             rows.append({"what": "quick sweep end to end", "seconds": round(wall, 0)})
             notes.append(f"quick sweep: {wall / 60:.1f} min (target ≤ 15 min)")
             spent, runs_wall, worst = sweep_tracking_share()
+            notes.append(worst)
             rows.append({"what": "quick sweep, time spent on tracking (all runs, measured)",
                          "seconds": round(spent, 1), "share": f"{100 * spent / runs_wall:.1f} %"})
-            notes.append(f"largest tracking share in one quick-sweep run: {100 * worst:.1f} %")
     notes.append(f"load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f}")
     data = {"index": "what", "rows": rows, "notes": notes}
     (HERE / "sweep_cost.json").write_text(json.dumps(data, indent=1))

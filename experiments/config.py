@@ -44,8 +44,8 @@ class ModelConfig:
     attention: str | None = None  # translation: None | "luong" | "bahdanau"
     match_params: int | None = None  # target parameter count: choose units per cell to match it
     # cells.ProjectedRNN (inputs of the whole sequence projected in one matmul) instead of
-    # keras.layers.RNN(cell): same results. "auto" = where it measured faster: on a GPU, not on
-    # a CPU (benchmarks/RESULTS.md, benchmarks/gpu_results.md, docs/performance.md)
+    # keras.layers.RNN(cell): same results. "auto" = where it measured faster: on a GPU and under
+    # PyTorch, not on a CPU with TensorFlow or JAX (experiments.tasks.common.use_projected)
     projected: bool | str = "auto"
 
 

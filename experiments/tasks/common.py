@@ -55,15 +55,16 @@ def recurrent_layer(
 
 
 def use_projected(setting: bool | str) -> bool:
-    """`model.projected` resolved: "auto" means `cells.ProjectedRNN` where the backend computes
-    on a GPU (0.82–0.94× the plain path's training step under JAX, ≈ 0.5× under PyTorch on an
-    H200) and `keras.layers.RNN(cell)` on a CPU (the projected path measured 1.03–1.25× slower
-    there with TensorFlow); see docs/performance.md."""
+    """`model.projected` resolved. "auto" picks the layer that measured faster (training step,
+    LSTM/GRU, T=100, units=128; docs/performance.md): `cells.ProjectedRNN` on a GPU (H200:
+    0.89–0.95× the plain layer under JAX, 0.5–0.6× under PyTorch) and under PyTorch on a CPU
+    (≈ 0.8×); `keras.layers.RNN(cell)` on a CPU with TensorFlow or JAX, where the projected
+    layer was 1.1–1.4× slower."""
     if setting != "auto":
         return bool(setting)
     from experiments.tracking import device
 
-    return device() == "GPU"
+    return device() == "GPU" or keras.backend.backend() == "torch"
 
 
 def recurrent_stack(x, model_cfg, units: int, *, return_sequences: bool, name: str = "rnn"):

@@ -40,11 +40,16 @@ def test_recurrent_layer_is_an_rnn_of_the_named_cell():
 
 
 @pytest.mark.parametrize(
-    ("setting", "device", "expected"),
-    [("auto", "GPU", True), ("auto", "CPU", False), (True, "CPU", True), (False, "GPU", False)],
+    ("setting", "device", "backend", "expected"),
+    [("auto", "GPU", "jax", True), ("auto", "GPU", "tensorflow", True),
+     ("auto", "CPU", "torch", True), ("auto", "CPU", "tensorflow", False),
+     ("auto", "CPU", "jax", False), (True, "CPU", "tensorflow", True),
+     (False, "GPU", "jax", False)],
 )
-def test_projected_auto_means_projected_on_a_gpu_only(setting, device, expected, monkeypatch):
+def test_projected_auto_follows_the_measurements(setting, device, backend, expected,
+                                                 monkeypatch):
     monkeypatch.setattr("experiments.tracking.device", lambda: device)
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
     assert use_projected(setting) is expected
     layer = recurrent_layer(ModelConfig(cell="gru", projected=setting), 3, return_sequences=False)
     assert isinstance(layer, cells.ProjectedRNN) is expected
