@@ -10,6 +10,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 SWEEP_COST = HERE / "sweep_cost.json"  # written by `python -m benchmarks.sweep_cost`
 GPU_RESULTS = HERE / "gpu_results.md"  # copied here from the GPU run of `benchmarks/gpu.sh`
+VARIANTS = HERE / "variants.md"  # written by `python -m benchmarks.variants`
 TARGETS = {"vs_keras": 0.7, "vs_lstm": 1.15, "sweep_min": 15, "tracking_pct": 3}
 
 
@@ -164,6 +165,7 @@ def markdown(grid, compilation, memory, context, plot: Path) -> str:
             f"- Before: {load.format(*context['load_before'])}; "
             f"after: {load.format(*context['load_after'])} (a shared machine: read ratios, not ms)"
         ),
+        *[f"- Since: {update}" for update in context.get("updates", [])],
         (
             "- Model: Input(B=64, T, D=32) → recurrent layer → Dense(1), MSE, Adam. "
             "Training step = `train_on_batch`; inference = `predict_on_batch`. Each number is the "
@@ -195,6 +197,11 @@ def markdown(grid, compilation, memory, context, plot: Path) -> str:
         table(memory_table(memory)),
         "",
         sweep_section(),
+        optional_section(
+            VARIANTS,
+            "CPU designs tried for the 0.7× target",
+            "Not measured yet: `python -m benchmarks.variants` writes `benchmarks/variants.md`.",
+        ),
         optional_section(
             GPU_RESULTS,
             "GPU",

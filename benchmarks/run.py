@@ -44,13 +44,15 @@ class Plan:
     min_seconds: float = 0.2
     jit_cells: tuple[str, ...] = ("lstm", "gru")
     short_steps: int = 20  # "short sequence" for the unroll comparison
-    memory_cells: tuple[str, ...] = ("vanilla", "lstm", "gru")
+    memory_cells: tuple[str, ...] = CELLS
+    memory_sizes: tuple[tuple[int, int], ...] = ((100, 128), (500, 128))  # one process per case
     backends: tuple[str, ...] = field(default=("tensorflow", "jax", "torch"))
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(
-            sizes=((100, 128),), rounds=3, jit_cells=("lstm",), memory_cells=("lstm",)
+            sizes=((100, 128),), rounds=3, jit_cells=("lstm",), memory_cells=("lstm",),
+            memory_sizes=((100, 128),),
         )
 
 
@@ -131,16 +133,18 @@ def measure_compilation(plan: Plan) -> pd.DataFrame:
 
 
 def measure_memory(plan: Plan) -> pd.DataFrame:
-    """Peak RSS per case, each in a fresh process, at the longest T and the target units."""
-    steps = max(steps for steps, _ in plan.sizes)
-    cases = [Case(impl="ours", cell=cell, steps=steps) for cell in plan.memory_cells]
-    cases += [Case(impl="keras", cell=cell, steps=steps) for cell in plan.memory_cells]
-    cases += [Case(impl="plain", cell="lstm", steps=steps)]
+    """Peak RSS of every grid case (plain, ours, Keras) at `plan.memory_sizes`, each case in a
+    fresh process."""
     rows = []
-    for case in cases:
-        log(f"memory {case.label} T={steps}")
-        rows.append(run_worker({"memory": case.to_dict()}))
+    for steps, units in plan.memory_sizes:
+        for case in grid_cases(steps, units):
+            if case.cell in plan.memory_cells:
+                log(f"memory {case.label} T={steps} units={units}")
+                rows.append(run_worker({"memory": case.to_dict()}))
     return pd.DataFrame(rows)
+
+
+PARTS = {"grid": measure_grid, "compilation": measure_compilation, "memory": measure_memory}
 
 
 def machine() -> dict:
@@ -172,11 +176,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--render", type=Path, default=None, help="re-render from a results.json, measure nothing"
     )
+    parser.add_argument(
+        "--only", choices=PARTS, default=None,
+        help="re-measure one part into the existing results.json, keep the others",
+    )
     args = parser.parse_args(argv)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     raw = args.output.with_name("results.json")
     if args.render:
         results = json.loads(args.render.read_text())
+    elif args.only:
+        results = json.loads(raw.read_text())
+        start, plan = time.perf_counter(), Plan.quick() if args.quick else Plan()
+        results[args.only] = PARTS[args.only](plan).to_dict(orient="records")
+        command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+        results["context"].setdefault("updates", []).append(
+            f"{args.only} re-measured by `{command}` on {time.strftime('%Y-%m-%d')} in "
+            f"{(time.perf_counter() - start) / 60:.1f} min, load average {os.getloadavg()[0]:.2f} after"
+        )
+        raw.write_text(json.dumps(results, indent=1))
     else:
         results = measure(Plan.quick() if args.quick else Plan(), args.quick, argv)
         raw.write_text(json.dumps(results, indent=1))
@@ -191,11 +209,7 @@ def main(argv: list[str] | None = None) -> None:
 def measure(plan: Plan, quick: bool, argv: list[str] | None) -> dict:
     """Run every part of the plan; plain rows (JSON-ready) and the context they ran in."""
     start, load_before = time.perf_counter(), os.getloadavg()
-    results = {
-        "grid": measure_grid(plan),
-        "compilation": measure_compilation(plan),
-        "memory": measure_memory(plan),
-    }
+    results = {name: part(plan) for name, part in PARTS.items()}
     results = {key: frame.to_dict(orient="records") for key, frame in results.items()}
     results["context"] = {
         "machine": machine(),

@@ -21,6 +21,7 @@ The single-run config is the quick sweep's adding-problem run for the LSTM (no d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -33,6 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 QUICK = ROOT / "experiments" / "sweeps" / "quick.yaml"
+OUTPUT = HERE / "sweep_cost.json"
 
 
 def quick_config(task: str = "adding", cell: str = "lstm"):
@@ -51,8 +53,51 @@ VARIANTS = {  # name -> TrackingConfig changes
 }
 
 
+PARTS = {  # label -> (module path, attribute) timed in the "tracking on" runs
+    "start of the run": ("experiments.run", "_tracked_run"),
+    "params, tags, config text, dataset inputs": ("experiments.run", "_log_start"),
+    "per-epoch metrics": ("experiments.run", "EpochLogger.on_epoch_end"),
+    "learning-curve figure: drawing": ("experiments.run", "learning_curves"),
+    "figures: rendering the PNG and logging it": ("mlflow", "log_figure"),
+    "model artifact: model.save": ("keras", "Model.save"),
+    "model artifact: copy into the store": ("mlflow", "log_artifact"),
+    "all of the end (metrics, figures, texts, model)": ("experiments.run", "_log_end"),
+    "end_run": ("mlflow.tracking.fluent", "end_run"),
+}
+
+
+@contextlib.contextmanager
+def timed_parts(totals: dict):
+    """Wrap each of `PARTS` so that calls add their wall time to `totals[label]`."""
+    import importlib
+
+    undo = []
+    for label, (module, attribute) in PARTS.items():
+        owner = importlib.import_module(module)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
+
+        def timed(*args, _original=original, _label=label, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                totals[_label] = totals.get(_label, 0.0) + time.perf_counter() - start
+
+        setattr(owner, name, timed)
+        undo.append((owner, name, original))
+    try:
+        yield totals
+    finally:
+        for owner, name, original in reversed(undo):
+            setattr(owner, name, original)
+
+
 def tracking_cost(repeats: int) -> dict:
-    """Seconds per run for each tracking variant, the variants alternating within a repeat."""
+    """Seconds per run for each tracking variant (the order rotating every repeat), the
+    direct measurement of the "tracking on" runs and their cost by part."""
     import dataclasses
 
     from experiments.run import run
@@ -61,19 +106,23 @@ def tracking_cost(repeats: int) -> dict:
     run(config)  # warm-up: first-call costs (imports, the store's tables) are not per run
     seconds = {name: [] for name in VARIANTS}
     direct = []  # (tracking_time_s, wall s) of the "tracking on" runs
+    parts = []  # {label: seconds} per "tracking on" run
     names = list(VARIANTS)
     for repeat in range(repeats):
         for name in names[repeat % len(names):] + names[:repeat % len(names)]:
             changes = VARIANTS[name]
             tracked = dataclasses.replace(config.tracking, **changes)
-            start = time.perf_counter()
-            result = run(dataclasses.replace(config, tracking=tracked))
-            seconds[name].append(time.perf_counter() - start)
+            totals = {}
+            with timed_parts(totals) if name == "tracking on" else contextlib.nullcontext():
+                start = time.perf_counter()
+                result = run(dataclasses.replace(config, tracking=tracked))
+                seconds[name].append(time.perf_counter() - start)
             if result.get("status") not in (None, "FINISHED"):
                 raise RuntimeError(f"the timed run did not finish: {result}")
             if name == "tracking on":
                 direct.append((result["tracking_time_s"], seconds[name][-1]))
-    return seconds, direct
+                parts.append({**totals, "gc": result["gc_time_s"]})
+    return seconds, direct, parts
 
 
 def sweep_tracking_share() -> tuple[float, float, str]:
@@ -85,9 +134,13 @@ def sweep_tracking_share() -> tuple[float, float, str]:
                               filter_string="metrics.tracking_time_s > 0")
     wall = (runs["end_time"] - runs["start_time"]).dt.total_seconds()
     spent = runs["metrics.tracking_time_s"]
-    worst = (spent / wall).idxmax()
-    line = (f"largest tracking share in one quick-sweep run: {100 * spent[worst] / wall[worst]:.1f} % "
-            f"({runs['tags.mlflow.runName'][worst]}: {spent[worst]:.2f} of {wall[worst]:.1f} s)")
+    share = spent / wall
+    worst = share.idxmax()
+    line = (f"tracking share per quick-sweep run: median {100 * share.median():.1f} %, largest "
+            f"{100 * share[worst]:.1f} % ({runs['tags.mlflow.runName'][worst]}: "
+            f"{spent[worst]:.2f} of {wall[worst]:.1f} s); per run median {spent.median():.2f} s; "
+            f"garbage collection in the runs: {runs['metrics.gc_time_s'].sum():.1f} s, "
+            f"largest {runs['metrics.gc_time_s'].max():.2f} s in one run")
     return float(spent.sum()), float(wall.sum()), line
 
 
@@ -106,10 +159,16 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as store:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}/mlflow.db"
-        samples, direct = tracking_cost(args.repeats)
+        samples, direct, parts = tracking_cost(args.repeats)
         spent, wall = (statistics.median(x) for x in zip(*direct))
         rows.append({"what": "adding/lstm run, time spent on tracking (measured in the run)",
                      "seconds": round(spent, 2), "share": f"{100 * spent / wall:.1f} %"})
+        by_part = {label: statistics.median(p.get(label, 0.0) for p in parts)
+                   for label in [*PARTS, "gc"]}
+        notes.append("adding/lstm run, tracking by part (median s per run; parts overlap: "
+                     "the end contains the figure and the model; gc = all garbage collection "
+                     "in the run, which tracking_time_s leaves out where it lands in tracking): "
+                     + "; ".join(f"{label} {value:.3f}" for label, value in by_part.items()))
         off = statistics.median(samples["tracking off"])
         for name, found in samples.items():
             median = statistics.median(found)
@@ -130,8 +189,13 @@ def main(argv: list[str] | None = None) -> None:
             rows.append({"what": "quick sweep, time spent on tracking (all runs, measured)",
                          "seconds": round(spent, 1), "share": f"{100 * spent / runs_wall:.1f} %"})
     notes.append(f"load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f}")
+    if args.no_sweep and OUTPUT.exists():  # keep the last sweep measurement
+        previous = json.loads(OUTPUT.read_text())
+        rows += [row for row in previous["rows"] if row["what"].startswith("quick sweep")]
+        notes += [f"(from the previous full run) {note}" for note in previous["notes"]
+                  if note.startswith(("quick sweep", "tracking share"))]
     data = {"index": "what", "rows": rows, "notes": notes}
-    (HERE / "sweep_cost.json").write_text(json.dumps(data, indent=1))
+    OUTPUT.write_text(json.dumps(data, indent=1))
     print(json.dumps(data, indent=1))
 
 
