@@ -1,7 +1,7 @@
 # RNN Cell Lab — the two commands of the README, and a few more.
 #   make run      create .venv, install, run the quick sweep and its report
 #   make test     create .venv, install, run the test suite (slow tests excluded)
-#   make bench    regenerate benchmarks/RESULTS.md (about 10 minutes on 2 cores)
+#   make bench    regenerate benchmarks/RESULTS.md (about 16 minutes on 2 cores)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

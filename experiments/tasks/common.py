@@ -59,7 +59,7 @@ def use_projected(setting: bool | str) -> bool:
     LSTM/GRU, T=100, units=128; docs/performance.md): `cells.ProjectedRNN` on a GPU (H200:
     0.89–0.95× the plain layer under JAX, 0.5–0.6× under PyTorch) and under PyTorch on a CPU
     (≈ 0.8×); `keras.layers.RNN(cell)` on a CPU with TensorFlow or JAX, where the projected
-    layer was 1.1–1.4× slower."""
+    layer was 1.1–1.3× slower at that size (up to 1.8× elsewhere on the grid)."""
     if setting != "auto":
         return bool(setting)
     from experiments.tracking import device
