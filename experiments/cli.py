@@ -64,14 +64,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from experiments.run import run
 
     result = run(config)
-    if result.get("status") == "SKIPPED":
-        print(f"rnnlab run: skipped: {result.get('reason', '')}")
+    if result.status == "SKIPPED":
+        print(f"rnnlab run: skipped: {result.reason}")
         return 1
-    print(f"rnnlab run: {config.model.cell} × {config.data.name} {result.get('status')}, "
-          f"run {result.get('run_id')}")
-    for key, value in sorted(result.items()):
-        if key.startswith("test_") or key in ("param_count", "baseline", "solved"):
-            print(f"  {key:22s} {value}")
+    print(f"rnnlab run: {config.model.cell} × {config.data.name} {result.status}, "
+          f"run {result.run_id}")
+    shown = {**{f"test_{k}": v for k, v in result.metrics.items()}, "param_count":
+             result.param_count, "baseline": result.baseline, "solved": result.solved}
+    for key, value in sorted(shown.items()):
+        print(f"  {key:22s} {value}")
     return 0
 
 
@@ -82,8 +83,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         sweep.dry_run(plan)
         return 0
+    from experiments import launch  # loads Keras and MLflow: not needed for a dry run
+
     try:
-        outcomes = sweep.run_sweep(plan)
+        outcomes = launch.run_sweep(plan)
     except KeyboardInterrupt:
         return 130
     return 1 if any(o.status == "FAILED" for o in outcomes) else 0

@@ -19,26 +19,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 
-FALLBACK_METRICS = ("bleu", "accuracy", "mse", "loss")
+import cells
+from experiments import tracking
+from experiments.results import key_metric
+
 SEED_PARAMS = ("params.train.seed", "params.data.seed")
 PER_CELL_PARAMS = ("params.model.cell", "params.model.units_used")  # units_used: match_params
 IGNORED_PARAM_PREFIXES = ("params.tracking.",)
 SHORT_PARAMS = {"params.data.length": "T", "params.model.attention": "attention"}
-
-
-def key_metric(metrics: Mapping[str, Any], preferred: str | None = None) -> tuple[str | None, float | None]:
-    """The key test metric of a run's results: (name, value), trying `preferred` then the fallbacks."""
-    for name in (preferred, *FALLBACK_METRICS):
-        value = metrics.get(f"test_{name}") if name else None
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
-            return name, float(value)
-    return None, None
 
 
 # --- reading runs -----------------------------------------------------------------------------------
@@ -48,14 +43,10 @@ def load_runs(sweep: str | None = None) -> pd.DataFrame:
     """The child runs (those with an `rnnlab.task` tag) of one sweep, or of all sweeps, as a DataFrame
     of `mlflow.search_runs`; one run per config hash (the latest completed one, else the latest), so
     re-runs do not count twice."""
-    import mlflow
-
-    from experiments import tracking
-
     tracking.configure()
     runs = mlflow.search_runs(
         search_all_experiments=True,
-        filter_string=f"tags.`rnnlab.sweep` = '{sweep}'" if sweep else "",
+        filter_string=f"tags.`rnnlab.sweep` = {tracking.quote(sweep)}" if sweep else "",
         order_by=["attributes.start_time DESC"],
     )
     if runs.empty or "tags.rnnlab.task" not in runs:
@@ -198,24 +189,13 @@ def not_completed(runs: pd.DataFrame) -> pd.DataFrame:
 # --- plots ------------------------------------------------------------------------------------------
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
 
 
 def metric_history(run_ids: Iterable[str], key: str) -> pd.DataFrame:
     """Per-epoch values of metric `key` for the runs: a frame indexed by step, one column per run."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
+    client = mlflow.MlflowClient()
     series = {
         run_id: pd.Series({m.step: m.value for m in client.get_metric_history(run_id, key)})
         for run_id in run_ids
@@ -226,9 +206,9 @@ def metric_history(run_ids: Iterable[str], key: str) -> pd.DataFrame:
 def plot_learning_curves(runs: pd.DataFrame, folder: Path, cell_order: list[str]) -> list[Path]:
     """One figure per setting: train/val loss and the validation key metric per epoch (1-based),
     a line per cell (mean over seeds); panels without per-epoch values are left out."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # matplotlib loads on first plot (start-up time)
 
-    plt = _pyplot()
+    plt = tracking.pyplot()
     paths = []
     for setting in sorted(runs["setting"].unique(), key=natural_key):
         rows = runs[runs["setting"] == setting]
@@ -265,7 +245,7 @@ def _curves(rows: pd.DataFrame, cell_order: list[str]) -> dict[str, dict[str, pd
 
 def plot_final_metric(table: pd.DataFrame, folder: Path) -> Path:
     """The key test metric by cell, mean with ± std error bars, one panel per setting."""
-    plt = _pyplot()
+    plt = tracking.pyplot()
     settings = list(dict.fromkeys(table["setting"]))
     cols = min(3, len(settings))
     nrows = math.ceil(len(settings) / cols)
@@ -294,7 +274,7 @@ def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str
     tasks = [t for t, rows in runs.groupby("task") if rows["length"].nunique() > 1]
     if not tasks:
         return None
-    plt = _pyplot()
+    plt = tracking.pyplot()
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         rows = runs[runs["task"] == task]
@@ -331,8 +311,6 @@ def _save(fig, path: Path, plt) -> Path:
 def write_report(sweep: str | None = None, output: str | Path | None = None) -> dict[str, Any]:
     """Read the runs, write the tables and plots; returns the folder, the files written, the table,
     the runs, the runs not completed and the Markdown text."""
-    import cells
-
     folder = Path(output) if output else Path("reports") / (sweep or "all")
     runs = load_runs(sweep)
     if runs.empty:

@@ -5,19 +5,37 @@ $MLFLOW_TRACKING_URI overrides its `tracking_uri`. Relative paths resolve agains
 (the tracking URI) or the SQLite store's folder (the artifact location), so a store and its
 artifacts stay side by side wherever the store is.
 
-What a run records is written by `experiments.run`; this module knows where and under which name.
+What a run records lives here too: `tracker(config, ...)` gives `experiments.run` an `MlflowTracker`
+(tracking on) or a `NoTracker` (off) with one interface, so the training path has no MLflow calls:
+
+    with tracker(config, parent_run_id=..., tags=...) as t:   # starts the run; FAILED on error
+        t.log_start(config, spec, family_name, result, splits)  # params, tags, config, datasets
+        model.fit(..., callbacks=t.callbacks())                 # per-epoch metrics
+        t.log_end(config, model, history, result, evaluation)   # test metrics, figures, model
+        t.finish(result)                                        # rnnlab.status FINISHED/SKIPPED
+    t.seconds, t.gc_seconds                                     # what tracking cost (None if off)
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import os
 import subprocess
+import time
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import keras
 import mlflow
+import pandas as pd
 import yaml
+
+import datasets
+from experiments.config import config_hash
+from experiments.results import RunResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "mlflow.yml"
@@ -160,8 +178,6 @@ def base_tags() -> dict[str, str]:
 
 
 def environment_tags() -> dict[str, str]:
-    import keras
-
     return {
         f"{TAG_PREFIX}backend": keras.backend.backend(),
         f"{TAG_PREFIX}device": device(),
@@ -171,8 +187,7 @@ def environment_tags() -> dict[str, str]:
 
 def device() -> str:
     """"GPU" or "CPU": where the current Keras backend computes."""
-    import keras
-
+    # Each backend's package is imported only when it is the active one (the others may be absent).
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -233,6 +248,16 @@ def start_parent_run(
     return mlflow.start_run(experiment_id=experiment_id, run_name=sweep_name, tags=all_tags)
 
 
+def quote(value: str) -> str:
+    """`value` as a string literal of an MLflow filter: in single quotes, or in double quotes when it
+    holds a single quote (MLflow's filter grammar has no escapes)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"{value!r}: a name used in MLflow searches cannot hold both ' and \"")
+
+
 def find_finished_children(parent_run_id: str) -> dict[str, str]:
     """`{config_hash: run_id}` of the parent's children that finished training (newest wins)."""
     configure()
@@ -248,3 +273,282 @@ def find_finished_children(parent_run_id: str) -> dict[str, str]:
         output_format="list",
     )
     return {run.data.tags[f"{TAG_PREFIX}config_hash"]: run.info.run_id for run in runs}
+
+
+# --- what one run records ---------------------------------------------------------------------------
+
+
+def tracker(config, *, parent_run_id: str | None = None, tags: dict | None = None) -> NoTracker:
+    """The tracker of one run: an `MlflowTracker` when `config.tracking.enabled`, else a `NoTracker`."""
+    if not config.tracking.enabled:
+        return NoTracker()
+    return MlflowTracker(config, parent_run_id=parent_run_id, tags=tags)
+
+
+class NoTracker:
+    """Tracking off: every call records nothing; `run_id`, `seconds`, `gc_seconds` stay None."""
+
+    run_id: str | None = None
+    seconds: float | None = None
+    gc_seconds: float | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def log_start(self, config, spec, family_name: str, result: RunResult, splits) -> None:
+        """Before training: params, tags, the config text, the dataset inputs."""
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        """Keras callbacks for `model.fit` (per-epoch metrics)."""
+        return []
+
+    def log_end(self, config, model, history: dict, result: RunResult, evaluation) -> None:
+        """After testing: test metrics, figures, texts, the model."""
+
+    def finish(self, result: RunResult) -> None:
+        """The run's outcome as tags (`rnnlab.status`, `rnnlab.solved` or `rnnlab.reason`)."""
+
+
+class MlflowTracker(NoTracker):
+    """Records one run in MLflow (a child of `parent_run_id` if given) and times itself: `seconds`
+    is the wall time of its MLflow calls, figures and model artifact, less the garbage-collection
+    pauses in them (they scale with the process's heap, not with what tracking does); `gc_seconds`
+    is all garbage collection while the run is open. Both are also logged as metrics."""
+
+    def __init__(self, config, *, parent_run_id: str | None = None, tags: dict | None = None):
+        self.config, self.parent_run_id, self.tags = config, parent_run_id, tags or {}
+        self._gc = _GcClock()
+        self.seconds = 0.0
+        self._active = None
+
+    @property
+    def gc_seconds(self) -> float:
+        return self._gc.seconds
+
+    @contextlib.contextmanager
+    def _timed(self):
+        start, paused = time.perf_counter(), self._gc.seconds
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start - (self._gc.seconds - paused)
+
+    def __enter__(self):
+        gc.callbacks.append(self._gc)
+        with self._timed():
+            self._active = _start_run(self.config, self.parent_run_id, self.tags)
+            self._active.__enter__()
+        self.run_id = self._active.info.run_id
+        return self
+
+    def __exit__(self, kind, err, tb):
+        try:
+            with self._timed():
+                if err is not None:
+                    mlflow.set_tags({f"{TAG_PREFIX}status": "FAILED"})
+                return self._active.__exit__(kind, err, tb)
+        finally:
+            gc.callbacks.remove(self._gc)
+
+    def log_start(self, config, spec, family_name: str, result: RunResult, splits) -> None:
+        with self._timed():
+            _log_start(config, spec, family_name, result, splits)
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        return [EpochLogger(self)]
+
+    def log_end(self, config, model, history: dict, result: RunResult, evaluation) -> None:
+        with self._timed():
+            _log_end(config, model, history, result, evaluation)
+        mlflow.log_metrics({"tracking_time_s": self.seconds, "gc_time_s": self.gc_seconds})
+
+    def finish(self, result: RunResult) -> None:
+        with self._timed():
+            if result.status == "SKIPPED":
+                mlflow.set_tags({f"{TAG_PREFIX}status": "SKIPPED",
+                                 f"{TAG_PREFIX}reason": (result.reason or "")[:5000]})
+            else:
+                mlflow.set_tags({f"{TAG_PREFIX}status": result.status,
+                                 f"{TAG_PREFIX}solved": str(result.solved)})
+
+
+class _GcClock:
+    """Wall time of Python's garbage collections while registered in `gc.callbacks`.
+
+    With TensorFlow loaded a full collection scans ~10^6 objects; it lands in whatever code
+    happens to allocate at that moment (see docs/performance.md).
+    """
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._start = None
+
+    def __call__(self, phase, info):
+        if phase == "start":
+            self._start = time.perf_counter()
+        elif self._start is not None:
+            self.seconds += time.perf_counter() - self._start
+            self._start = None
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs `train_<m>`, `val_<m>`, `epoch_time_s`, `step_time_ms` with step=epoch.
+
+    Synchronously: MLflow's asynchronous logging queue makes `end_run` wait to flush it
+    (see docs/performance.md).
+    """
+
+    def __init__(self, tracker: MlflowTracker):
+        super().__init__()
+        self.tracker = tracker
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        with self.tracker._timed():
+            metrics = {(k if k.startswith("val_") else f"train_{k}"): float(v)
+                       for k, v in (logs or {}).items()}
+            metrics["epoch_time_s"] = seconds
+            metrics["step_time_ms"] = 1000.0 * seconds / max(self._steps, 1)
+            mlflow.log_metrics(metrics, step=epoch)
+
+
+def _start_run(config, parent_run_id: str | None, tags: dict) -> mlflow.ActiveRun:
+    """Start the MLflow run of `config` (in the parent's experiment when it has a parent)."""
+    configure()
+    if parent_run_id:
+        experiment_id = mlflow.MlflowClient().get_run(parent_run_id).info.experiment_id
+    else:
+        experiment_id = ensure_experiment(experiment_name(config))
+    chash = config_hash(config)
+    all_tags = {
+        **base_tags(),
+        f"{TAG_PREFIX}task": config.data.name,
+        f"{TAG_PREFIX}cell": config.model.cell,
+        f"{TAG_PREFIX}config_hash": chash,
+        f"{TAG_PREFIX}status": "RUNNING",
+        **tags,
+    }
+    name = config.tracking.run_name or f"{config.data.name}-{config.model.cell}-{chash[:6]}"
+    return mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=name,
+        parent_run_id=parent_run_id,
+        nested=parent_run_id is not None,
+        tags=all_tags,
+    )
+
+
+def _log_start(config, spec, family_name: str, result: RunResult, splits) -> None:
+    log = settings().log
+    params = {k: ("None" if v is None else v) for k, v in config.flat().items()}
+    mlflow.log_params({**params, "model.units_used": result.units,
+                       "model.projected_used": result.projected})
+    metrics = {"param_count": result.param_count}
+    tags = {f"{TAG_PREFIX}family": family_name}
+    if spec.baseline is not None:
+        metrics["baseline"] = spec.baseline
+        tags[f"{TAG_PREFIX}baseline_metric"] = spec.baseline_metric
+    if spec.solved_metric:
+        tags[f"{TAG_PREFIX}solved_metric"] = spec.solved_metric
+    mlflow.log_metrics(metrics)
+    mlflow.set_tags(tags)
+    if log.config:
+        mlflow.log_text(yaml.safe_dump(config.to_dict(), sort_keys=False), "config.yaml")
+    if log.datasets:
+        _log_dataset_inputs(config, spec, splits)
+
+
+def _log_dataset_inputs(config, spec, splits) -> None:
+    """One MLflow dataset input per split: a one-row summary (name, source, size), not the data."""
+    source = "generated" if spec.input_encoding != "embedding" else str(
+        datasets.base.data_dir(config.data.data_dir))
+    found, contexts = [], ["training", "validation", "testing"]
+    for split, ds in zip(("train", "val", "test"), splits):
+        summary = pd.DataFrame([{
+            "dataset": spec.name,
+            "split": split,
+            "source": source,
+            "batches": int(ds.cardinality()),
+            "batch_size": config.data.batch_size,
+            "sequence_length": spec.sequence_length,
+            "input_dim": spec.input_dim,
+            "data_config": str(sorted(vars(config.data).items())),
+        }])
+        with warnings.catch_warnings():  # MLflow's hints on source kinds and integer schemas
+            warnings.simplefilter("ignore", UserWarning)
+            found.append(mlflow.data.from_pandas(summary, source=source, name=f"{spec.name}-{split}"))
+    with warnings.catch_warnings():  # the schema is inferred here
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.log_inputs(found, contexts=contexts, tags_list=[None] * len(found))
+
+
+def _log_end(config, model, history: dict, result: RunResult, evaluation) -> None:
+    log = settings().log
+    final = {f"test_{k}": v for k, v in result.metrics.items()}
+    final["train_time_s"] = result.train_time_s
+    if result.solved is not None:
+        final["solved"] = float(result.solved)
+    mlflow.log_metrics(final)
+    if log.plots:
+        mlflow.log_figure(learning_curves(history), "plots/learning_curves.png")
+        for path, figure in evaluation.figures.items():
+            mlflow.log_figure(figure, path)
+    for path, text in evaluation.texts.items():
+        mlflow.log_text(text, path)
+    if log.model and config.tracking.log_model:
+        log_model(model)
+    _close_figures()
+
+
+def log_model(model) -> None:
+    """The model with MLflow's Keras flavor, name "model": `mlflow.keras.load_model(
+    "runs:/<run_id>/model")` loads it back (after `import cells`, which registers the cells)."""
+    import mlflow.keras  # the flavor module is not imported by `import mlflow`
+
+    with warnings.catch_warnings():  # hints on signatures and input examples we do not give
+        warnings.simplefilter("ignore", UserWarning)
+        # Requirements given, not inferred: inferring them runs the model in a subprocess.
+        mlflow.keras.log_model(model, name="model", pip_requirements=[f"keras=={keras.__version__}"])
+
+
+def learning_curves(history: dict):
+    """One panel per metric: train and validation against epoch."""
+    plt = pyplot()
+    names = [k for k in history if not k.startswith("val_")]
+    width = 4 * len(names)
+    fig, axes = plt.subplots(1, len(names), figsize=(width, 3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        epochs = range(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], marker="o", label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], marker="o", label="val")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend()
+    # Fixed margins (inches): tight_layout would draw the figure once more, doubling its cost.
+    fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, bottom=0.16, top=0.9, wspace=0.3)
+    return fig
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend; imported on first use (it costs start-up time)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _close_figures() -> None:
+    pyplot().close("all")

@@ -42,6 +42,16 @@ def mlflow_store(_session_store, monkeypatch) -> Path:
     mlflow.set_tracking_uri(None)
 
 
+def logged_model_names(run_id: str) -> list[str]:
+    """The names of the MLflow models (MLflow 3 LoggedModels) that run `run_id` logged."""
+    import mlflow
+
+    experiment_id = mlflow.get_run(run_id).info.experiment_id
+    found = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list",
+                                        filter_string=f"source_run_id = '{run_id}'")
+    return [m.name for m in found]
+
+
 @pytest.fixture
 def offline(monkeypatch):
     """Downloads fail at once, as they do without network."""
@@ -169,7 +179,7 @@ def tiny_sweep(tmp_path_factory):
 
     import yaml
 
-    from experiments import sweep
+    from experiments import launch, sweep
     from experiments.run import run
 
     built = TinySweep(tmp_path_factory.mktemp("tiny_sweep"))
@@ -179,11 +189,11 @@ def tiny_sweep(tmp_path_factory):
         built.plan = sweep.load_sweep(built.file)
         for runner in (_flaky_run, _counting_run):
             calls, lines = [], []
-            built.passes.append(sweep.run_sweep(built.plan, run_fn=runner(run, calls),
+            built.passes.append(launch.run_sweep(built.plan, run_fn=runner(run, calls),
                                                 out=lines.append))
             built.outputs.append("\n".join(lines))
             built.real_calls.append(len(calls))
-        built.parent_id = sweep.find_parent_run(built.plan.name)
+        built.parent_id = launch.find_parent_run(built.plan.name)
     rnnlab = Path(sys.executable).with_name("rnnlab")
     done = subprocess.run([str(rnnlab), "sweep", str(built.file)], capture_output=True, text=True,
                           check=False,

@@ -98,7 +98,7 @@ def test_report_files_and_plots_from_the_tiny_sweep(tiny_sweep, tiny_sweep_store
     finished = {o.run.hash: o.result for o in tiny_sweep.passes[0] + tiny_sweep.passes[1]
                 if o.status == "FINISHED"}
     metric = table["metric"].iloc[0]
-    expected = sorted(r[f"test_{metric}"] for r in finished.values())
+    expected = sorted(r.metrics[metric] for r in finished.values())
     assert sorted(table["mean"]) == pytest.approx(expected, rel=1e-6)
     markdown = (tmp_path / "out" / "summary.md").read_text()
     assert "| setting" in markdown and "adding (T=12)" in markdown and "±" in markdown

@@ -9,7 +9,7 @@ import time
 import mlflow
 import numpy as np
 import pytest
-from conftest import REAL_TASKS, TOY_TASKS
+from conftest import REAL_TASKS, TOY_TASKS, logged_model_names
 
 import cells
 from experiments.run import run
@@ -27,18 +27,18 @@ def real_data(mini_data, monkeypatch, offline):
 @pytest.mark.parametrize("task", TOY_TASKS + REAL_TASKS)
 def test_every_task_with_every_cell(task, cell, tiny_config, real_data):
     result = run(tiny_config(task, cell))
-    assert result["status"] == "FINISHED"
-    assert (result["task"], result["cell"], result["epochs"]) == (task, cell, 1)
-    assert result["param_count"] > 0
-    assert math.isfinite(result["test_loss"])
-    assert "tracking_time_s" not in result and result["gc_time_s"] >= 0  # tracking is off
+    assert result.status == "FINISHED"
+    assert (result.task, result.cell, result.epochs) == (task, cell, 1)
+    assert result.param_count > 0
+    assert math.isfinite(result.metrics["loss"])
+    assert result.tracking_time_s is None and result.gc_time_s is None  # tracking is off
     if task == "multi30k":
-        assert 0.0 <= result["test_bleu"] <= 100.0
-        assert result["test_perplexity"] == pytest.approx(math.exp(result["test_loss"]))
-        assert 0.0 <= result["test_token_accuracy"] <= 1.0
+        assert 0.0 <= result.metrics["bleu"] <= 100.0
+        assert result.metrics["perplexity"] == pytest.approx(math.exp(result.metrics["loss"]))
+        assert 0.0 <= result.metrics["token_accuracy"] <= 1.0
     if task in TOY_TASKS:
-        assert isinstance(result["solved"], bool)
-        assert result["baseline"] is not None
+        assert isinstance(result.solved, bool)
+        assert result.baseline is not None
 
 
 def test_translation_learns_a_tiny_corpus_by_heart(tiny_config, real_data):
@@ -49,7 +49,7 @@ def test_translation_learns_a_tiny_corpus_by_heart(tiny_config, real_data):
         model={"units": 32, "embedding_dim": 16, "attention": "luong"},
         train={"epochs": 40, "lr": 1e-2, "run_eagerly": False, "max_decode_length": 10},
     ))
-    assert result["test_bleu"] > 90.0 and result["test_token_accuracy"] > 0.95
+    assert result.metrics["bleu"] > 90.0 and result.metrics["token_accuracy"] > 0.95
 
 
 def _run_data(run_id):
@@ -76,38 +76,39 @@ def test_logged_run_holds_the_contract(task, attention, extra, tiny_config, real
     start = time.perf_counter()
     result = run(config, tags={"rnnlab.sweep": "smoke"})
     wall = time.perf_counter() - start
-    found, artifacts = _run_data(result["run_id"])
+    found, artifacts = _run_data(result.run_id)
     params, tags, metrics = found.data.params, found.data.tags, found.data.metrics
     assert params["data.name"] == task and params["model.cell"] == "gru"
     assert params["train.lr"] == str(config.train.lr)
     assert tags["rnnlab.task"] == task and tags["rnnlab.cell"] == "gru"
     assert tags["rnnlab.status"] == "FINISHED" and tags["rnnlab.sweep"] == "smoke"
-    assert tags["rnnlab.config_hash"] == result["config_hash"]
+    assert tags["rnnlab.config_hash"] == result.config_hash
     assert tags["rnnlab.backend"] == "tensorflow" and tags["rnnlab.device"] in ("CPU", "GPU")
     assert tags["rnnlab.git_commit"]
     for name in ("train_loss", "val_loss", "epoch_time_s", "step_time_ms", "test_loss",
                  "param_count", "train_time_s"):
         assert name in metrics, name
-    history = mlflow.MlflowClient().get_metric_history(result["run_id"], "val_loss")
+    history = mlflow.MlflowClient().get_metric_history(result.run_id, "val_loss")
     assert [m.step for m in history] == [0, 1]
-    assert metrics["param_count"] == result["param_count"]
+    assert metrics["param_count"] == result.param_count
     if task == "multi30k":
         assert {"test_bleu", "test_perplexity", "test_token_accuracy"} <= set(metrics)
     else:
-        assert metrics["baseline"] == result["baseline"]
-        assert tags["rnnlab.baseline_metric"] == result["baseline_metric"]
+        assert metrics["baseline"] == result.baseline
+        assert tags["rnnlab.baseline_metric"] == result.baseline_metric
     if task in TOY_TASKS:
         assert metrics["solved"] in (0.0, 1.0) and "rnnlab.solved_metric" in tags
-    assert {"model/model.keras", "config.yaml", "plots/learning_curves.png", *extra} <= artifacts
+    assert {"config.yaml", "plots/learning_curves.png", *extra} <= artifacts
+    assert logged_model_names(result.run_id) == ["model"]
     contexts = {inp.tags[0].value for inp in found.inputs.dataset_inputs}
     assert contexts == {"training", "validation", "testing"}
     # what tracking cost: logged up to the last artifact, returned including end_run
-    assert 0 < metrics["tracking_time_s"] <= result["tracking_time_s"] < wall
-    assert 0 <= metrics["gc_time_s"] <= result["gc_time_s"] < wall
+    assert 0 < metrics["tracking_time_s"] <= result.tracking_time_s < wall
+    assert 0 <= metrics["gc_time_s"] <= result.gc_time_s < wall
 
 
 def test_saved_model_reloads_and_predicts_identically(tiny_config, mlflow_store):
-    import keras
+    import mlflow.keras
     import tensorflow as tf
 
     import datasets
@@ -115,16 +116,13 @@ def test_saved_model_reloads_and_predicts_identically(tiny_config, mlflow_store)
     config = tiny_config("copy", "peephole", tracking={"enabled": True},
                          model={"bidirectional": True, "layers": 2})
     result = run(config)
-    path = mlflow.artifacts.download_artifacts(
-        run_id=result["run_id"], artifact_path="model/model.keras", dst_path=str(mlflow_store)
-    )
-    model = keras.saving.load_model(path)
+    model = mlflow.keras.load_model(f"runs:/{result.run_id}/model")
     _, _, test, _ = datasets.load(config.data)
     x = next(iter(test))[0]
-    again = keras.saving.load_model(path)
+    again = mlflow.keras.load_model(f"runs:/{result.run_id}/model")
     np.testing.assert_array_equal(model.predict_on_batch(x), again.predict_on_batch(x))
     assert model.evaluate(test, return_dict=True, verbose=0)["loss"] == pytest.approx(
-        result["test_loss"], rel=1e-5)
+        result.metrics["loss"], rel=1e-5)
     cell = model.get_layer("birnn_1").forward_layer.cell
     assert isinstance(cell, cells.get("peephole", units=1).__class__)
     assert tf.reduce_all(tf.math.is_finite(model.predict_on_batch(x)))
@@ -134,10 +132,9 @@ def test_same_seed_gives_same_metrics(tiny_config):
     config = tiny_config("adding", "lstm", train={"epochs": 2, "run_eagerly": False},
                          model={"dropout": 0.1, "recurrent_dropout": 0.1})
     first, second = run(config), run(config)
-    keys = [k for k in first if k.startswith("test_")]
-    assert keys and all(first[k] == second[k] for k in keys)
+    assert first.metrics and first.metrics == second.metrics
     other = run(config.with_overrides(["train.seed=1"]))
-    assert other["test_loss"] != first["test_loss"]
+    assert other.metrics["loss"] != first.metrics["loss"]
 
 
 @pytest.mark.parametrize("task", REAL_TASKS)
@@ -145,10 +142,10 @@ def test_missing_data_is_skipped_with_the_instruction(task, tiny_config, tmp_pat
                                                       offline, mlflow_store):
     monkeypatch.setenv("RNNLAB_DATA_DIR", str(tmp_path / "empty"))
     result = run(tiny_config(task, "lstm", tracking={"enabled": True}))
-    assert result["status"] == "SKIPPED"
-    assert "RNNLAB_DATA_DIR" in result["reason"] and "\n" not in result["reason"]
-    tags = mlflow.MlflowClient().get_run(result["run_id"]).data.tags
-    assert tags["rnnlab.status"] == "SKIPPED" and tags["rnnlab.reason"] == result["reason"]
+    assert result.status == "SKIPPED"
+    assert "RNNLAB_DATA_DIR" in result.reason and "\n" not in result.reason
+    tags = mlflow.MlflowClient().get_run(result.run_id).data.tags
+    assert tags["rnnlab.status"] == "SKIPPED" and tags["rnnlab.reason"] == result.reason
 
 
 @pytest.mark.parametrize(
@@ -174,7 +171,7 @@ def test_matched_parameter_counts_are_close(tiny_config):
     counts = {}
     for cell in ("vanilla", "lstm"):
         result = run(tiny_config("adding", cell, model={"match_params": 600}, train={"epochs": 1}))
-        counts[cell] = (result["units"], result["param_count"])
+        counts[cell] = (result.units, result.param_count)
     assert counts["vanilla"][0] > counts["lstm"][0]
     for units, params in counts.values():
         assert abs(params - 600) / 600 < 0.15
@@ -185,6 +182,6 @@ def test_projected_path_trains_and_gives_the_plain_paths_metrics(task, tiny_conf
     """`model.projected` swaps in cells.ProjectedRNN: same math, so the same metrics for one seed."""
     plain = run(tiny_config(task, "lstm", model={"projected": False}))
     projected = run(tiny_config(task, "lstm", model={"projected": True}))
-    assert projected["status"] == "FINISHED"
-    assert (plain["projected"], projected["projected"]) == (False, True)
-    assert projected["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-4)
+    assert projected.status == "FINISHED"
+    assert (plain.projected, projected.projected) == (False, True)
+    assert projected.metrics["loss"] == pytest.approx(plain.metrics["loss"], rel=1e-4)

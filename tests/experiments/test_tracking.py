@@ -85,10 +85,10 @@ def test_children_of_a_parent_are_found_by_hash(mlflow_store, tiny_config, monke
     monkeypatch.setenv("RNNLAB_DATA_DIR", str(tmp_path / "none"))
     with tracking.start_parent_run("unit-sweep", experiment="sweeps-test") as parent:
         done = run(finished, parent_run_id=parent.info.run_id, tags={"rnnlab.sweep": "unit-sweep"})
-        assert run(skipped, parent_run_id=parent.info.run_id)["status"] == "SKIPPED"
+        assert run(skipped, parent_run_id=parent.info.run_id).status == "SKIPPED"
     children = tracking.find_finished_children(parent.info.run_id)
-    assert children == {config_hash(finished): done["run_id"]}
-    child = mlflow.get_run(done["run_id"])
+    assert children == {config_hash(finished): done.run_id}
+    child = mlflow.get_run(done.run_id)
     assert child.info.experiment_id == parent.info.experiment_id
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert mlflow.get_run(parent.info.run_id).data.tags["rnnlab.sweep"] == "unit-sweep"
