@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from datasets.errors import ConfigError
+
 
 @dataclass
 class DataConfig:
@@ -183,10 +185,9 @@ def to_dataset(
 
 
 def check_choice(thing: str, key: str, value: Any, choices) -> None:
-    """Raise one ValueError naming `thing`, `key` and the valid `choices` when `value` is not one."""
+    """Raise a ConfigError naming `thing`, `key` and the valid `choices` when `value` is not one."""
     if value not in choices:
-        valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{thing}: unknown {key} {value!r}; valid choices: {valid}")
+        raise ConfigError(thing, key, "must be one of the choices", value=value, valid=choices)
 
 
 def balanced_subset(labels, size: int | None, rng) -> np.ndarray:

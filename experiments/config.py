@@ -1,8 +1,9 @@
 """Experiment configuration: four dataclasses (data, model, train, tracking) and their validation.
 
 A config comes from a YAML file (`load_config`), a dict (`Config.from_dict`) or CLI overrides
-(`config.with_overrides(["train.lr=3e-3"])`). Every key and type is checked before anything runs:
-an unknown key names the source, the key and the valid keys; a wrong type names the expected type.
+(`config.with_overrides(["train.lr=3e-3"])`). Every key, type and range is checked before anything
+runs; a bad one raises `ConfigError` (datasets/errors.py) naming the source, the key, the value and
+what is valid, on one line.
 
 Example:
     >>> config = Config.from_dict({"data": {"name": "adding", "length": 50}})
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,7 +25,10 @@ from typing import Any
 
 import yaml
 
+import cells
+import datasets
 from datasets.base import DataConfig
+from datasets.errors import ConfigError
 
 ATTENTION_CHOICES = (None, "luong", "bahdanau")
 OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop", "sgd", "nadam")
@@ -83,6 +88,10 @@ SECTIONS: dict[str, type] = {
     "tracking": TrackingConfig,
 }
 
+# data sizes that must be >= 1 where a dataset's config has them (None = all, where allowed)
+_DATA_SIZES = ("num_train", "num_val", "num_test", "batch_size", "length", "subset", "test_subset",
+               "max_length", "vocab_size", "min_freq")
+
 # fields that say where or how a run is recorded, not what is computed: left out of config_hash
 _UNHASHED = {"tracking": None, "data": {"data_dir"}, "train": {"verbose", "run_eagerly"}}
 
@@ -101,15 +110,14 @@ class Config:
         """Build and validate a config; missing keys keep their defaults."""
         d = d or {}
         if not isinstance(d, dict):
-            # ValueError, not TypeError: every bad-input error of a config is one (the contract)
-            raise ValueError(f"{source}: a config must be a mapping, got {d!r}")  # noqa: TRY004
+            raise ConfigError(source, "top level", "must be a mapping of sections", value=d,
+                              valid=SECTIONS)
         _check_keys(d, SECTIONS, source, what="section")
         sections = {}
         for name, section_cls in SECTIONS.items():
             values = {} if d.get(name) is None else d[name]
             if not isinstance(values, dict):
-                msg = f"{source}: section '{name}' must be a mapping, got {values!r}"
-                raise ValueError(msg)  # noqa: TRY004
+                raise ConfigError(source, name, "must be a mapping (a section)", value=values)
             sections[name] = _build_section(section_cls, values, f"{source}", name)
         config = cls(**sections)
         config.validate(source)
@@ -120,20 +128,33 @@ class Config:
         _check_choice(self.model.attention, ATTENTION_CHOICES, source, "model.attention")
         _check_choice(self.train.optimizer, OPTIMIZER_CHOICES, source, "train.optimizer")
         _check_choice(self.model.projected, PROJECTED_CHOICES, source, "model.projected")
-        positive = {
-            "model.units": self.model.units,
-            "model.layers": self.model.layers,
-            "train.epochs": self.train.epochs,
-            "data.batch_size": self.data.batch_size,
-            "train.max_decode_length": self.train.max_decode_length,
-        }
-        for key, value in positive.items():
-            if value < 1:
-                raise ValueError(f"{source}: '{key}' must be >= 1, got {value}")
-        for key in ("dropout", "recurrent_dropout"):
-            value = getattr(self.model, key)
+        for key, (value, low) in self._bounded().items():
+            if value is not None and value < low:
+                raise ConfigError(source, key, f"must be >= {low}", value=value)
+        for key in ("model.dropout", "model.recurrent_dropout"):
+            value = getattr(self.model, key.partition(".")[2])
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"{source}: 'model.{key}' must be in [0, 1), got {value}")
+                raise ConfigError(source, key, "must be in [0, 1)", value=value)
+        for key, value in (("train.lr", self.train.lr), ("train.clipnorm", self.train.clipnorm)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(source, key, "must be > 0 and finite", value=value)
+
+    def _bounded(self) -> dict[str, tuple[Any, int]]:
+        """Integer settings and their least valid value (None, where allowed, is not checked)."""
+        data = self.data
+        at_least_1 = {
+            "model.units": self.model.units, "model.layers": self.model.layers,
+            "model.embedding_dim": self.model.embedding_dim,
+            "model.match_params": self.model.match_params, "train.epochs": self.train.epochs,
+            "train.max_decode_length": self.train.max_decode_length,
+            **{f"data.{k}": getattr(data, k) for k in _DATA_SIZES if hasattr(data, k)},
+        }
+        at_least_0 = {"train.seed": self.train.seed,
+                      "train.early_stopping_patience": self.train.early_stopping_patience,
+                      "train.verbose": self.train.verbose,
+                      **{f"data.{k}": getattr(data, k) for k in ("seed",) if hasattr(data, k)}}
+        return {**{k: (v, 1) for k, v in at_least_1.items()},
+                **{k: (v, 0) for k, v in at_least_0.items()}}
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
@@ -149,12 +170,10 @@ class Config:
             key, sep, raw = item.partition("=")
             section, dot, name = key.strip().partition(".")
             if not sep or not dot:
-                raise ValueError(
-                    f"{source}: override '{item}' must look like section.key=value "
-                    f"(sections: {', '.join(SECTIONS)})"
-                )
+                raise ConfigError(source, item, "must look like section.key=value",
+                                  valid=f"sections {', '.join(SECTIONS)}")
             _check_keys({section: None}, SECTIONS, source, what="section")
-            d[section][name] = yaml.safe_load(raw) if raw.strip() else None
+            d[section][name] = read_yaml(raw, f"{source} {key.strip()}") if raw.strip() else None
         return Config.from_dict(d, source=source)
 
 
@@ -163,8 +182,20 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    config = Config.from_dict(yaml.safe_load(path.read_text()), source=str(path))
+    config = Config.from_dict(read_yaml(path.read_text(), str(path)), source=str(path))
     return config.with_overrides(overrides) if overrides else config
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """`yaml.safe_load(text)`, a syntax error or a refused tag (`!!python/...`: safe_load never runs
+    it) raised as a ConfigError naming `source` and the line, instead of `<unicode string>`."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())
+        raise ConfigError(source, where, f"is not valid YAML here ({problem})") from None
 
 
 def config_hash(config: Config) -> str:
@@ -187,20 +218,17 @@ def config_hash(config: Config) -> str:
 def validate_names(config: Config, where: str) -> None:
     """Check the cell and task names against the registries, naming `where`, the key and the valid
     choices; the one name check of `run`, sweeps and the CLI."""
-    import cells
-    import datasets
-
     for key, value, valid in (
         ("model.cell", config.model.cell, cells.names()),
         ("data.name", config.data.name, datasets.names()),
     ):
         if value not in valid:
-            raise ValueError(f"{where}: {key} = {value!r} is not known; valid choices: {', '.join(valid)}")
+            raise ConfigError(where, key, "must be a known name", value=value, valid=valid)
 
 
 def _build_section(section_cls: type, values: dict, source: str, section: str):
     fields = {f.name: f for f in dataclasses.fields(section_cls)}
-    _check_keys(values, fields, source, what=f"key in section '{section}'", prefix=f"{section}.")
+    _check_keys(values, fields, source, what=f"key of section '{section}'", prefix=f"{section}.")
     hints = typing.get_type_hints(section_cls)
     coerced = {
         key: _coerce(value, hints[key], source, f"{section}.{key}") for key, value in values.items()
@@ -211,16 +239,12 @@ def _build_section(section_cls: type, values: dict, source: str, section: str):
 def _check_keys(given: dict, valid, source: str, *, what: str, prefix: str = "") -> None:
     unknown = [k for k in given if k not in valid]
     if unknown:
-        raise ValueError(
-            f"{source}: unknown {what} '{prefix}{unknown[0]}'; valid: {', '.join(valid)}"
-        )
+        raise ConfigError(source, f"{prefix}{unknown[0]}", f"is not a {what}", valid=valid)
 
 
 def _check_choice(value, choices: tuple, source: str, key: str) -> None:
     if value not in choices:
-        shown = ", ".join("null" if c is None else str(c).lower() if isinstance(c, bool)
-                          else str(c) for c in choices)
-        raise ValueError(f"{source}: '{key}' is {value!r}; valid choices: {shown}")
+        raise ConfigError(source, key, "must be one of the choices", value=value, valid=choices)
 
 
 def _coerce(value, hint, source: str, key: str):
@@ -247,4 +271,4 @@ def _coerce(value, hint, source: str, key: str):
         if typ is str and isinstance(value, str):
             return value
     expected = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-    raise ValueError(f"{source}: '{key}' must be {expected}, got {value!r}")
+    raise ConfigError(source, key, f"must be {expected}", value=value)

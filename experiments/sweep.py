@@ -35,9 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from experiments.config import Config, config_hash, validate_names
+from datasets.errors import ConfigError
+from experiments.config import Config, config_hash, read_yaml, validate_names
 
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed")
 SAMPLERS: dict[str, Callable[[random.Random, list], Any]] = {
@@ -75,30 +74,33 @@ def load_sweep(path: str | Path, overrides: Iterable[str] = ()) -> Sweep:
     """Read a sweep YAML, expand it into runs and validate every run before anything starts."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot read the sweep file: {err}") from err
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(path, "file", f"cannot be read ({err.strerror or err})") from None
+    raw = read_yaml(text, str(path))
     return parse_sweep(raw, source=str(path), overrides=overrides)
 
 
 def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] = ()) -> Sweep:
     """Expand a sweep mapping (the YAML's content) into validated runs; see the module docstring."""
-    _require(isinstance(raw, dict),
-             f"{source}: a sweep file must be a mapping with keys {', '.join(SWEEP_KEYS)}")
+    _require(isinstance(raw, dict), source, "top level", "must be a mapping", value=raw,
+             valid=SWEEP_KEYS)
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
-    _require(not unknown, f"{source}: unknown sweep key {', '.join(map(repr, unknown))}; "
-                          f"valid keys: {', '.join(SWEEP_KEYS)}")
+    _require(not unknown, source, unknown[0] if unknown else "", "is not a sweep key",
+             valid=SWEEP_KEYS)
     name = raw.get("name")
-    _require(isinstance(name, str) and bool(name.strip()),
-             f"{source}: key 'name' must be a non-empty string (the sweep's name)")
+    _require(isinstance(name, str) and bool(name.strip()), source, "name",
+             "must be a non-empty string (the sweep's name)", value=name)
+    _require("'" not in name or '"' not in name, source, "name", "cannot hold both ' and \"",
+             value=name)
     base = _mapping(raw.get("base") or {}, "base", source)
     tasks = raw.get("tasks") or [{}]
-    _require(isinstance(tasks, list),
-             f"{source}: key 'tasks' must be a list of mappings of dotted keys")
+    _require(isinstance(tasks, list), source, "tasks", "must be a list of mappings of dotted keys",
+             value=tasks)
     grid = _mapping(raw.get("grid") or {}, "grid", source)
     for key, values in grid.items():
-        _require(isinstance(values, list) and bool(values),
-                 f"{source}: grid key {key!r} must map to a non-empty list of values")
+        _require(isinstance(values, list) and bool(values), source, f"grid.{key}",
+                 "must map to a non-empty list of values", value=values)
     samples = _draw_samples(raw, source)
     overrides = list(overrides)
     planned: dict[str, tuple[Config, dict]] = {}
@@ -115,15 +117,14 @@ def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] =
     return Sweep(name=name, source=source, runs=runs, description=str(raw.get("description", "")))
 
 
-def _require(ok: bool, message: str) -> None:
-    """Raise the ValueError that names the file, the key and what is valid, unless `ok`."""
+def _require(ok: bool, source: str, key: str, problem: str, **details) -> None:
+    """Raise the ConfigError that names the file, the key and what is valid, unless `ok`."""
     if not ok:
-        raise ValueError(message)
+        raise ConfigError(source, key, problem, **details)
 
 
 def _mapping(value: Any, key: str, source: str) -> dict:
-    _require(isinstance(value, dict),
-             f"{source}: key {key!r} must be a mapping, got {type(value).__name__}")
+    _require(isinstance(value, dict), source, key, "must be a mapping", value=value)
     return value
 
 
@@ -132,15 +133,14 @@ def _draw_samples(raw: dict, source: str) -> list[dict]:
     grid point (so cells are compared on the same hyperparameters), seeded by `seed`."""
     count = raw.get("samples", 0) or 0
     space = _mapping(raw.get("random") or {}, "random", source)
-    _require(isinstance(count, int) and count >= 0,
-             f"{source}: key 'samples' must be a non-negative integer, got {count!r}")
-    _require(not count or bool(space),
-             f"{source}: 'samples: {count}' needs a 'random' space to draw from")
+    _require(isinstance(count, int) and not isinstance(count, bool) and count >= 0, source,
+             "samples", "must be an integer >= 0", value=count)
+    _require(not count or bool(space), source, "samples", "needs a 'random' space to draw from",
+             value=count)
     for key, spec in space.items():
         kind = next(iter(spec), None) if isinstance(spec, dict) and len(spec) == 1 else None
-        _require(kind in SAMPLERS and isinstance(spec[kind], list),
-                 f"{source}: random key {key!r} must be one of {{{', '.join(SAMPLERS)}: [args]}}, "
-                 f"got {spec!r}")
+        _require(kind in SAMPLERS and isinstance(spec[kind], list), source, f"random.{key}",
+                 "must be {<sampler>: [args]}", value=spec, valid=SAMPLERS)
     if not count:
         return [{}]
     rng = random.Random(raw.get("seed", 0))
@@ -158,11 +158,11 @@ def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> C
         flat.update(layer)
     for key, value in flat.items():
         section, _, name = str(key).partition(".")
-        sections = ", ".join(f.name for f in dataclasses.fields(Config))
-        _require(bool(name), f"{where}: key {key!r} must be 'section.key' with section one of "
-                             f"{sections}")
+        sections = [f.name for f in dataclasses.fields(Config)]
+        _require(bool(name), where, str(key), "must be 'section.key'", valid=sections)
         target = merged.setdefault(section, {})
-        _require(isinstance(target, dict), f"{where}: section {section!r} of base must be a mapping")
+        _require(isinstance(target, dict), where, f"base.{section}", "must be a mapping",
+                 value=target)
         target[name] = value
     config = Config.from_dict(merged, source=where)
     if overrides:

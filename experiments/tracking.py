@@ -34,7 +34,8 @@ import pandas as pd
 import yaml
 
 import datasets
-from experiments.config import config_hash
+from datasets.errors import ConfigError
+from experiments.config import config_hash, read_yaml
 from experiments.results import RunResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +78,7 @@ def settings() -> Settings:
 def _read_settings(path: Path) -> Settings:
     if not path.is_file():
         raise FileNotFoundError(f"MLflow settings file not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path.read_text(), str(path)) or {}
     valid = [f.name for f in fields(Settings) if f.name != "path"]
     _check_mapping(raw, valid, path, "")
     log = raw.pop("log", None) or {}
@@ -85,13 +86,12 @@ def _read_settings(path: Path) -> Settings:
     for key, value in log.items():
         expected = LogSettings.__dataclass_fields__[key].type
         if type(value).__name__ != expected:
-            raise ValueError(f"{path}: 'log.{key}' must be {expected}, got {value!r}")
+            raise ConfigError(path, f"log.{key}", f"must be {expected}", value=value)
     if not isinstance(raw.get("tags", {}), dict):
-        msg = f"{path}: 'tags' must be a mapping, got {raw['tags']!r}"
-        raise ValueError(msg)  # noqa: TRY004
+        raise ConfigError(path, "tags", "must be a mapping", value=raw["tags"])
     for key in ("tracking_uri", "experiment_pattern"):
         if key in raw and not isinstance(raw[key], str):
-            raise ValueError(f"{path}: '{key}' must be str, got {raw[key]!r}")
+            raise ConfigError(path, key, "must be str", value=raw[key])
     result = Settings(path=path, log=LogSettings(**log), **raw)
     _format_pattern(result.experiment_pattern, "task", "cell", source=path)
     return result
@@ -99,21 +99,18 @@ def _read_settings(path: Path) -> Settings:
 
 def _check_mapping(raw, valid: list[str], path: Path, prefix: str) -> None:
     if not isinstance(raw, dict):
-        msg = f"{path}: '{prefix or 'top level'}' must be a mapping, got {raw!r}"
-        raise ValueError(msg)  # noqa: TRY004
+        raise ConfigError(path, prefix.rstrip(".") or "top level", "must be a mapping", value=raw)
     for key in raw:
         if key not in valid:
-            raise ValueError(f"{path}: unknown key '{prefix}{key}'; valid: {', '.join(valid)}")
+            raise ConfigError(path, f"{prefix}{key}", "is not a key", valid=valid)
 
 
 def _format_pattern(pattern: str, task: str, cell: str, source) -> str:
     try:
         return pattern.format(task=task, cell=cell)
     except (KeyError, IndexError) as err:
-        raise ValueError(
-            f"{source}: experiment_pattern '{pattern}' uses unknown field {err}; "
-            "valid fields: {task}, {cell}"
-        ) from None
+        raise ConfigError(source, "experiment_pattern", f"uses an unknown field {err}",
+                          value=pattern, valid="{task}, {cell}") from None
 
 
 def tracking_uri() -> str:
@@ -255,7 +252,7 @@ def quote(value: str) -> str:
         return f"'{value}'"
     if '"' not in value:
         return f'"{value}"'
-    raise ValueError(f"{value!r}: a name used in MLflow searches cannot hold both ' and \"")
+    raise ConfigError("MLflow filter", "name", "cannot hold both ' and \"", value=value)
 
 
 def find_finished_children(parent_run_id: str) -> dict[str, str]:

@@ -104,7 +104,7 @@ def test_subset_keeps_file_order_of_val_and_test_and_is_seeded(multi30k_dir):
 
 @pytest.mark.parametrize("key, value", [("source_lang", "xx"), ("target_lang", "jp")])
 def test_unknown_language_names_key_and_choices(multi30k_dir, key, value):
-    with pytest.raises(ValueError, match=f"multi30k: unknown {key} '{value}'; valid choices: 'en'"):
+    with pytest.raises(ValueError, match=f"multi30k: '{key}' must be one of the choices, got '{value}'; valid: en"):
         multi30k.load(config(multi30k_dir, **{key: value}))
     with pytest.raises(ValueError, match="both 'en'"):
         multi30k.load(config(multi30k_dir, source_lang="en"))

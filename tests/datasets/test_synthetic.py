@@ -154,7 +154,7 @@ def test_spike_delay_is_the_gap_between_the_two_spikes_and_baseline_is_its_varia
 
 @pytest.mark.parametrize("name, key", [("temporal_order", "variant"), ("spike_timing", "variant")])
 def test_unknown_variant_names_task_key_and_choices(name, key):
-    with pytest.raises(ValueError, match=f"{name}: unknown {key} 'x'; valid choices: '"):
+    with pytest.raises(ValueError, match=f"{name}: '{key}' must be one of the choices, got 'x'; valid: "):
         datasets.get(name).spec(DataConfig(name=name, variant="x"))
 
 

@@ -76,7 +76,7 @@ def test_random_samples_are_seeded_and_shared_across_cells():
          ["t.yaml", "tasks[1]", "data.name", "'addding'", "adding"]),
         ({"grid": {"model.colour": ["red"]}}, ["t.yaml", "model.colour", "units"]),
         ({"grid": {"cell": ["lstm"]}}, ["t.yaml", "'cell'", "section.key"]),
-        ({"grid": {"train.lr": "0.1"}}, ["t.yaml", "'train.lr'", "list"]),
+        ({"grid": {"train.lr": "0.1"}}, ["t.yaml", "'grid.train.lr'", "list", "'0.1'"]),
         ({"grid": {"train.lr": ["fast"]}}, ["t.yaml", "train.lr", "float"]),
         ({"samples": 2}, ["t.yaml", "random"]),
         ({"samples": 1, "random": {"train.lr": {"normal": [0, 1]}}}, ["t.yaml", "choice", "uniform"]),

@@ -46,8 +46,8 @@ def test_relative_paths_resolve_beside_the_file_and_the_env_wins(yml, tmp_path, 
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("tracking_url: x\n", ["unknown key 'tracking_url'", "tracking_uri", "experiment_pattern"]),
-        ("log: {plot: true}\n", ["unknown key 'log.plot'", "plots"]),
+        ("tracking_url: x\n", ["'tracking_url' is not a key", "tracking_uri", "experiment_pattern"]),
+        ("log: {plot: true}\n", ["'log.plot' is not a key", "plots"]),
         ("log: {model: 1}\n", ["'log.model' must be bool"]),
         ("experiment_pattern: 'x-{sweep}'\n", ["unknown field 'sweep'", "{task}, {cell}"]),
         ("tags: [a]\n", ["'tags' must be a mapping"]),
