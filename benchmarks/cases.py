@@ -6,7 +6,8 @@ A case is a recurrent layer on random inputs (B, T, D) with a Dense(1) head and 
 
 Layers (`impl`):
 
-* ``ours``  — `cells.fast.ProjectedRNN(cells.get(cell))`, the suite's default path;
+* ``ours``  — `cells.fast.ProjectedRNN(cells.get(cell))` (where `model.projected: auto` picks it:
+  docs/performance.md);
 * ``plain`` — `keras.layers.RNN(cells.get(cell))`, the step-by-step path;
 * ``keras`` — Keras's built-in layer of the same math (`SimpleRNN`, `LSTM`, `GRU`).
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import importlib
 import json
 import os
 import statistics
@@ -68,8 +70,6 @@ PARTS = {  # label -> (module path, attribute) timed in the "tracking on" runs
 @contextlib.contextmanager
 def timed_parts(totals: dict):
     """Wrap each of `PARTS` so that calls add their wall time to `totals[label]`."""
-    import importlib
-
     undo = []
     for label, (module, attribute) in PARTS.items():
         owner = importlib.import_module(module)
@@ -97,8 +97,6 @@ def timed_parts(totals: dict):
 def tracking_cost(repeats: int) -> dict:
     """Seconds per run for each tracking variant (the order rotating every repeat), the
     direct measurement of the "tracking on" runs and their cost by part."""
-    import dataclasses
-
     from experiments.run import run
 
     config = quick_config()

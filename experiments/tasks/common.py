@@ -55,14 +55,12 @@ def recurrent_layer(
 
 
 def use_projected(setting: bool | str) -> bool:
-    """`model.projected` resolved. "auto" picks the layer that measured faster (training step,
-    LSTM/GRU, T=100, units=128; docs/performance.md): `cells.ProjectedRNN` on a GPU (H200:
-    0.89–0.95× the plain layer under JAX, 0.5–0.6× under PyTorch) and under PyTorch on a CPU
-    (≈ 0.8×); `keras.layers.RNN(cell)` on a CPU with TensorFlow or JAX, where the projected
-    layer was 1.1–1.3× slower at that size (up to 1.8× elsewhere on the grid)."""
+    """`model.projected` resolved. "auto" picks the layer that measured faster where it runs:
+    `cells.ProjectedRNN` on a GPU and under PyTorch, `keras.layers.RNN(cell)` on a CPU with
+    TensorFlow or JAX (the measurements: docs/performance.md)."""
     if setting != "auto":
         return bool(setting)
-    from experiments.tracking import device
+    from experiments.tracking import device  # here, not at the top: tracking loads MLflow
 
     return device() == "GPU" or keras.backend.backend() == "torch"
 
@@ -174,7 +172,7 @@ def classification_report(model, test, num_classes: int) -> Evaluation:
 
 
 def confusion_figure(matrix: np.ndarray):
-    import matplotlib
+    import matplotlib  # on first figure: matplotlib costs start-up time
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -8,20 +8,11 @@ from pathlib import Path
 import pytest
 from dataset_fixtures import SENTENCES, imdb_files, write_tarball
 
-from datasets import base
-
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Every download fails, as on a machine without network; returns the list of attempts."""
-    attempts = []
-
-    def refuse(url, target, file_hash=None):
-        attempts.append((url, Path(target), file_hash))
-        raise OSError("offline (tests never touch the network)")
-
-    monkeypatch.setattr(base, "download", refuse)
-    return attempts
+def _no_network(offline):
+    """Every dataset test runs offline (the shared `offline` fixture of tests/conftest.py)."""
+    return offline
 
 
 @pytest.fixture(autouse=True)

@@ -95,5 +95,5 @@ def test_registry_lists_every_dataset_and_rejects_unknown_names():
     for name in datasets.names():
         module = datasets.get(name)
         assert callable(module.load) and callable(module.info)
-    with pytest.raises(ValueError, match="'nope'.*'imdb'.*'spike_timing'"):
+    with pytest.raises(ValueError, match="'name' must be one of the choices, got 'nope'; valid: imdb, .*spike_timing"):
         datasets.get("nope")

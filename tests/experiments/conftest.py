@@ -5,13 +5,12 @@ The training-path fixtures go above the sweeps & CLI section at the end of this 
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import pytest
 
 # ---------------------------------------------------------------------------------------------------
-# Training-path fixtures: a temporary MLflow store, tiny configs, miniature IMDB / Multi30k files.
+# Training-path fixtures: a temporary MLflow store, tiny configs (offline and mini_data: tests/conftest.py).
 # ---------------------------------------------------------------------------------------------------
 
 TOY_TASKS = ("adding", "copy", "temporal_order", "reber", "spike_timing")
@@ -50,42 +49,6 @@ def logged_model_names(run_id: str) -> list[str]:
     found = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list",
                                         filter_string=f"source_run_id = '{run_id}'")
     return [m.name for m in found]
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """Downloads fail at once, as they do without network."""
-    from datasets import base
-
-    def refuse(url, target, file_hash=None):
-        raise OSError(f"offline test: no download of {url}")
-
-    monkeypatch.setattr(base, "download", refuse)
-
-
-@pytest.fixture
-def mini_data(tmp_path_factory) -> Path:
-    """A data dir with a miniature aclImdb tree and Multi30k de/en gz files, in the real layout."""
-    root = tmp_path_factory.mktemp("data")
-    words = {"pos": "great fine lovely", "neg": "awful dull bad"}
-    for split, count in (("train", 12), ("test", 6)):
-        for label, text in words.items():
-            folder = root / "aclImdb" / split / label
-            folder.mkdir(parents=True)
-            for i in range(count):
-                (folder / f"{i}_{8 if label == 'pos' else 1}.txt").write_text(
-                    f"Film {i}: {text}.<br />Really {text.split()[i % 3]}!"
-                )
-    pairs = [("a man runs .", "ein mann rennt ."), ("a dog sits .", "ein hund sitzt ."),
-             ("two men run .", "zwei männer rennen ."), ("a dog runs .", "ein hund rennt .")]
-    folder = root / "multi30k"
-    folder.mkdir()
-    for stem, repeat in (("train", 8), ("val", 4), ("test_2016_flickr", 4)):
-        for lang, column in (("en", 0), ("de", 1)):
-            lines = [pair[column] for pair in pairs] * (repeat // len(pairs) or 1)
-            with gzip.open(folder / f"{stem}.{lang}.gz", "wt", encoding="utf-8") as f:
-                f.write("\n".join(lines[:repeat]) + "\n")
-    return root
 
 
 @pytest.fixture
