@@ -106,6 +106,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gradients(args: argparse.Namespace) -> int:
+    from experiments import gradients
+
+    return gradients.cmd_gradients(args)
+
+
 def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> list[str]:
     """The argv that starts the MLflow UI on the project's store (one worker: MLflow's default of
     four takes minutes to start on a small machine, and a local UI has one user)."""
@@ -162,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", help="only the runs of this sweep (default: all runs)")
     p.add_argument("--output", help="folder (default: reports/<sweep>/ or reports/all/)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("gradients", help="‖∂L/∂x_t‖ against the lag per cell, at init and trained")
+    p.add_argument("--task", nargs="+", default=["adding"], help="long-dependency task(s), e.g. adding copy")
+    p.add_argument("--cell", nargs="+", help="cells (default: all, see `rnnlab cells`)")
+    p.add_argument("--run-id", action="append", default=[],
+                   help="measure this finished run's model instead of training (repeatable)")
+    p.add_argument("--samples", type=int, default=128, help="test sequences averaged over")
+    p.add_argument("--no-train", action="store_true", help="only the models at initialisation")
+    p.add_argument("--output", default="reports/gradients", help="folder for the CSV and the plot")
+    p.add_argument("--config", help="a YAML config file (sections data, model, train, tracking)")
+    _add_set(p, "section.key=value, applied to every cell")
+    p.set_defaults(func=cmd_gradients)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store (127.0.0.1)")
     p.add_argument("--port", type=int, default=5000)
