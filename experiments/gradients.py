@@ -164,29 +164,36 @@ def train(config, parent_run_id: str | None) -> str:
 
 
 def finished_run_id(result, config) -> str:
-    """The run id of a `run()` result (today's dict or the RunResult dataclass), if it finished."""
-    read = result.get if isinstance(result, dict) else lambda key: getattr(result, key, None)
-    if read("status") != "FINISHED" or not read("run_id"):
+    """The run id of a `run()` result (`experiments.results.RunResult`), if it finished."""
+    if result.status != "FINISHED" or not result.run_id:
         raise RuntimeError(f"rnnlab gradients: training {config.model.cell} on {config.data.name} "
-                           f"did not finish: {read('status')} {read('reason') or ''}")
-    return read("run_id")
+                           f"did not finish: {result.status} {result.reason or ''}")
+    return result.run_id
 
 
 def load_trained(run_id: str) -> keras.Model:
-    """The model a run logged as its "model" artifact (an MLflow Keras model or a .keras file)."""
+    """The model a run logged as "model": MLflow's Keras flavor (`runs:/<id>/model`), or, for runs
+    logged before it, a `model/*.keras` artifact."""
     import mlflow
+    import mlflow.keras  # the flavor module is not imported by `import mlflow`
 
     import cells  # noqa: F401  (registers the cells for deserialisation)
     import experiments.tasks  # noqa: F401  (registers OneHot)
 
+    try:
+        return mlflow.keras.load_model(f"runs:/{run_id}/model")
+    except (mlflow.exceptions.MlflowException, OSError):
+        pass
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model",
-                                                          dst_path=tmp))
-        if (folder / "MLmodel").exists():
-            return mlflow.keras.load_model(str(folder))
+        try:
+            folder = Path(mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="model", dst_path=tmp))
+        except (mlflow.exceptions.MlflowException, OSError):
+            folder = Path(tmp)
         found = sorted(folder.rglob("*.keras"))
         if not found:
-            raise FileNotFoundError(f"run {run_id} has no Keras model under its 'model' artifact")
+            raise FileNotFoundError(f"run {run_id} logged no model (MLflow model 'model' or "
+                                    "model/*.keras artifact); was tracking.log_model off?")
         return keras.saving.load_model(found[0], compile=False)
 
 

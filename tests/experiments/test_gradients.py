@@ -16,6 +16,7 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+from conftest import logged_model_names
 
 import cells
 import datasets
@@ -123,6 +124,7 @@ def test_cli_trains_measures_and_writes_plot_csv_and_mlflow_run(mlflow_store, tm
 
     # the trained run, loaded by id: the same curves (the load path and the config read back)
     gru_run = children[0].info.run_id
+    assert logged_model_names(gru_run) == ["model"]  # loaded back through MLflow's Keras flavor
     again = tmp_path / "again"
     assert cli.main(["gradients", "--run-id", gru_run, "--samples", "8", "--output", str(again)]) == 0
     reloaded = curves_in(again / "gradients_adding_T10.csv")
