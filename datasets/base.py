@@ -7,7 +7,9 @@ splits are batched ``tf.data.Dataset`` objects yielding ``(inputs, targets)`` an
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,80 @@ class MissingDataError(FileNotFoundError):
 
 class CorruptDataError(OSError):
     """A data file exists but cannot be read (truncated gzip, broken tar, unsafe archive member)."""
+
+
+class DataWarning(UserWarning):
+    """Data was read with a repair: undecodable bytes replaced by U+FFFD. Names the file and how many."""
+
+
+MAX_FILE_BYTES = 256 * 2**20  # the most any one decompressed data file may hold (Multi30k's: < 3 MB)
+CHUNK_BYTES = 2**20
+
+
+def corrupt(path: Path, problem: str, source_url: str) -> CorruptDataError:
+    """The one-line error for a data file that cannot be used: the file, what is wrong, what to do."""
+    problem = " ".join(str(problem).split())  # one line, whatever the underlying error printed
+    return CorruptDataError(
+        f"cannot read {path}: {problem}; delete it to download it again, or replace it with "
+        f"the official {source_url}"
+    )
+
+
+def read_at_most(stream, limit: int) -> bytes | None:
+    """All of `stream` when it holds at most `limit` bytes, else None — read in 1 MiB chunks, so
+    no more than ``limit + 1`` bytes are ever held (a decompression bomb is stopped early)."""
+    chunks, size = [], 0
+    while chunk := stream.read(min(CHUNK_BYTES, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
+
+
+def read_gzip(path: Path, source_url: str, *, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The decompressed bytes of a gzip file, streamed and refused past `limit` bytes.
+
+    Truncated, corrupt, non-gzip and oversized files raise :class:`CorruptDataError` naming
+    the file, what is wrong and `source_url`.
+    """
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as f:
+            data = read_at_most(f, limit)
+    except (OSError, EOFError, zlib.error) as err:
+        raise corrupt(path, str(err) or type(err).__name__, source_url) from err
+    if data is None:
+        raise corrupt(path, f"it decompresses to more than {limit / 2**20:g} MiB", source_url)
+    return data
+
+
+def decode_utf8(data: bytes) -> tuple[str, int]:
+    """`data` decoded as UTF-8 with every undecodable byte sequence replaced by U+FFFD, and the
+    number of replacements made (0 for valid UTF-8)."""
+    try:
+        return data.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
+        return text, text.count("\ufffd") - data.count("\ufffd".encode())
+
+
+def read_gzip_text(path: Path, source_url: str, *, limit: int = MAX_FILE_BYTES) -> str:
+    """The text of a gzip file (see :func:`read_gzip`), decoded as UTF-8.
+
+    Undecodable bytes are replaced by U+FFFD, not fatal — one bad byte in a corpus should not stop
+    a study — and a :class:`DataWarning` names the file and counts them. Line ends are untouched.
+    """
+    text, replaced = decode_utf8(read_gzip(path, source_url, limit=limit))
+    if replaced:
+        warnings.warn(
+            f"{path}: {replaced} undecodable byte sequence(s) (not UTF-8) replaced by U+FFFD",
+            DataWarning,
+            stacklevel=2,
+        )
+    return text
 
 
 def download(url: str, target: Path, file_hash: str | None = None) -> Path:
@@ -236,15 +312,21 @@ def cache_dir(directory: Path) -> Path:
     raise OSError("no writable directory for the data cache")
 
 
+STALE_TMP_SECONDS = 3600  # a cache temp file this old belongs to a writer that was killed
+
+
 def cached_json(source: Path, tag: str, build):
     """``build()``'s JSON-able result, stored once per version of `source` (its size and mtime).
 
-    The cache file is written atomically, so an interrupted run leaves no partial file behind;
-    an unreadable cache file is rebuilt.
+    The cache file is written to a temporary file and renamed into place (``os.replace``), so an
+    interrupted write never leaves a partial cache file: an exception or signal removes the
+    temporary file, and one left by a killed process (``kill -9``) is never read and is deleted by
+    the next build after an hour. An unreadable cache file is rebuilt.
     """
     import gzip
     import json
     import tempfile
+    import time
 
     stat = source.stat()
     folder = cache_dir(source.parent)
@@ -257,7 +339,11 @@ def cached_json(source: Path, tag: str, build):
             pass  # rebuilt below
     value = build()
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    for stale in folder.glob(f".{source.name}.{tag}.*.tmp"):  # left by a killed writer
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > STALE_TMP_SECONDS:
+                stale.unlink()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{source.name}.{tag}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as f:
             f.write(json.dumps(value).encode("utf-8"))

@@ -27,8 +27,9 @@ import functools
 import re
 import string
 import tarfile
+import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ class Reviews:
 
     texts: list[str]
     labels: np.ndarray
+    undecodable: list[str] = field(default_factory=list)  # member names of non-UTF-8 reviews
 
 
 class UnsafeArchiveError(CorruptDataError):
@@ -77,50 +79,89 @@ def check_member(archive: Path, member: tarfile.TarInfo) -> None:
         raise UnsafeArchiveError(f"refusing the archive {archive}: unsafe member: {err}") from err
 
 
+MAX_REVIEW_BYTES = 2**20  # a review file larger than this is refused (the official longest: ~14 KB)
+MAX_MEMBER_BYTES = 128 * 2**20  # any archive member, read or skipped (official largest: tens of MB)
+MAX_ARCHIVE_BYTES = 2**30  # all members together (the official archive unpacks to well under this)
+
+
 def _parse(name: str, data: bytes, found: dict) -> None:
     match = MEMBER.fullmatch(name)
     if match:
         split, label, review_id, _ = match.groups()
-        found[split].append((LABELS.index(label), int(review_id), data.decode("utf-8")))
+        text, replaced = base.decode_utf8(data)
+        found[split].append((LABELS.index(label), int(review_id), text))
+        if replaced:
+            found["undecodable"].append(name)
+
+
+def check_size(archive: Path, name: str, size: int, total: int) -> None:
+    """Refuse a member over its limit, or an archive whose members together exceed theirs, from
+    the sizes in the headers — before anything of the member is read or decompressed."""
+    limit = MAX_REVIEW_BYTES if MEMBER.fullmatch(name) else MAX_MEMBER_BYTES
+    if size > limit:
+        problem = f"member {name!r} holds {size:,} bytes, more than the {limit:,} allowed"
+    elif total > MAX_ARCHIVE_BYTES:
+        problem = f"its members hold more than the {MAX_ARCHIVE_BYTES:,} bytes allowed in total"
+    else:
+        return
+    raise base.corrupt(archive, f"{problem} (not the IMDB archive, or tampered with)", URL)
 
 
 def _read_tarball(archive: Path, found: dict) -> None:
+    total = 0
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            for member in tar:
+            for member in tar:  # streamed: one header, then (if kept) one review, at a time
                 check_member(archive, member)
-                if member.isfile():
+                total += member.size
+                check_size(archive, member.name, member.size, total)
+                if member.isfile() and MEMBER.fullmatch(member.name):
                     _parse(member.name, tar.extractfile(member).read(), found)
-    except (tarfile.ReadError, EOFError, OSError, zlib.error, UnicodeDecodeError) as err:
-        if isinstance(err, UnsafeArchiveError):
+    except (tarfile.ReadError, EOFError, zlib.error) as err:
+        raise base.corrupt(archive, str(err) or type(err).__name__, URL) from err
+    except OSError as err:
+        if isinstance(err, CorruptDataError):
             raise
-        raise CorruptDataError(
-            f"cannot read {archive} ({err}); delete it to download it again, or replace it "
-            f"with the official {URL}"
-        ) from err
+        raise base.corrupt(archive, str(err), URL) from err
 
 
 def _read_directory(root: Path, found: dict) -> None:
     for path in root.glob("*/*/*.txt"):
-        _parse(f"aclImdb/{path.relative_to(root).as_posix()}", path.read_bytes(), found)
+        name = f"aclImdb/{path.relative_to(root).as_posix()}"
+        if MEMBER.fullmatch(name):
+            check_size(root, name, path.stat().st_size, 0)
+            _parse(name, path.read_bytes(), found)
 
 
 def _parse_all(path: Path) -> dict[str, list]:
-    found = {"train": [], "test": []}
+    found = {"train": [], "test": [], "undecodable": []}
     (_read_directory if path.is_dir() else _read_tarball)(path, found)
-    for split, items in found.items():
-        if not items:
-            raise CorruptDataError(f"{path} holds no aclImdb/{split}/{{pos,neg}}/*.txt reviews")
-        items.sort()
+    for split in ("train", "test"):
+        if not found[split]:
+            raise CorruptDataError(
+                f"cannot read {path}: it holds no aclImdb/{split}/{{pos,neg}}/*.txt reviews; "
+                f"replace it with the official {URL}"
+            )
+        found[split].sort()
     return found
 
 
 @functools.lru_cache(maxsize=2)
 def _read(path: Path, mtime: float) -> dict[str, Reviews]:
     found = base.cached_json(path, "reviews", lambda: _parse_all(path))
+    undecodable = found.get("undecodable", [])
+    if undecodable:
+        warnings.warn(
+            f"{path}: {len(undecodable)} review(s) are not valid UTF-8 (first: {undecodable[0]}); "
+            "their undecodable bytes were replaced by U+FFFD and the reviews kept",
+            base.DataWarning,
+            stacklevel=3,
+        )
     return {
-        split: Reviews([text for *_, text in items], np.array([item[0] for item in items]))
-        for split, items in found.items()
+        split: Reviews([text for *_, text in found[split]],
+                       np.array([item[0] for item in found[split]]),
+                       [name for name in undecodable if name.startswith(f"aclImdb/{split}/")])
+        for split in ("train", "test")
     }
 
 
@@ -129,6 +170,9 @@ def read(path: Path) -> dict[str, Reviews]:
 
     Reading the tarball (checking every member) takes seconds, so the parsed reviews are cached
     as JSON (:func:`datasets.base.cached_json`) and in memory while the file is unchanged.
+    Reviews that are not valid UTF-8 are kept with their bad bytes replaced by U+FFFD; a
+    :class:`datasets.base.DataWarning` says how many (once per file and process), and
+    ``Reviews.undecodable`` names them.
     """
     return _read(Path(path), Path(path).stat().st_mtime)
 
@@ -206,7 +250,8 @@ def info(config: DataConfig) -> dict:
     import tensorflow as tf
 
     path = locate(config)
-    splits = select(read(path), config)
+    reviews = read(path)
+    splits = select(reviews, config)
     lengths = {
         split: tf.strings.split(standardize(r.texts)).row_lengths().numpy()
         for split, r in splits.items()
@@ -217,6 +262,7 @@ def info(config: DataConfig) -> dict:
         "name": NAME,
         "location": str(path),
         "sizes": {split: len(r.texts) for split, r in splits.items()},
+        "non_utf8_reviews": sum(len(r.undecodable) for r in reviews.values()),  # kept, U+FFFD
         "positive_fraction": {split: float(r.labels.mean()) for split, r in splits.items()},
         "vocabulary": {
             "distinct_train_tokens": distinct,

@@ -198,9 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     check_datasets_package()
     args = build_parser().parse_args(argv)
+    from datasets.base import CorruptDataError
+
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, CorruptDataError) as err:
         print(f"rnnlab {args.command}: {err}", file=sys.stderr)
         return 2
 

@@ -34,6 +34,7 @@ import pandas as pd
 import yaml
 
 import datasets
+from datasets.base import CorruptDataError
 from datasets.errors import ConfigError
 from experiments.config import config_hash, read_yaml
 from experiments.results import RunResult
@@ -345,7 +346,10 @@ class MlflowTracker(NoTracker):
         try:
             with self._timed():
                 if err is not None:
-                    mlflow.set_tags({f"{TAG_PREFIX}status": "FAILED"})
+                    failed = {f"{TAG_PREFIX}status": "FAILED"}
+                    if isinstance(err, CorruptDataError):  # the line that says what to do
+                        failed[f"{TAG_PREFIX}reason"] = str(err)[:5000]
+                    mlflow.set_tags(failed)
                 return self._active.__exit__(kind, err, tb)
         finally:
             gc.callbacks.remove(self._gc)

@@ -1,0 +1,43 @@
+"""Fixtures of the fault suite (see README.md): miniature data files and a private MLflow store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "datasets"))  # the miniature-file builders
+
+from dataset_fixtures import imdb_files, write_tarball
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path, monkeypatch):
+    """Caches meant for ~/.keras land in the test's temp dir; downloads fail (no network)."""
+    from datasets import base
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+
+    def refuse(url, target, file_hash=None):
+        raise OSError(f"offline test: no download of {url}")
+
+    monkeypatch.setattr(base, "download", refuse)
+
+
+@pytest.fixture
+def imdb_archive(tmp_path) -> Path:
+    """The path of a good miniature ``aclImdb_v1.tar.gz`` in a data dir of its own."""
+    return write_tarball(tmp_path / "data" / "aclImdb_v1.tar.gz", imdb_files())
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite MLflow store for this test."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
