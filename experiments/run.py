@@ -23,6 +23,7 @@ import datasets
 from datasets.base import MissingDataError
 from experiments import tracking
 from experiments.config import Config, config_hash, validate_names
+from experiments.memory import custom_gradients_released
 from experiments.results import RunResult
 from experiments.tasks import family_for
 from experiments.tasks.common import count_params, match_units, use_projected
@@ -43,7 +44,8 @@ def run(config: Config, *, parent_run_id: str | None = None, tags: dict | None =
     validate(config)
     with tracking.tracker(config, parent_run_id=parent_run_id, tags=tags) as tracker:
         try:
-            result = _train_and_test(config, tracker)
+            with custom_gradients_released():  # else TF keeps each run's graphs (experiments/memory.py)
+                result = _train_and_test(config, tracker)
         except MissingDataError as err:
             result = _identity(config, status="SKIPPED", reason=str(err).strip().replace("\n", " "))
         tracker.finish(result)

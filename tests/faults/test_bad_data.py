@@ -216,7 +216,7 @@ def test_run_on_a_truncated_archive_exits_2_and_records_the_reason(imdb_archive,
 
 
 def test_sweep_child_on_corrupt_data_is_failed_with_the_reason(imdb_archive, mlflow_uri):
-    from experiments import sweep
+    from experiments import launch, sweep
 
     not_gzip(imdb_archive)
     plan = sweep.parse_sweep({
@@ -224,7 +224,7 @@ def test_sweep_child_on_corrupt_data_is_failed_with_the_reason(imdb_archive, mlf
         "base": {"data": {"name": "imdb", "data_dir": str(imdb_archive.parent), "subset": 8},
                  "model": {"units": 4}, "train": {"epochs": 1}},
     })
-    [outcome] = sweep.run_sweep(plan, out=lambda line: None)
+    [outcome] = launch.run_sweep(plan, out=lambda line: None)
     assert outcome.status == "FAILED" and str(imdb_archive) in outcome.reason
     child = mlflow.get_run(outcome.run_id)
     assert child.info.status == "FAILED" and "delete it" in child.data.tags["rnnlab.reason"]
