@@ -237,6 +237,9 @@ class Zeros(io.RawIOBase):
     def __init__(self, size):
         self.left = size
 
+    def readable(self):
+        return True
+
     def readinto(self, buffer):
         n = min(len(buffer), self.left)
         buffer[:n] = bytes(n)
