@@ -434,7 +434,7 @@ def _finished_trial(parent_run_id: str, cell: str, trial_id: str, chash: str) ->
     import mlflow
 
     found = mlflow.search_runs(
-        search_all_experiments=True, output_format="list", max_results=1,
+        experiment_ids=[_experiment_of(parent_run_id)], output_format="list", max_results=1,
         filter_string=(f"tags.mlflow.parentRunId = '{parent_run_id}' and "
                        f"tags.`{TAG}trial_id` = '{trial_id}' and "
                        f"tags.`{TAG}tuning_cell` = '{cell}' and "
@@ -442,6 +442,13 @@ def _finished_trial(parent_run_id: str, cell: str, trial_id: str, chash: str) ->
                        f"tags.`{TAG}status` = 'FINISHED' and attributes.status = 'FINISHED'"),
     )
     return found[0].info.run_id if found else None
+
+
+def _experiment_of(run_id: str) -> str:
+    """The experiment of a run (children land in their parent's experiment)."""
+    import mlflow
+
+    return mlflow.MlflowClient().get_run(run_id).info.experiment_id
 
 
 # --- the search -------------------------------------------------------------------------------------
@@ -595,7 +602,7 @@ def trial_runs(parent_run_id: str, cell: str | None = None) -> list:
     where = [f"tags.mlflow.parentRunId = '{parent_run_id}'", "attributes.status = 'FINISHED'"]
     if cell:
         where.append(f"tags.`{TAG}tuning_cell` = '{cell}'")
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+    runs = mlflow.search_runs(experiment_ids=[_experiment_of(parent_run_id)], output_format="list",
                               filter_string=" and ".join(where))
     return [r for r in runs if SCORE in r.data.metrics and f"{TAG}trial_id" in r.data.tags]
 

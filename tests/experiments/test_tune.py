@@ -286,3 +286,58 @@ def test_importance_table_from_logged_params():
     table = importance_table({"lstm": rows, "gru": rows[:3]}, params)
     assert list(table.columns) == ["lstm"]  # gru has too few trials
     assert table.loc["train.lr", "lstm"] > 0.8 > table.loc["data.batch_size", "lstm"]
+
+
+# --- --all-cells through the CLI, with a stand-in for run() (no training) ----------------------------
+
+
+def fake_run(config, *, parent_run_id=None, tags=None):
+    """Logs what run() logs that tuning reads: a child run with params and a val_loss history
+    that depends on the learning rate (strongly), units (weakly) and the cell (a constant)."""
+    from experiments import tracking
+
+    experiment_id = mlflow.get_run(parent_run_id).info.experiment_id
+    loss = np.log10(config.train.lr) + 3 + 0.01 * config.model.units
+    loss += 0.5 if config.model.cell == "vanilla" else 0.0
+    with mlflow.start_run(experiment_id=experiment_id, nested=True, tags={
+            **tags, "rnnlab.config_hash": config_hash(config), "rnnlab.status": "FINISHED",
+            "rnnlab.cell": config.model.cell, "rnnlab.task": config.data.name}) as active:
+        mlflow.log_params(config.flat())
+        for epoch, value in enumerate((loss + 1, loss)):
+            mlflow.log_metric("val_loss", value, step=epoch)
+    assert tracking.tracking_uri()
+    return {"status": "FINISHED", "run_id": active.info.run_id}
+
+
+def test_all_cells_same_budget_same_draws_then_report_importance(tmp_path, mlflow_store,
+                                                                 monkeypatch, capsys):
+    import cells
+    from experiments import run as run_module
+
+    monkeypatch.setattr(run_module, "run", fake_run)
+    space = tmp_path / "s.yaml"
+    space.write_text(yaml.safe_dump({**SPACE, "name": "all-cells"}))
+    args = ["tune", str(space), "--all-cells", "--max-trials", "4", "--workdir", str(tmp_path / "wd"),
+            "--export", str(tmp_path / "best.yaml")]
+    assert cli.main(args) == 0
+    tune.check_tracking()
+    runs = tune.trial_runs(tune.find_parent_run("all-cells"))
+    by_cell = {}
+    for r in runs:
+        by_cell.setdefault(r.data.tags["rnnlab.tuning_cell"], []).append(r)
+    assert sorted(by_cell) == sorted(cells.names())
+    draws = {cell: sorted((r.data.params["train.lr"], r.data.params["model.units"]) for r in rows)
+             for cell, rows in by_cell.items()}
+    assert all(len(d) == 4 for d in draws.values())
+    assert len({tuple(d) for d in draws.values()}) == 1  # the same seeded draws for every cell
+    plan = sweep.load_sweep(tmp_path / "best.yaml")
+    assert sorted(r.config.model.cell for r in plan.runs) == sorted(cells.names())
+    capsys.readouterr()
+    assert cli.main(["report", "--tuning", "all-cells", "--output", str(tmp_path / "rep")]) == 0
+    printed = capsys.readouterr().out
+    assert "Hyperparameter importance" in printed and (tmp_path / "rep" / "importance.png").is_file()
+    rows = {x.split("|")[1].strip(): [float(v) for v in x.strip("|").split("|")[1:]]
+            for x in printed.splitlines() if x.startswith(("| train.", "| model."))}
+    assert sorted(rows) == ["model.units", "train.clipnorm", "train.lr"]
+    assert all(len(v) == len(cells.names()) and all(0 <= s <= 1 for s in v) for v in rows.values())
+    assert sum(rows["train.lr"]) > sum(rows["train.clipnorm"]), (printed, draws)
