@@ -689,6 +689,8 @@ def cli_tune(args) -> int:
     """`rnnlab tune`: see experiments/cli.py for the flags. Bad input raises ValueError (exit 2)."""
     import sys
 
+    from keras_tuner import errors
+
     import cells as cell_registry
 
     if args.chief and args.worker:
@@ -709,7 +711,8 @@ def cli_tune(args) -> int:
     try:
         tune(space, workdir=args.workdir, export=args.export,
              connect_timeout_s=args.connect_timeout)
-    except ChiefUnreachableError as err:
+    except (ChiefUnreachableError, RuntimeError, errors.FatalError) as err:
+        # RuntimeError: keras-tuner gave up after max_consecutive_failed_trials failed trials
         print(f"rnnlab tune: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -341,3 +341,29 @@ def test_all_cells_same_budget_same_draws_then_report_importance(tmp_path, mlflo
     assert sorted(rows) == ["model.units", "train.clipnorm", "train.lr"]
     assert all(len(v) == len(cells.names()) and all(0 <= s <= 1 for s in v) for v in rows.values())
     assert sum(rows["train.lr"]) > sum(rows["train.clipnorm"]), (printed, draws)
+
+
+@pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
+def test_bayesian_and_hyperband_search_through_run(tuner, tmp_path, mlflow_store):
+    raw = {**SPACE, "name": f"fake-{tuner}", "max_trials": 4,
+           "base": {**BASE, "train": {**BASE["train"], "epochs": 3}}}
+    space = tune.parse_space(raw, source="s.yaml", tuner=tuner)
+    outcome = tune.tune(space, workdir=tmp_path, run_fn=fake_run, out=lambda line: None)
+    runs = tune.trial_runs(outcome.parent_run_id)
+    assert outcome.trained == len(runs) >= 2
+    epochs = {int(r.data.params["train.epochs"]) for r in runs}
+    assert epochs == ({1, 3} if tuner == "hyperband" else {3})  # hyperband: 1 epoch, then 3
+    assert outcome.cells[0].best_score == min(r.data.metrics["tuner_score"] for r in runs)
+
+
+def test_failing_trials_stop_the_search_with_exit_1(tmp_path, mlflow_store, monkeypatch, capsys):
+    from experiments import run as run_module
+
+    def broken(config, **kwargs):
+        raise RuntimeError("boom in run()")
+
+    monkeypatch.setattr(run_module, "run", broken)
+    space = tmp_path / "s.yaml"
+    space.write_text(yaml.safe_dump({**SPACE, "name": "broken", "max_trials": 5}))
+    assert cli.main(["tune", str(space), "--workdir", str(tmp_path / "wd")]) == 1
+    assert "consecutive" in capsys.readouterr().err
