@@ -357,7 +357,7 @@ def trial_score(run_id: str, objective: str, direction: str) -> float:
 # --- the tuner --------------------------------------------------------------------------------------
 
 
-def make_tuner(space: Space, cell: str, *, parent_run_id: str | None, workdir: Path,
+def make_tuner(space: Space, cell: str, *, parent_run_id: str, workdir: Path,
                run_fn: Callable | None = None, out: Callable[[str], None] = print):
     """A keras-tuner Tuner for one cell's search; its oracle state lives in `workdir`."""
     import keras_tuner
@@ -367,11 +367,8 @@ def make_tuner(space: Space, cell: str, *, parent_run_id: str | None, workdir: P
 
         def run_trial(self, trial, *args, **kwargs):
             return {space.objective: run_one_trial(space, cell, trial, self.tuner_id,
-                                                   parent_run_id=self._parent_run_id(),
+                                                   parent_run_id=parent_run_id,
                                                    run_fn=run_fn, out=out, counter=self)}
-
-        def _parent_run_id(self):
-            return parent_run_id or find_parent_run(space.name)
 
     hp = keras_tuner.HyperParameters()
     for p in space.params:
