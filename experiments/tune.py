@@ -460,9 +460,11 @@ def find_parent_run(name: str) -> str | None:
     """The newest parent run of the tuning called `name`, if any."""
     import mlflow
 
+    from experiments.tracking import quote
+
     found = mlflow.search_runs(
         search_all_experiments=True, output_format="list", max_results=1,
-        filter_string=f"tags.`{TAG}role` = 'tuning' and tags.`{TAG}tuning` = '{name}'",
+        filter_string=f"tags.`{TAG}role` = 'tuning' and tags.`{TAG}tuning` = {quote(name)}",
         order_by=["attributes.start_time DESC"],
     )
     return found[0].info.run_id if found else None
