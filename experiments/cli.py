@@ -92,8 +92,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if any(o.status == "FAILED" for o in outcomes) else 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from experiments.tune import cli_tune
+
+    return cli_tune(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from experiments.report import write_report
+
+    if args.tuning:
+        from experiments.tuning_report import cli_report_tuning
+
+        return cli_report_tuning(args)
 
     try:
         result = write_report(args.sweep, args.output)
@@ -164,8 +175,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p, "section.key=value, applied to every run")
     p.set_defaults(func=cmd_sweep)
 
+    p = sub.add_parser("tune", help="keras-tuner search, one MLflow child run per trial")
+    p.add_argument("space", nargs="?", help="search-space YAML, e.g. experiments/spaces/default.yaml")
+    p.add_argument("--task", help="dataset / task name (overrides the space's base data.name)")
+    p.add_argument("--cell", help="one cell (overrides the space's cells)")
+    p.add_argument("--all-cells", action="store_true", help="one search per cell, same budget")
+    p.add_argument("--tuner", choices=("random", "bayesian", "hyperband"))
+    p.add_argument("--max-trials", type=int, help="trials per cell (hyperband: its own budget)")
+    p.add_argument("--name", help="the tuning's name (default: the space's)")
+    p.add_argument("--export", metavar="BEST.yaml", help="write the best config(s) as a sweep file")
+    p.add_argument("--workdir", help="oracle state (default $RNNLAB_TUNING_DIR or "
+                                     "~/.cache/rnnlab/tuning)")
+    p.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle to workers")
+    p.add_argument("--worker", metavar="HOST:PORT", help="run trials from the chief at HOST:PORT")
+    p.add_argument("--tuner-id", help="a worker's id (default worker-<pid>)")
+    p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds a worker waits for its chief")
+    _add_set(p, "section.key=value, applied to the base config")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("report", help="tables and plots comparing the cells, from MLflow")
     p.add_argument("--sweep", help="only the runs of this sweep (default: all runs)")
+    p.add_argument("--tuning", help="a tuning's best/median trials and hyperparameter importance")
     p.add_argument("--output", help="folder (default: reports/<sweep>/ or reports/all/)")
     p.set_defaults(func=cmd_report)
 
