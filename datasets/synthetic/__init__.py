@@ -6,6 +6,12 @@ Every task module exposes ``generate(n, length, rng, ...)`` (numpy arrays), ``sp
 
 Seeds: split ``s`` of task ``name`` draws from ``SeedSequence([config.seed, s, crc32(name)])``,
 so the same seed gives the same data and train / val / test never share a seed.
+
+Held out: the three splits share no input (:func:`disjoint_splits`: test first, then validation
+without the test inputs, then training without either; a repeat is redrawn). Where the input
+space is small for the sizes asked for (spike timing at T = 50 has 925 inputs; Reber's short
+strings carry most of the probability), a ValueError names the number of distinct inputs
+(``spec.extras["distinct_inputs"]``, also in ``info``) and the sizes to change.
 """
 
 from __future__ import annotations

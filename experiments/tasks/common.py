@@ -238,7 +238,8 @@ class Family:
     `compile_args(spec) -> {"loss", "metrics"[, "weighted_metrics"]}`;
     `evaluate(model, test, spec, train_cfg) -> Evaluation` (after `model.evaluate`);
     `metric_names(spec) -> set` of the test metrics the family computes (loss, compiled metrics,
-    scorers, evaluate's own), or None when it does not say (then no goal can be checked).
+    scorers, evaluate's own), or None when it does not say (then no goal can be checked);
+    `check_model(spec, model_cfg)` raises ValueError for a model the task cannot use, or None.
     """
 
     name: str
@@ -247,6 +248,7 @@ class Family:
     compile_args: Callable
     evaluate: Callable
     metric_names: Callable | None = None
+    check_model: Callable | None = None
 
 
 def check_goal(spec, family: Family) -> None:
@@ -304,7 +306,10 @@ def head_family(name: str, heads: dict[str, Head]) -> Family:
             *(m.name for m in spec.scorers),
         }
 
-    return Family(name, tuple(heads), build, compile_args, evaluate, metric_names)
+    def check(spec, model_cfg):
+        check_model(spec, model_cfg, heads[spec.output])
+
+    return Family(name, tuple(heads), build, compile_args, evaluate, metric_names, check)
 
 
 def predictions(model, test) -> tuple[np.ndarray, np.ndarray]:

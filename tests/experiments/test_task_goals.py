@@ -194,3 +194,12 @@ def test_bidirectional_is_refused_for_per_step_heads(name):
     with pytest.raises(ValueError, match=f"model.bidirectional=True is not allowed for dataset "
                                          f"'{name}'.*set model.bidirectional: false"):
         family_for(spec).build(spec, ModelConfig(cell="gru", bidirectional=True), 4)
+
+
+def test_bidirectional_per_step_run_exits_2_before_any_run(capsys, monkeypatch):
+    from experiments import cli, run
+
+    monkeypatch.setattr(run, "_tracked_run", lambda *a: pytest.fail("an MLflow run was started"))
+    argv = ["run", "--task", "reber", "--cell", "lstm", "--set", "model.bidirectional=true"]
+    assert cli.main(argv) == 2
+    assert "model.bidirectional=True is not allowed for dataset 'reber'" in capsys.readouterr().err
