@@ -56,7 +56,7 @@ MODES = {
 
 
 @dataclass(frozen=True)
-class Metric:
+class Scorer:
     """A task-specific test metric (a scorer): ``fn(y_true, y_pred) -> one value per example``
     over NumPy arrays of the whole test split, averaged over the examples.
 
@@ -122,7 +122,7 @@ class DataSpec:
     (``experiments.tasks.common.Head``: ``metrics`` plain, ``weighted_metrics`` weighted by the
     split's sample weights — only the Reber splits carry weights, 1 on a string's steps and 0
     on padding); the spec adds
-      - ``scorers``: :class:`Metric` s computed once after ``model.evaluate`` from the
+      - ``scorers``: :class:`Scorer` s computed once after ``model.evaluate`` from the
         predictions on the whole test set (copy's recall accuracy, spike timing's on-time share,
         Reber's string success);
       - ``goal``: the :class:`Goal` (solved rule and chance baseline), or None.
@@ -138,7 +138,7 @@ class DataSpec:
     output_size: int = 1
     target_vocab_size: int | None = None  # seq2seq only
     padding_id: int = 0
-    scorers: tuple[Metric, ...] = ()
+    scorers: tuple[Scorer, ...] = ()
     goal: Goal | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # vocabularies, raw references, …
 

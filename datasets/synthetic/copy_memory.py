@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from datasets import synthetic
-from datasets.base import DataConfig, DataSpec, Goal, Metric
+from datasets.base import DataConfig, DataSpec, Goal, Scorer
 
 NAME = "copy"
 NUM_SYMBOLS = 10  # symbols to remember
@@ -73,7 +73,7 @@ def spec(config: DataConfig) -> DataSpec:
         input_dim=INPUT_DIM,
         num_classes=NUM_CLASSES,
         output_size=NUM_CLASSES,
-        scorers=(Metric("recall_accuracy", recall_accuracy, chance=1.0 / NUM_CATEGORIES),),
+        scorers=(Scorer("recall_accuracy", recall_accuracy, chance=1.0 / NUM_CATEGORIES),),
         goal=Goal("recall_accuracy", threshold=0.99, mode="max",
                   baseline=baseline(config.length), baseline_metric="loss"),
         extras={"distinct_inputs": NUM_CATEGORIES**NUM_SYMBOLS},

@@ -30,9 +30,10 @@ metric, so padding counts in neither.
 Success (``reber_success``, :func:`success`, a scorer over the test predictions), the paper's
 rule: a string is predicted correctly when at every one of its steps the outputs of the valid
 next symbols are the most active ones, i.e. the lowest output among the valid symbols is above
-the highest among the invalid ones (Hochreiter & Schmidhuber 1997, sec. 5.1: "the output unit(s)
-corresponding to the possible next symbol(s) is (are) always the most active ones"). Solved:
-``reber_success >= 1.0``, every test string right, as the paper requires of a successful trial.
+the highest among the invalid ones (Hochreiter & Schmidhuber 1997, exp. 1, paraphrased: a
+trial succeeds when, on every string, the output units of the possible next symbols are always
+the most active ones). Solved: ``reber_success >= 1.0``, every test string right, as the paper
+requires of a successful trial.
 Chance baseline 0.5: a predictor perfect on the inner grammar but without the memory of the
 second symbol has to guess T or P after the inner E and is right on half the strings (hedging,
 T and P equally active, gets 0; a predictor that knows nothing gets 0).
@@ -47,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from datasets import synthetic
-from datasets.base import DataConfig, DataSpec, Goal, Metric
+from datasets.base import DataConfig, DataSpec, Goal, Scorer
 
 NAME = "reber"
 SYMBOLS = "BTPSXVE"
@@ -182,7 +183,7 @@ def spec(config: DataConfig) -> DataSpec:
         input_dim=INPUT_DIM,
         num_classes=len(SYMBOLS),
         output_size=len(SYMBOLS),
-        scorers=(Metric("reber_success", success, chance=CHANCE),),
+        scorers=(Scorer("reber_success", success, chance=CHANCE),),
         goal=Goal("reber_success", threshold=1.0, mode="at_least", baseline=CHANCE),
         extras={
             "symbols": SYMBOLS,

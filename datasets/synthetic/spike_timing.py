@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from datasets import synthetic
-from datasets.base import DataConfig, DataSpec, Goal, Metric, check_choice
+from datasets.base import DataConfig, DataSpec, Goal, Scorer, check_choice
 
 NAME = "spike_timing"
 VARIANTS = ("regression", "classes")
@@ -100,7 +100,7 @@ def spec(config: DataConfig) -> DataSpec:
         input_dim=1,
         num_classes=top if classes else None,
         output_size=top if classes else 1,
-        scorers=(Metric("on_time", on_time(top), chance=1.0 / top),),
+        scorers=(Scorer("on_time", on_time(top), chance=1.0 / top),),
         goal=Goal("on_time", threshold=1.0, mode="at_least", baseline=1.0 / top),
         extras={"variant": variant, "max_delay": top,
                 "distinct_inputs": distinct_inputs(config.length),
