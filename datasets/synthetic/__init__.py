@@ -10,7 +10,7 @@ so the same seed gives the same data and train / val / test never share a seed.
 Held out: the three splits share no input (:func:`disjoint_splits`: test first, then validation
 without the test inputs, then training without either; a repeat is redrawn). Where the input
 space is small for the sizes asked for (spike timing at T = 50 has 925 inputs; Reber's short
-strings carry most of the probability), a ValueError names the number of distinct inputs
+strings carry most of the probability), a ConfigError names the number of distinct inputs
 (``spec.extras["distinct_inputs"]``, also in ``info``) and the sizes to change.
 """
 
@@ -21,6 +21,7 @@ import zlib
 import numpy as np
 
 from datasets.base import DataConfig, DataSpec, to_dataset
+from datasets.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
@@ -74,7 +75,7 @@ def disjoint_splits(config: DataConfig, draw, spec: DataSpec) -> dict[str, tuple
     A row that repeats an earlier split's input is redrawn (from the same split's generator, so
     the data stay seeded). When more than half of the first draw repeats held-out inputs (the
     input space is too small for the sizes asked for, e.g. spike timing at small T), a
-    ValueError names the task, its number of distinct inputs and the sizes to change.
+    ConfigError names the task, its number of distinct inputs and the sizes to change.
     """
     taken: set[bytes] = set()
     out = {}
@@ -87,11 +88,11 @@ def disjoint_splits(config: DataConfig, draw, spec: DataSpec) -> dict[str, tuple
             if not len(clash):
                 break
             if attempt == 0 and len(clash) > MAX_HELD_OUT_SHARE * n:
-                raise ValueError(_too_small(config, spec, split, len(clash) / n))
+                raise _too_small(config, spec, split, len(clash) / n)
             for part, fresh in zip(parts, draw(len(clash), rng)):
                 part[clash] = fresh
         else:
-            raise ValueError(_too_small(config, spec, split, len(clash) / n))
+            raise _too_small(config, spec, split, len(clash) / n)
         taken.update(_keys(parts[0]))
         out[split] = tuple(parts)
     return {split: out[split] for split in SPLITS}
@@ -102,14 +103,14 @@ def _keys(inputs: np.ndarray) -> list[bytes]:
     return [row.tobytes() for row in flat]
 
 
-def _too_small(config: DataConfig, spec: DataSpec, split: str, share: float) -> str:
+def _too_small(config: DataConfig, spec: DataSpec, split: str, share: float) -> ConfigError:
     distinct = spec.extras.get("distinct_inputs", "unknown")
-    return (
-        f"{spec.name}: data.length={config.length} has {distinct} distinct inputs; the held-out "
-        f"splits (data.num_val={config.num_val}, data.num_test={config.num_test}) take so many "
-        f"that {share:.0%} of the {split} draws repeat one of them, and held-out inputs must not "
-        "occur in training: lower data.num_val / data.num_test (or data.num_train), or raise "
-        "data.length"
+    return ConfigError(
+        f"{spec.name} at data.length={config.length} ({distinct} distinct inputs)",
+        "data.num_val / data.num_test",
+        f"take so many inputs that {share:.0%} of the {split} draws repeat one, and held-out "
+        "inputs must not occur in training: lower them (or data.num_train), or raise data.length",
+        value=(config.num_val, config.num_test),
     )
 
 

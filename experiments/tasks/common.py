@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 import cells
+from datasets.errors import ConfigError
 
 
 @dataclass
@@ -223,10 +224,12 @@ def check_model(spec, model_cfg, head: Head) -> None:
     inputs after step t, so the answer at t leaks in (copy: the recalled symbols; Reber: the
     next symbol)."""
     if head.per_step and model_cfg.bidirectional:
-        raise ValueError(
-            f"model.bidirectional=True is not allowed for dataset '{spec.name}' (output "
-            f"'{spec.output}', one answer per step): the backward direction sees the inputs "
-            "after each step and leaks the answer; set model.bidirectional: false"
+        raise ConfigError(
+            f"dataset '{spec.name}' (output '{spec.output}', one answer per step)",
+            "model.bidirectional",
+            "must be false here: the backward direction sees the inputs after each step and "
+            "leaks the answer",
+            value=True,
         )
 
 

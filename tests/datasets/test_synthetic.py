@@ -10,6 +10,7 @@ import pytest
 
 import datasets
 from datasets import DataConfig
+from datasets.errors import ConfigError
 from datasets.synthetic import adding, copy_memory, reber, spike_timing, temporal_order
 
 TASKS = {
@@ -191,8 +192,8 @@ def test_held_out_inputs_never_occur_in_training(name, length):
 
 def test_sizes_that_cannot_be_held_out_are_refused_naming_the_count():
     config = DataConfig(name="spike_timing", length=50)  # 925 inputs; 1,000 val + 1,000 test
-    with pytest.raises(ValueError, match=r"spike_timing: data\.length=50 has 925 distinct inputs"
-                                         r".*lower data\.num_val / data\.num_test"):
+    with pytest.raises(ConfigError, match=r"spike_timing at data\.length=50 \(925 distinct "
+                                          r"inputs\): 'data\.num_val / data\.num_test' take"):
         datasets.load(config)
     info = datasets.info(config)
     assert info["distinct_inputs"] == 925 and "held_out" in info
