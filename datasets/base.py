@@ -8,8 +8,10 @@ splits are batched ``tf.data.Dataset`` objects yielding ``(inputs, targets)`` an
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +50,64 @@ class DataConfig:
     variant: str | None = None  # task-specific: temporal order "2"|"3" symbols; spike "regression"|"classes"
 
 
+MODES = {
+    "min": lambda value, threshold: value < threshold,
+    "max": lambda value, threshold: value > threshold,
+    "at_least": lambda value, threshold: value >= threshold,
+}
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A task-specific test metric (a scorer): ``fn(y_true, y_pred) -> one value per example``
+    over NumPy arrays of the whole test split, averaged over the examples.
+
+    ``y_pred`` is what the model's head outputs (logits for categorical heads, probabilities for
+    ``sequence_multilabel``). ``chance``: the value a predictor without the task's long-range
+    memory reaches (documented, checked by the tests), when known.
+    """
+
+    name: str
+    fn: Callable[[Any, Any], Any]
+    chance: float | None = None
+
+
+@dataclass(frozen=True)
+class Goal:
+    """The task's "solved" rule and its chance baseline, read from the test metrics.
+
+    Solved when ``MODES[mode](metrics[metric], threshold)``: ``"min"`` value < threshold,
+    ``"max"`` value > threshold, ``"at_least"`` value >= threshold; ``threshold=None`` means no
+    solved rule. ``baseline`` is the chance level expressed in ``baseline_metric`` (defaults to
+    ``metric``). Both metric names must be ones the task computes (the loss, its head's metrics,
+    or the spec's ``scorers``): the experiments check this before training.
+    """
+
+    metric: str
+    threshold: float | None = None
+    mode: str = "max"
+    baseline: float | None = None
+    baseline_metric: str | None = None
+
+    def __post_init__(self):
+        check_choice("Goal", "mode", self.mode, tuple(MODES))
+        if self.baseline_metric is None:
+            object.__setattr__(self, "baseline_metric", self.metric)
+
+    def solved(self, metrics: dict[str, float]) -> bool | None:
+        """Whether ``metrics`` (test metrics, no ``test_`` prefix) pass the rule; None without a
+        rule; False when the metric is missing or NaN."""
+        if self.threshold is None:
+            return None
+        value = metrics.get(self.metric)
+        if value is None or math.isnan(value):
+            return False
+        return bool(MODES[self.mode](float(value), self.threshold))
+
+
 @dataclass
 class DataSpec:
-    """What a model needs to know about a task's data.
+    """What a model needs to know about a task's data, and how the task is scored.
 
     output kinds:
       - ``binary``: one logit per sequence (sentiment);
@@ -63,13 +120,15 @@ class DataSpec:
     ``one_hot`` (token ids of a small alphabet, one-hot encoded), ``features`` (float channels).
     In every token task id 0 is padding only (``padding_id``), so masking it is always safe.
 
-    Per-step sample weights: the splits of ``copy`` and ``reber`` yield
-    ``(inputs, targets, sample_weights)`` triples, weights of shape ``(batch, steps)`` that are 1
-    where a step counts (copy: the 10 recalled positions; Reber: the string's steps, not its
-    padding). ``Model.fit`` / ``evaluate`` apply them to the loss; Keras passes them to metrics
-    only when those are compiled as ``weighted_metrics`` — so compile copy's ``"accuracy"`` there.
-    ``reber_success`` (``datasets.synthetic.reber.success``) reads the padding from the targets
-    and belongs in plain ``metrics``.
+    Scoring, in typed fields. The experiments' task family compiles its head's loss and metrics
+    (``experiments.tasks.common.Head``: ``metrics`` plain, ``weighted_metrics`` weighted by the
+    split's sample weights — only the Reber splits carry weights, 1 on a string's steps and 0
+    on padding); the spec adds
+      - ``scorers``: :class:`Scorer` s computed once after ``model.evaluate`` from the
+        predictions on the whole test set (copy's recall accuracy, spike timing's on-time share,
+        Reber's string success);
+      - ``goal``: the :class:`Goal` (solved rule and chance baseline), or None.
+    ``baseline``, ``baseline_metric``, ``solved_metric`` read the goal (None without one).
     """
 
     name: str
@@ -81,13 +140,21 @@ class DataSpec:
     output_size: int = 1
     target_vocab_size: int | None = None  # seq2seq only
     padding_id: int = 0
-    # chance level, for reports: e.g. adding MSE 0.167, copy cross-entropy 10 ln 8 / (T + 20)
-    baseline: float | None = None
-    baseline_metric: str | None = None  # the metric name the baseline is expressed in
-    solved_metric: str | None = None  # e.g. "mse" for adding, "accuracy" for copy
-    solved_threshold: float | None = None
-    solved_mode: str = "max"  # "min": solved when metric < threshold; "max": when metric > threshold
+    scorers: tuple[Scorer, ...] = ()
+    goal: Goal | None = None
     extras: dict[str, Any] = field(default_factory=dict)  # vocabularies, raw references, …
+
+    @property
+    def baseline(self) -> float | None:
+        return self.goal.baseline if self.goal else None
+
+    @property
+    def baseline_metric(self) -> str | None:
+        return self.goal.baseline_metric if self.goal and self.goal.baseline is not None else None
+
+    @property
+    def solved_metric(self) -> str | None:
+        return self.goal.metric if self.goal and self.goal.threshold is not None else None
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:

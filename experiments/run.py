@@ -13,7 +13,6 @@ When the data files are missing, `run` returns status "SKIPPED" with the one-lin
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 
@@ -25,8 +24,8 @@ from experiments import tracking
 from experiments.config import Config, config_hash, validate_names
 from experiments.memory import custom_gradients_released
 from experiments.results import RunResult
-from experiments.tasks import family_for
-from experiments.tasks.common import count_params, match_units, use_projected
+from experiments.tasks import check_config, family_for
+from experiments.tasks.common import check_goal, count_params, match_units, use_projected
 from experiments.tasks.translation import perplexity
 
 OPTIMIZERS = {
@@ -57,12 +56,14 @@ def validate(config: Config) -> None:
     """Check names against the registries before anything is loaded or trained."""
     config.validate()
     validate_names(config, "run")
+    check_config(config)
 
 
 def _train_and_test(config: Config, tracker: tracking.NoTracker) -> RunResult:
     _seed(config.train)
     train, val, test, spec = datasets.load(config.data)
     family = family_for(spec)
+    check_goal(spec, family)
     _check_attention(config, spec)
     units = _units(config, family, spec)
     _seed(config.train)
@@ -152,12 +153,5 @@ def _baseline(spec) -> dict:
 
 
 def _solved(spec, metrics: dict) -> bool | None:
-    """Whether the test metric passed the task's threshold; None when the task has no rule."""
-    if spec.solved_metric is None or spec.solved_threshold is None:
-        return None
-    value = metrics.get(spec.solved_metric)
-    if value is None or math.isnan(value):
-        return False
-    if spec.solved_mode == "min":
-        return value < spec.solved_threshold
-    return value > spec.solved_threshold
+    """Whether the test metrics pass the task's goal; None when the task has no solved rule."""
+    return spec.goal.solved(metrics) if spec.goal else None

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
+import datasets
 from experiments.tasks import long_dependency, sentiment, translation
-from experiments.tasks.common import Evaluation, Family, recurrent_layer
+from experiments.tasks.common import Evaluation, Family, check_goal, recurrent_layer
 
 FAMILIES: dict[str, Family] = {
     family.name: family
@@ -32,4 +33,19 @@ def family_for(spec) -> Family:
         ) from None
 
 
-__all__ = ["BY_OUTPUT", "FAMILIES", "Evaluation", "Family", "family_for", "recurrent_layer"]
+def check_config(config) -> None:
+    """Refuse, from the config alone, a goal the task does not compute or a model it cannot use
+    (e.g. a bidirectional stack under a per-step head). Only generated tasks, whose spec needs
+    no data; the others are checked after loading (`check_goal`, `Family.build`)."""
+    module = datasets.get(config.data.name)
+    if not hasattr(module, "spec"):
+        return
+    spec = module.spec(config.data)
+    family = family_for(spec)
+    check_goal(spec, family)
+    if family.check_model:
+        family.check_model(spec, config.model)
+
+
+__all__ = ["BY_OUTPUT", "FAMILIES", "Evaluation", "Family", "check_config", "family_for",
+           "recurrent_layer"]

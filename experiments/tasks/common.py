@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 import cells
+from datasets.errors import ConfigError
 
 
 @dataclass
@@ -155,19 +156,17 @@ def match_units(build: Callable[[int], keras.Model], target: int, *, max_units: 
     return min((low, low + 1), key=lambda u: abs(params(u) - target))
 
 
-def classification_report(model, test, num_classes: int) -> Evaluation:
-    """Confusion matrix (true rows, predicted columns) of `model` on `test`, as a figure.
-
-    `num_classes == 2` with one output means a single sigmoid unit.
-    """
-    true, pred = [], []
-    for x, y, *_ in test:
-        p = np.asarray(model.predict_on_batch(x))
-        pred.append((p[..., 0] > 0.5).astype(int) if p.shape[-1] == 1 else p.argmax(-1))
-        true.append(np.asarray(y).reshape(pred[-1].shape).astype(int))
-    true, pred = np.concatenate(true).ravel(), np.concatenate(pred).ravel()
-    matrix = np.zeros((num_classes, num_classes), dtype=int)
-    np.add.at(matrix, (true, pred), 1)
+def classification_report(y_true, y_pred, num_classes: int | None) -> Evaluation:
+    """Confusion matrix (true rows, predicted columns) of outputs `y_pred` against `y_true`,
+    as a figure. One output column means a single sigmoid unit (two classes)."""
+    if y_pred.shape[-1] == 1:
+        pred = (y_pred[..., 0] > 0.5).astype(int)
+    else:
+        pred = y_pred.argmax(-1)
+    true = np.asarray(y_true).reshape(pred.shape).astype(int).ravel()
+    size = max(num_classes or 2, 2)
+    matrix = np.zeros((size, size), dtype=int)
+    np.add.at(matrix, (true, pred.ravel()), 1)
     return Evaluation(figures={"plots/confusion_matrix.png": confusion_figure(matrix)})
 
 
@@ -195,7 +194,8 @@ class Head:
     """The output end of a sequence classifier / regressor.
 
     `per_step`: one output per time step (else after the last step); `size(spec)`: output units;
-    `activation` of the output Dense; `loss()` and `metrics()` make fresh Keras objects;
+    `activation` of the output Dense; `loss()`, `metrics()` and `weighted_metrics()` make fresh
+    Keras objects (the weighted ones see the split's sample weights, e.g. Reber's padding);
     `confusion`: the test report includes a confusion matrix.
     """
 
@@ -205,10 +205,12 @@ class Head:
     loss: Callable[[], keras.losses.Loss]
     metrics: Callable[[], list]
     confusion: bool = False
+    weighted_metrics: Callable[[], list] = list
 
 
 def build_sequence_model(spec, model_cfg, units: int, head: Head) -> keras.Model:
     """inputs -> encoding -> recurrent stack -> Dense head (per step or after the last step)."""
+    check_model(spec, model_cfg, head)
     inputs, x = encoded_inputs(spec, model_cfg)
     x = recurrent_stack(x, model_cfg, units, return_sequences=head.per_step)
     if model_cfg.dropout:
@@ -217,12 +219,30 @@ def build_sequence_model(spec, model_cfg, units: int, head: Head) -> keras.Model
     return keras.Model(inputs, outputs, name=f"{spec.name}_{model_cfg.cell}")
 
 
+def check_model(spec, model_cfg, head: Head) -> None:
+    """Refuse a bidirectional stack under a per-step head: its backward direction reads the
+    inputs after step t, so the answer at t leaks in (copy: the recalled symbols; Reber: the
+    next symbol)."""
+    if head.per_step and model_cfg.bidirectional:
+        raise ConfigError(
+            f"dataset '{spec.name}' (output '{spec.output}', one answer per step)",
+            "model.bidirectional",
+            "must be false here: the backward direction sees the inputs after each step and "
+            "leaks the answer",
+            value=True,
+        )
+
+
 @dataclass(frozen=True)
 class Family:
     """A task family: the DataSpec outputs it serves and how it builds, compiles and reports.
 
-    `build(spec, model_cfg, units) -> keras.Model`; `compile_args(spec) -> {"loss", "metrics"}`;
-    `evaluate(model, test, spec, train_cfg) -> Evaluation` (after `model.evaluate`).
+    `build(spec, model_cfg, units) -> keras.Model`;
+    `compile_args(spec) -> {"loss", "metrics"[, "weighted_metrics"]}`;
+    `evaluate(model, test, spec, train_cfg) -> Evaluation` (after `model.evaluate`);
+    `metric_names(spec) -> set` of the test metrics the family computes (loss, compiled metrics,
+    scorers, evaluate's own), or None when it does not say (then no goal can be checked);
+    `check_model(spec, model_cfg)` raises ValueError for a model the task cannot use, or None.
     """
 
     name: str
@@ -230,21 +250,80 @@ class Family:
     build: Callable
     compile_args: Callable
     evaluate: Callable
+    metric_names: Callable | None = None
+    check_model: Callable | None = None
+
+
+def check_goal(spec, family: Family) -> None:
+    """Before training: the goal's solved and baseline metrics must be ones the task computes."""
+    goal = spec.goal
+    if goal is None:
+        return
+    names = family.metric_names(spec) if family.metric_names else None
+    if names is None:
+        raise ValueError(
+            f"dataset '{spec.name}' declares a goal on '{goal.metric}', but task family "
+            f"'{family.name}' does not say which metrics it computes (Family.metric_names)"
+        )
+    for role, metric in (("solved", goal.metric), ("baseline", goal.baseline_metric)):
+        if metric not in names:
+            raise ValueError(
+                f"dataset '{spec.name}': the goal's {role} metric '{metric}' is not computed "
+                f"by task family '{family.name}'; computed: {', '.join(sorted(names))}"
+            )
 
 
 def head_family(name: str, heads: dict[str, Head]) -> Family:
-    """A family of sequence classifiers / regressors, one :class:`Head` per DataSpec output."""
+    """A family of sequence classifiers / regressors, one :class:`Head` per DataSpec output.
+
+    Compiled: the head's loss, ``metrics`` and ``weighted_metrics``. After evaluation: the spec's
+    ``scorers`` over the test predictions, and the confusion matrix when the head has one.
+    """
 
     def build(spec, model_cfg, units):
         return build_sequence_model(spec, model_cfg, units, heads[spec.output])
 
     def compile_args(spec):
         head = heads[spec.output]
-        return {"loss": head.loss(), "metrics": head.metrics()}
+        return {
+            "loss": head.loss(),
+            "metrics": head.metrics(),
+            "weighted_metrics": head.weighted_metrics(),
+        }
 
     def evaluate(model, test, spec, train_cfg):
-        if not heads[spec.output].confusion:
+        head = heads[spec.output]
+        if not (head.confusion or spec.scorers):
             return Evaluation()
-        return classification_report(model, test, max(spec.num_classes or 2, 2))
+        true, pred = predictions(model, test)
+        report = Evaluation(metrics=score(spec.scorers, true, pred))
+        if head.confusion:
+            report.figures.update(classification_report(true, pred, spec.num_classes).figures)
+        return report
 
-    return Family(name, tuple(heads), build, compile_args, evaluate)
+    def metric_names(spec):
+        compiled = compile_args(spec)
+        return {
+            "loss",
+            *(m.name for m in (*compiled["metrics"], *compiled["weighted_metrics"])),
+            *(m.name for m in spec.scorers),
+        }
+
+    def check(spec, model_cfg):
+        check_model(spec, model_cfg, heads[spec.output])
+
+    return Family(name, tuple(heads), build, compile_args, evaluate, metric_names, check)
+
+
+def predictions(model, test) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and the model's outputs over the whole test split, concatenated."""
+    true, pred = [], []
+    for x, y, *_ in test:
+        true.append(np.asarray(y))
+        pred.append(np.asarray(model.predict_on_batch(x)))
+    return np.concatenate(true), np.concatenate(pred)
+
+
+def score(scorers, y_true, y_pred) -> dict[str, float]:
+    """Each scorer's mean over the test examples."""
+    return {m.name: float(np.mean(np.asarray(m.fn(y_true, y_pred)))) for m in scorers}

@@ -4,11 +4,16 @@
 - ``categorical`` (temporal order, spike classes): ``p = softmax(W h_T + b)``; sparse
   cross-entropy; ``accuracy``.
 - ``sequence_categorical`` (copy memory): ``p_t = softmax(W h_t + b)`` at every step; sparse
-  cross-entropy; per-step ``accuracy``.
+  cross-entropy averaged over every step; ``accuracy`` over every step.
 - ``sequence_multilabel`` (embedded Reber grammar): ``p_t = sigmoid(W h_t + b)``, one independent
-  probability per symbol that may come next; binary cross-entropy; per-symbol ``accuracy``.
+  probability per symbol that may come next; binary cross-entropy averaged over the string's
+  steps (``mean_with_sample_weight``: padding weighs 0); per-symbol ``accuracy`` compiled as a
+  weighted metric, so padding is not counted.
 
-The chance baseline and the "solved" rule come with the task's DataSpec (e.g. adding: MSE < 0.01).
+Per-step heads refuse ``model.bidirectional`` (the backward direction would see the answer).
+Task-specific metrics (copy's ``recall_accuracy``, spike timing's ``on_time``, Reber's
+``reber_success``), the chance baseline and the "solved" rule come typed with the task's
+DataSpec (``scorers`` over the test predictions, ``goal``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ def _sparse_accuracy():
     return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
 
+def _per_step_bce():
+    return keras.losses.BinaryCrossentropy(reduction="mean_with_sample_weight")
+
+
 HEADS: dict[str, Head] = {
     "regression": Head(
         per_step=False,
@@ -49,8 +58,9 @@ HEADS: dict[str, Head] = {
         per_step=True,
         size=_classes,
         activation="sigmoid",
-        loss=keras.losses.BinaryCrossentropy,
-        metrics=lambda: [keras.metrics.BinaryAccuracy(name="accuracy")],
+        loss=_per_step_bce,
+        metrics=list,
+        weighted_metrics=lambda: [keras.metrics.BinaryAccuracy(name="accuracy")],
     ),
 }
 

@@ -2,6 +2,8 @@
 -> Dense(1, sigmoid).
 
     p(positive | x_1..x_T) = sigmoid(w · h_T + b),   loss = binary cross-entropy,   metric = accuracy
+
+The goal (chance 0.5, solved at accuracy >= 0.88) comes with the dataset's DataSpec (``datasets/imdb.py``).
 """
 
 from __future__ import annotations

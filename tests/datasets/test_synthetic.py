@@ -10,6 +10,7 @@ import pytest
 
 import datasets
 from datasets import DataConfig
+from datasets.errors import ConfigError
 from datasets.synthetic import adding, copy_memory, reber, spike_timing, temporal_order
 
 TASKS = {
@@ -40,15 +41,16 @@ def test_same_seed_same_data_and_splits_differ(name):
 
 @pytest.mark.parametrize("name", TASKS)
 def test_batches_match_the_spec(name):
-    train, _, _, spec = datasets.load(DataConfig(name=name, length=30, num_train=20, batch_size=8))
+    train, _, _, spec = datasets.load(DataConfig(name=name, length=30, num_train=20, num_val=20,
+                                                   num_test=20, batch_size=8))
     x, _, *weights = next(iter(train))
     assert x.shape[:2] == (8, spec.sequence_length)
     if spec.input_encoding == "features":
         assert x.shape[2] == spec.input_dim
     else:
         assert 0 < x.numpy().max() < spec.input_dim  # id 0 is padding only
-    assert spec.baseline is not None and spec.solved_metric and spec.solved_threshold
-    assert bool(weights) == (name in ("copy", "reber"))
+    assert spec.goal.baseline is not None and spec.goal.threshold is not None
+    assert bool(weights) == (name == "reber")
     info = datasets.info(DataConfig(name=name))
     assert info["sizes"] == {"train": 10000, "val": 1000, "test": 1000}
 
@@ -63,23 +65,22 @@ def test_adding_markers_one_per_half_target_is_their_sum_and_baseline_is_one_six
     assert adding.spec(DataConfig()).baseline == pytest.approx(0.1667, abs=1e-4)
 
 
-def test_copy_layout_and_keras_weighted_loss_of_the_memoryless_strategy_is_the_baseline():
+def test_copy_layout_and_keras_loss_over_all_outputs_of_the_memoryless_strategy_is_the_baseline():
     import keras
 
     length = 30
-    x, y, w = copy_memory.generate(256, length, rng())
-    assert x.shape == y.shape == w.shape == (256, length + 20)
+    x, y = copy_memory.generate(256, length, rng())
+    assert x.shape == y.shape == (256, length + 20)
     assert np.array_equal(y[:, -10:], x[:, :10]) and set(np.unique(x[:, :10])) <= set(range(1, 9))
     assert np.all(x[:, length + 9] == copy_memory.DELIMITER)
     assert np.all(x[:, 10 : length + 9] == copy_memory.BLANK) and np.all(x[:, -10:] == 9)
-    assert np.all(y[:, :-10] == 0) and np.array_equal(
-        w[0], np.r_[np.zeros(length + 10), np.ones(10)]
-    )
-    # blanks certain where no symbol is recalled, uniform over the 8 symbols where one is
+    assert np.all(y[:, :-10] == 0)
+    # blanks certain where no symbol is recalled, uniform over the 8 symbols where one is;
+    # every one of the T + 20 outputs counts (no sample weights), as in Arjovsky et al.
     probs = np.zeros((256, length + 20, 9), np.float32)
     probs[:, :-10, 0] = 1.0
     probs[:, -10:, 1:] = 1.0 / 8
-    loss = keras.losses.SparseCategoricalCrossentropy()(y, probs, sample_weight=w)
+    loss = keras.losses.SparseCategoricalCrossentropy()(y, probs)
     assert float(loss) == pytest.approx(copy_memory.baseline(length), rel=1e-4)
     assert copy_memory.baseline(length) == pytest.approx(10 * math.log(8) / (length + 20))
 
@@ -109,32 +110,40 @@ def strings(x):
     return ["".join(reber.SYMBOLS[i - 1] for i in row if i) for row in x]
 
 
-def test_reber_strings_are_grammatical_and_targets_hold_the_next_symbol():
-    x, y, w = reber.generate(3000, 30, rng())
+@pytest.mark.parametrize("length", [9, 30])
+def test_reber_strings_are_grammatical_at_least_length_long_and_targets_hold_the_next_symbol(length):
+    x, y, w = reber.generate(3000, length, rng())
+    steps = length + reber.SLACK - 1
+    assert x.shape == (3000, steps) and y.shape == (3000, steps, 7)
     texts = strings(x)
     for row, text in enumerate(texts[:500]):
         full = text + "E"  # the final E is never an input
         assert EMBEDDED_REBER.fullmatch(full), full
-        steps = len(text)
-        assert np.array_equal(w[row], np.r_[np.ones(steps), np.zeros(30 - steps)])
-        for t in range(steps):  # the symbol that comes next is always allowed
+        used = len(text)
+        assert np.array_equal(w[row], np.r_[np.ones(used), np.zeros(steps - used)])
+        for t in range(used):  # the symbol that comes next is always allowed
             assert y[row, t, reber.SYMBOLS.index(full[t + 1])] == 1.0
         second_to_last = np.zeros(7)
         second_to_last[reber.SYMBOLS.index(full[1])] = 1.0
-        assert np.array_equal(y[row, steps - 2], second_to_last)  # needs the long memory
+        assert np.array_equal(y[row, used - 2], second_to_last)  # needs the long memory
     assert not y[w == 0].any() and np.all(y[w == 1].sum(-1) >= 1)
-    assert max(len(t) for t in texts) <= 30  # longer strings were redrawn
+    symbols = np.array([len(t) + 1 for t in texts])
+    assert symbols.min() == length and symbols.max() <= length + reber.SLACK
+    assert np.mean(symbols) < length + 8  # the tail after the forced loops is short
     assert 0.4 < np.mean([t[1] == "T" for t in texts]) < 0.6
 
 
-def test_reber_success_needs_every_step_right_and_ignores_padding():
-    _, y, w = reber.generate(6, 20, rng())
-    perfect = np.where(y > 0, 0.9, 0.1) + 0.05 * (w == 0)[..., None]  # padding: any value
-    assert np.asarray(reber.success(y, perfect)).tolist() == [1.0] * 6
+def test_reber_success_is_the_papers_most_active_rule_and_ignores_padding():
+    _, y, w = reber.generate(6, 9, rng())
+    perfect = np.where(y > 0, 0.3, 0.1) + 0.5 * (w == 0)[..., None]  # padding: any value
+    assert reber.success(y, perfect).tolist() == [1.0] * 6  # below 0.5, yet the most active
     steps = w.sum(1).astype(int)
     wrong = perfect.copy()
-    wrong[0, steps[0] - 2] = 0.9 - wrong[0, steps[0] - 2]  # swap the T/P guess on string 0
-    assert np.asarray(reber.success(y, wrong)).tolist() == [0.0] + [1.0] * 5
+    wrong[0, steps[0] - 2] = 0.4 - wrong[0, steps[0] - 2]  # swap the T/P guess on string 0
+    assert reber.success(y, wrong).tolist() == [0.0] + [1.0] * 5
+    hedge = perfect.copy()
+    hedge[1, steps[1] - 2, [1, 2]] = 0.3  # T and P equally active: not "the most active"
+    assert reber.success(y, hedge).tolist() == [1.0, 0.0] + [1.0] * 4
 
 
 @pytest.mark.parametrize("length", [10, 101])
@@ -146,8 +155,9 @@ def test_spike_delay_is_the_gap_between_the_two_spikes_and_baseline_is_its_varia
     delay = times[:, 1] - times[:, 0]
     assert len(rows) == 40000 and np.allclose(y[:, 0], delay / top)
     assert delay.min() == 1 and delay.max() == top and times.max() < length
-    spec = spike_timing.spec(DataConfig(name="spike_timing", length=length))
-    assert abs(np.mean((y - y.mean()) ** 2) - spec.baseline) < 0.004
+    assert abs(np.mean((y - y.mean()) ** 2) - spike_timing.chance_mse(length)) < 0.004
+    seen = len({(a, b) for a, b in times})  # all of them where there are few
+    assert seen == spike_timing.distinct_inputs(length) if length == 10 else seen <= spike_timing.distinct_inputs(length)
     _, classes = spike_timing.generate(20000, length, rng(), variant="classes")
     assert np.array_equal(classes, delay - 1)
 
@@ -159,5 +169,31 @@ def test_unknown_variant_names_task_key_and_choices(name, key):
 
 
 def test_too_short_length_is_refused():
-    with pytest.raises(ValueError, match="reber: length T must be >= 8"):
-        reber.generate(2, 5, rng())
+    with pytest.raises(ValueError, match="reber: length T must be >= 9"):
+        reber.generate(2, 8, rng())
+
+
+def inputs(split) -> set[bytes]:
+    return {row.tobytes() for batch in split for row in np.asarray(batch[0]).reshape(
+        len(batch[0]), -1)}
+
+
+@pytest.mark.parametrize("name, length", [*((n, 20) for n in TASKS), ("reber", 9),
+                                          ("spike_timing", 8)])
+def test_held_out_inputs_never_occur_in_training(name, length):
+    """Small input spaces (Reber at its shortest, spike timing at T = 8: 12 inputs) would repeat
+    test inputs in training if the splits were drawn independently."""
+    config = DataConfig(name=name, length=length, num_train=300, num_val=3, num_test=3,
+                        batch_size=100, variant=TASKS[name][1].get("variant"))
+    train, val, test, _ = datasets.load(config)
+    train, val, test = inputs(train), inputs(val), inputs(test)
+    assert test and val and not (test & train) and not (val & train) and not (test & val)
+
+
+def test_sizes_that_cannot_be_held_out_are_refused_naming_the_count():
+    config = DataConfig(name="spike_timing", length=50)  # 925 inputs; 1,000 val + 1,000 test
+    with pytest.raises(ConfigError, match=r"spike_timing at data\.length=50 \(925 distinct "
+                                          r"inputs\): 'data\.num_val / data\.num_test' take"):
+        datasets.load(config)
+    info = datasets.info(config)
+    assert info["distinct_inputs"] == 925 and "held_out" in info

@@ -113,7 +113,7 @@ def test_saved_model_reloads_and_predicts_identically(tiny_config, mlflow_store)
 
     import datasets
 
-    config = tiny_config("copy", "peephole", tracking={"enabled": True},
+    config = tiny_config("temporal_order", "peephole", tracking={"enabled": True},
                          model={"bidirectional": True, "layers": 2})
     result = run(config)
     model = mlflow.keras.load_model(f"runs:/{result.run_id}/model")
