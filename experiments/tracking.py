@@ -232,6 +232,9 @@ def start_parent_run(
     """
     configure()
     if run_id is not None:
+        # MLflow refuses to resume a run outside the process's active experiment (left by an
+        # earlier run of this process, perhaps in another store): make the run's own one active.
+        mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
         return mlflow.start_run(run_id=run_id)
     s = settings()
     experiment_id = ensure_experiment(
