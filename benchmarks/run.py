@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import report
-from benchmarks.cases import KERAS_LAYERS, Case
+from benchmarks.cases import KERAS_LAYERS, TORCH_LAYERS, Case
 from benchmarks.worker import MARK
 
 CELLS = ("vanilla", "lstm", "peephole", "coupled", "gru")
@@ -42,16 +42,19 @@ class Plan:
     )
     rounds: int = 5
     min_seconds: float = 0.2
-    jit_cells: tuple[str, ...] = ("lstm", "gru")
+    jit_cells: tuple[str, ...] = ("lstm", "gru")  # training step with jit_compile on and off
+    infer_cells: tuple[str, ...] = CELLS  # inference with jit_compile on and off
     short_steps: int = 20  # "short sequence" for the unroll comparison
     memory_cells: tuple[str, ...] = CELLS
     memory_sizes: tuple[tuple[int, int], ...] = ((100, 128), (500, 128))  # one process per case
     backends: tuple[str, ...] = field(default=("tensorflow", "jax", "torch"))
+    target: tuple[int, int] = (TARGET["steps"], TARGET["units"])  # where jit is compared
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(
-            sizes=((100, 128),), rounds=3, jit_cells=("lstm",), memory_cells=("lstm",),
+            sizes=((100, 128),), rounds=3, jit_cells=("lstm",), infer_cells=("lstm", "peephole"),
+            memory_cells=("lstm",),
             memory_sizes=((100, 128),),
         )
 
@@ -73,18 +76,29 @@ def run_worker(job: dict, backend: str = "tensorflow", extra_env: dict | None = 
     return json.loads(lines[-1][len(MARK) :])
 
 
+def library_cases(cells, **fields) -> list[Case]:
+    """Keras's built-in layer and PyTorch's `torch.nn` layer for each of `cells` that has one."""
+    keras_cells = [cell for cell in cells if cell in KERAS_LAYERS]
+    torch_cells = [cell for cell in cells if cell in TORCH_LAYERS]
+    cases = [Case(impl="keras", cell=cell, **fields) for cell in keras_cells]
+    torch_fields = {key: value for key, value in fields.items() if key != "jit"}
+    return cases + [Case(impl="torch", cell=cell, **torch_fields) for cell in torch_cells]
+
+
 def grid_cases(steps: int, units: int) -> list[Case]:
-    """All five cells as plain `RNN(cell)` and as ProjectedRNN, and Keras's three layers."""
+    """All five cells as plain `RNN(cell)` and as ProjectedRNN, Keras's three layers, and
+    PyTorch's `torch.nn.RNN/LSTM/GRU` (the peer of peephole and coupled is torch's LSTM)."""
     size = {"steps": steps, "units": units}
     cases = [Case(impl=impl, cell=cell, **size) for impl in ("plain", "ours") for cell in CELLS]
-    return cases + [Case(impl="keras", cell=cell, **size) for cell in KERAS_LAYERS]
+    return cases + library_cases(CELLS, **size)
 
 
-def timing_job(cases: list[Case], plan: Plan) -> dict:
+def timing_job(cases: list[Case], plan: Plan, kinds=("train", "infer")) -> dict:
     return {
         "cases": [case.to_dict() for case in cases],
         "rounds": plan.rounds,
         "min_seconds": plan.min_seconds,
+        "kinds": list(kinds),
     }
 
 
@@ -104,31 +118,48 @@ def installed(backend: str) -> bool:
     return True
 
 
+def compilation_cases(cells, jits, target: tuple[int, int]) -> list[Case]:
+    """Plain, ours and Keras's layer for `cells` with each `jit_compile` in `jits`, at the
+    target size, and PyTorch's layers (uncompiled, PyTorch's own kernels) beside them."""
+    size = dict(zip(("steps", "units"), target, strict=True))
+    cases = [
+        Case(impl=impl, cell=cell, jit=jit, **size)
+        for jit in jits
+        for cell in cells
+        for impl in ("ours", "plain")
+    ]
+    cases += [case for jit in jits for case in library_cases(cells, jit=jit, **size)
+              if case.impl == "keras"]
+    return cases + [case for case in library_cases(cells, **size) if case.impl == "torch"]
+
+
 def measure_compilation(plan: Plan) -> pd.DataFrame:
-    """jit_compile on/off per installed backend, and unroll on/off for short sequences (TF)."""
+    """Per installed backend, interleaved with PyTorch's layers: inference of every cell with
+    jit_compile on and off, the training step of `plan.jit_cells` likewise; and unroll on/off
+    for short sequences (TF)."""
     rows = []
     for backend in filter(installed, plan.backends):
-        log(f"jit_compile on/off, {backend}")
-        for jit in (False, True):
-            if jit and backend == "torch":
-                continue  # torch.compile of a Python loop over T steps: see docs/performance.md
-            cases = [
-                Case(impl=impl, cell=cell, jit=jit, **TARGET)
-                for cell in plan.jit_cells
-                for impl in ("ours", "plain", "keras")
-            ]
-            job = timing_job(cases, plan)
-            if backend == "jax" and not jit:  # eager JAX re-traces the loop: seconds per call
-                job.update(cases=job["cases"][:3], rounds=1, min_seconds=0.0, warmup=1)
-            rows += [{**row, "backend": backend} for row in run_worker(job, backend)]
+        # torch backend: jit would be torch.compile of a Python loop over T steps (minutes,
+        # docs/performance.md); JAX: jit off re-traces the loop at every call (seconds)
+        jits = {"torch": (False,), "jax": (True,)}.get(backend, (False, True))
+        for kind, cells in (("infer", plan.infer_cells), ("train", plan.jit_cells)):
+            log(f"jit_compile {jits}, {kind}, {backend}")
+            job = timing_job(compilation_cases(cells, jits, plan.target), plan, kinds=(kind,))
+            rows += [{**row, "backend": backend, "job": "jit"} for row in run_worker(job, backend)]
+        if backend == "jax":  # eager JAX: one call of each, to show why jit stays on
+            cases = compilation_cases(plan.jit_cells[:1], (False,), plan.target)
+            job = timing_job([case for case in cases if case.impl != "torch"], plan)
+            job.update(rounds=1, min_seconds=0.0, warmup=1)
+            rows += [{**row, "backend": backend, "job": "jit"} for row in run_worker(job, backend)]
     cases = [
-        Case(impl=impl, cell=cell, unroll=unroll, steps=plan.short_steps, units=TARGET["units"])
+        Case(impl=impl, cell=cell, unroll=unroll, steps=plan.short_steps, units=plan.target[1])
         for cell in plan.jit_cells
         for impl in ("ours", "keras")
         for unroll in (False, True)
     ]
     log(f"unroll on/off at T={plan.short_steps}")
-    rows += [{**row, "backend": "tensorflow"} for row in run_worker(timing_job(cases, plan))]
+    job = timing_job(cases, plan)
+    rows += [{**row, "backend": "tensorflow", "job": "unroll"} for row in run_worker(job)]
     return pd.DataFrame(rows)
 
 
@@ -138,7 +169,7 @@ def measure_memory(plan: Plan) -> pd.DataFrame:
     rows = []
     for steps, units in plan.memory_sizes:
         for case in grid_cases(steps, units):
-            if case.cell in plan.memory_cells:
+            if case.cell in plan.memory_cells and case.impl != "torch":  # TF's RSS only
                 log(f"memory {case.label} T={steps} units={units}")
                 rows.append(run_worker({"memory": case.to_dict()}))
     return pd.DataFrame(rows)
@@ -209,13 +240,17 @@ def main(argv: list[str] | None = None) -> None:
 def measure(plan: Plan, quick: bool, argv: list[str] | None) -> dict:
     """Run every part of the plan; plain rows (JSON-ready) and the context they ran in."""
     start, load_before = time.perf_counter(), os.getloadavg()
-    results = {name: part(plan) for name, part in PARTS.items()}
-    results = {key: frame.to_dict(orient="records") for key, frame in results.items()}
+    results, part_s = {}, {}
+    for name, part in PARTS.items():
+        begun = time.perf_counter()
+        results[name] = part(plan).to_dict(orient="records")
+        part_s[name] = round(time.perf_counter() - begun, 1)
     results["context"] = {
         "machine": machine(),
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "wall_s": time.perf_counter() - start,
+        "part_s": part_s,
         "quick": quick,
         "command": "python -m benchmarks.run "
         + " ".join(argv if argv is not None else sys.argv[1:]),
