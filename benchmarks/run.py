@@ -1,7 +1,10 @@
-"""Benchmark the five cells against Keras's built-in layers and write RESULTS.md.
+"""Benchmark the five cells against Keras's and PyTorch's layers and write RESULTS.md.
 
-    python -m benchmarks.run --output benchmarks/RESULTS.md          # `make bench`, ≤ 15 min
-    python -m benchmarks.run --quick --output /tmp/RESULTS.md        # one size, ~3 min
+    python -m benchmarks.run --output benchmarks/RESULTS.md          # `make bench`, ≈ 16 min
+    python -m benchmarks.run --quick --output /tmp/RESULTS.md        # one size, ≈ 6 min
+    python -m benchmarks.run --only grid --sizes 100x64 100x128      # re-measure two sizes
+
+(Minutes at load ≈ 1.5 on the 2-core machine; a loaded machine takes several times longer.)
 
 Every measurement runs in a worker process (`benchmarks.worker`): one per backend for the
 timings (all cases of a size interleaved in it), one per case for peak memory. The parent
@@ -17,7 +20,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -41,12 +44,13 @@ class Plan:
         (100, 64), (100, 128), (100, 256), (500, 64), (500, 128), (500, 256)
     )
     rounds: int = 5
-    min_seconds: float = 0.2
-    jit_cells: tuple[str, ...] = ("lstm", "gru")  # training step with jit_compile on and off
+    min_seconds: float = 0.15
+    jit_cells: tuple[str, ...] = ("lstm",)  # training step with jit_compile on and off
     infer_cells: tuple[str, ...] = CELLS  # inference with jit_compile on and off
     short_steps: int = 20  # "short sequence" for the unroll comparison
     memory_cells: tuple[str, ...] = CELLS
-    memory_sizes: tuple[tuple[int, int], ...] = ((100, 128), (500, 128))  # one process per case
+    # one process per case (13 here); T=500 is where the layers' memory differs (≈ 2 min)
+    memory_sizes: tuple[tuple[int, int], ...] = ((500, 128),)
     backends: tuple[str, ...] = field(default=("tensorflow", "jax", "torch"))
     target: tuple[int, int] = (TARGET["steps"], TARGET["units"])  # where jit is compared
 
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--plot", type=Path, default=None, help="default: scaling.png beside output"
     )
-    parser.add_argument("--quick", action="store_true", help="one size, fewer rounds (~5 min)")
+    parser.add_argument("--quick", action="store_true", help="one size, fewer rounds (≈ 6 min)")
     parser.add_argument(
         "--render", type=Path, default=None, help="re-render from a results.json, measure nothing"
     )
@@ -211,19 +215,32 @@ def main(argv: list[str] | None = None) -> None:
         "--only", choices=PARTS, default=None,
         help="re-measure one part into the existing results.json, keep the others",
     )
+    parser.add_argument(
+        "--sizes", nargs="+", default=None, metavar="TxUNITS",
+        help="with --only grid: re-measure these sizes (e.g. 100x128), keep the other sizes' rows",
+    )
     args = parser.parse_args(argv)
+    if args.sizes and args.only != "grid":
+        parser.error("--sizes goes with --only grid")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     raw = args.output.with_name("results.json")
     if args.render:
         results = json.loads(args.render.read_text())
     elif args.only:
         results = json.loads(raw.read_text())
-        start, plan = time.perf_counter(), Plan.quick() if args.quick else Plan()
-        results[args.only] = PARTS[args.only](plan).to_dict(orient="records")
+        start, load = time.perf_counter(), os.getloadavg()[0]
+        plan, kept = Plan.quick() if args.quick else Plan(), []
+        if args.sizes:
+            plan = replace(plan, sizes=tuple(parse_size(size) for size in args.sizes))
+            kept = [row for row in results[args.only]
+                    if (row["steps"], row["units"]) not in plan.sizes]
+        results[args.only] = kept + PARTS[args.only](plan).to_dict(orient="records")
         command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
         results["context"].setdefault("updates", []).append(
-            f"{args.only} re-measured by `{command}` on {time.strftime('%Y-%m-%d')} in "
-            f"{(time.perf_counter() - start) / 60:.1f} min, load average {os.getloadavg()[0]:.2f} after"
+            f"{args.only} {'at ' + ', '.join(args.sizes) + ' ' if args.sizes else ''}"
+            f"re-measured by `{command}` on {time.strftime('%Y-%m-%d %H:%M')} in "
+            f"{(time.perf_counter() - start) / 60:.1f} min, load average {load:.2f} before, "
+            f"{os.getloadavg()[0]:.2f} after"
         )
         raw.write_text(json.dumps(results, indent=1))
     else:
@@ -235,6 +252,15 @@ def main(argv: list[str] | None = None) -> None:
     text = report.markdown(**frames, context=results["context"], plot=plot)
     args.output.write_text(text)
     log(f"wrote {args.output} and {plot}" + ("" if args.render else f"; raw rows in {raw}"))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """"100x128" -> (100, 128): T and units."""
+    try:
+        steps, units = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--sizes: {text!r} is not TxUNITS, e.g. 100x128") from None
+    return steps, units
 
 
 def measure(plan: Plan, quick: bool, argv: list[str] | None) -> dict:
