@@ -142,3 +142,21 @@ def test_quick_path_runs_from_plan_to_results_md(tmp_path, monkeypatch):
     assert {("plain", "peephole", True), ("plain", "peephole", False)} <= timed
     assert {("torch", "lstm", False), ("torch", "gru", False)} <= timed
     assert not any(c.impl == "torch" and c.cell not in ("vanilla", "lstm", "gru") for c in built)
+
+
+def test_levers_ratios_are_taken_round_by_round():
+    from benchmarks import levers
+
+    samples = {"base": [(1.0, 2.0), (2.0, 2.0)], "other": [(0.5, 1.0), (3.0, 3.0)]}
+    rows = levers.ratio_rows(samples, "base", part="p", kind="train")
+    other = next(row for row in rows if row["case"] == "other")
+    assert other["wall"] == "0.50–1.00–1.50" and other["cpu"] == "0.50–1.00–1.50"
+    assert "| p | train | other | 1750.0 | 0.50–1.00–1.50 |" in levers.markdown(rows, "h")
+
+
+def test_grid_sizes_parse_and_bad_ones_name_the_flag():
+    from benchmarks.run import parse_size
+
+    assert parse_size("100x128") == (100, 128)
+    with pytest.raises(SystemExit, match="--sizes: '100-128' is not TxUNITS"):
+        parse_size("100-128")
