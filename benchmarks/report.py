@@ -103,6 +103,13 @@ def ratio_table(grid: pd.DataFrame, kind: str, anchor: str = "keras") -> pd.Data
     return by_size(pd.concat(ratios), "ratio")
 
 
+def torch_ratios(grid: pd.DataFrame, kind: str) -> str:
+    if "torch" not in set(grid.impl):
+        return ("Not in these grid rows (measured before the torch peer was added to the grid; "
+                "the next `make bench` measures it). See the inference and jit tables below.")
+    return table(ratio_table(grid, kind, anchor="torch"))
+
+
 def torch_baseline(frame: pd.DataFrame) -> pd.Series:
     """For each row, the median of the `torch.nn` peer measured in the same job (same backend,
     size and kind); NaN where there is none."""
@@ -235,9 +242,9 @@ def markdown(grid, compilation, memory, context, plot: Path) -> str:
         "\n## Plain and ours / Keras (same math), training step, all sizes\n",
         table(ratio_table(grid, "train")),
         "\n## Plain and ours / PyTorch (peephole, coupled: / torch LSTM), training step\n",
-        table(ratio_table(grid, "train", anchor="torch")),
+        torch_ratios(grid, "train"),
         "\n## Plain and ours / PyTorch (peephole, coupled: / torch LSTM), inference\n",
-        table(ratio_table(grid, "infer", anchor="torch")),
+        torch_ratios(grid, "infer"),
         f"\n![scaling]({plot.name})\n",
         "## Inference with jit_compile off and on, against PyTorch (T=100, units=128)\n",
         (

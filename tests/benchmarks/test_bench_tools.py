@@ -50,6 +50,7 @@ def test_report_ratios_and_size_order(tmp_path):
     assert target.loc["peephole", "torch peer"] == "nn.LSTM"
     to_torch = report.ratio_table(grid, "train", anchor="torch")
     assert to_torch.loc[("plain", "coupled"), "T=100 u=64"] == pytest.approx(4.0)
+    assert "Not in these grid rows" in report.torch_ratios(grid[grid.impl != "torch"], "train")
     ratios = report.ratio_table(grid, "train")
     assert list(ratios.columns) == ["T=100 u=64", "T=100 u=128", "T=500 u=64"]
     assert ratios.loc[("plain", "gru"), "T=500 u=64"] == pytest.approx(2.0)
