@@ -2,10 +2,9 @@
 run with `jit_compile=True`, and a helper that switches a trained model to it.
 
 Keras's ``jit_compile="auto"`` leaves XLA off on a CPU with TensorFlow, for training and
-inference alike. Measured side by side on the project's 2-core CPU (docs/performance.md,
-benchmarks/RESULTS.md "Inference with jit_compile off and on"), XLA runs the inference of a
-recurrent model in about half the time of the uncompiled graph, while it does not speed up the
-training step reliably. XLA compiles once per function and input shape (seconds), so it pays
+inference alike. Measured side by side on the project's 2-core CPU at low load
+(docs/performance.md, benchmarks/variants.md), XLA runs the inference of a recurrent model in
+0.54–0.59× the time of the uncompiled graph, while it does not speed up the training step. XLA compiles once per function and input shape (seconds), so it pays
 only over enough batches. So training keeps Keras's default and only the test / predict
 functions are compiled, where there is enough inference to pay for it:
 
@@ -29,9 +28,11 @@ def inference_jit(batches: int | None = None, backend: str | None = None) -> boo
     (default: Keras's backend), for about `batches` inference calls in all (None: unknown,
     taken as many).
 
-    * TensorFlow: yes from `MIN_BATCHES` batches on. XLA inference measured about half the
-      uncompiled time for every cell on the CPU; below that many batches its compilation
-      costs more than it saves. (Keras's "auto" already compiles on a GPU.)
+    * TensorFlow: yes from `MIN_BATCHES` batches on. XLA inference measured 0.54–0.59× the
+      uncompiled time (LSTM, GRU; benchmarks/variants.md, load ≈ 1–1.6); below that many
+      batches its compilation costs more than it saves. On a heavily loaded machine it was not
+      faster (docs/performance.md): this is the one place to change if it measures otherwise.
+      (Keras's "auto" already compiles on a GPU.)
     * JAX: yes, always; Keras's "auto" does too (without jit every call re-traces the loop).
     * PyTorch: no. `jit_compile=True` there is `torch.compile` of a Python loop of T steps,
       minutes of compilation per shape.
