@@ -9,7 +9,10 @@ Layers (`impl`):
 * ``ours``  — `cells.fast.ProjectedRNN(cells.get(cell))` (where `model.projected: auto` picks it:
   docs/performance.md);
 * ``plain`` — `keras.layers.RNN(cells.get(cell))`, the step-by-step path;
-* ``keras`` — Keras's built-in layer of the same math (`SimpleRNN`, `LSTM`, `GRU`).
+* ``keras`` — Keras's built-in layer of the same math (`SimpleRNN`, `LSTM`, `GRU`);
+* ``torch`` — PyTorch's own `torch.nn.RNN` / `LSTM` / `GRU` (its fused CPU kernels, or cuDNN),
+  with the same head, loss and optimizer, in plain PyTorch (no Keras). PyTorch has no peephole
+  or coupled (CIFG) layer: the tables compare those two cells to `torch.nn.LSTM`.
 
 Timing is interleaved: every round times each case once, so slow drifts of a shared machine
 spread over all cases instead of landing on one. Each measurement repeats the call until it
@@ -19,6 +22,7 @@ has run at least `min_seconds`, and reports seconds per call.
 from __future__ import annotations
 
 import dataclasses
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,7 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 KERAS_LAYERS = {"vanilla": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}  # same math as ours
-IMPLS = ("ours", "plain", "keras")
+TORCH_LAYERS = {"vanilla": "RNN", "lstm": "LSTM", "gru": "GRU"}  # torch.nn, same math as ours
+# the torch case each cell is compared to: no peephole or CIFG layer in PyTorch, so its LSTM
+TORCH_PEER = {"vanilla": "vanilla", "lstm": "lstm", "peephole": "lstm", "coupled": "lstm",
+              "gru": "gru"}
+IMPLS = ("ours", "plain", "keras", "torch")
+LIBRARY_LAYERS = {"keras": KERAS_LAYERS, "torch": TORCH_LAYERS}
 
 
 @dataclass(frozen=True)
@@ -43,10 +52,11 @@ class Case:
     def __post_init__(self):
         if self.impl not in IMPLS:
             raise ValueError(f"Unknown impl {self.impl!r}. Valid impls: {', '.join(IMPLS)}.")
-        if self.impl == "keras" and self.cell not in KERAS_LAYERS:
+        layers = LIBRARY_LAYERS.get(self.impl, {self.cell: None})
+        if self.cell not in layers:
             raise ValueError(
-                f"Keras has no built-in layer for cell {self.cell!r}. "
-                f"Valid cells for impl='keras': {', '.join(KERAS_LAYERS)}."
+                f"{self.impl} has no built-in layer for cell {self.cell!r}. "
+                f"Valid cells for impl={self.impl!r}: {', '.join(layers)}."
             )
 
     @property
@@ -82,8 +92,44 @@ def build(case: Case):
     return model, x, y
 
 
+def torch_step_functions(case: Case, device: str = "cpu"):
+    """`{"train": f, "infer": g}` for `torch.nn.RNN/LSTM/GRU` → Linear(1), MSE, Adam: the same
+    model as `build`, in plain PyTorch. On a CPU PyTorch gets as many threads as there are
+    cores (2 here), as TensorFlow's pools do."""
+    import torch
+
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    rnn = getattr(torch.nn, TORCH_LAYERS[case.cell])(case.features, case.units, batch_first=True)
+    head = torch.nn.Linear(case.units, 1)
+    rnn, head = rnn.to(device), head.to(device)
+    optimizer = torch.optim.Adam([*rnn.parameters(), *head.parameters()])
+    x = torch.randn(case.batch, case.steps, case.features, device=device)
+    y = torch.randn(case.batch, 1, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def forward():
+        return head(rnn(x)[0][:, -1])
+
+    def train():
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(forward(), y).backward()
+        optimizer.step()
+        sync()
+
+    def infer():
+        with torch.no_grad():
+            forward()
+        sync()
+
+    return {"train": train, "infer": infer}
+
+
 def step_functions(case: Case):
     """`{"train": f, "infer": g}`, each running one compiled step on the case's batch."""
+    if case.impl == "torch":
+        return torch_step_functions(case)
     model, x, y = build(case)
     return {
         "train": lambda: model.train_on_batch(x, y),

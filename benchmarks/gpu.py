@@ -23,7 +23,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.cases import Case, seconds_per_call, summarize, time_interleaved
+from benchmarks.cases import (
+    Case,
+    seconds_per_call,
+    summarize,
+    time_interleaved,
+    torch_step_functions,
+)
 
 
 @dataclass(frozen=True)
@@ -75,35 +81,11 @@ def eager_cases(plan: GpuPlan) -> list[Case]:
 
 def torch_rows(plan: GpuPlan, sizes=None) -> list[dict]:
     """torch.nn.LSTM / GRU (cuDNN on CUDA) with the same head, loss and optimizer."""
-    import torch
-
-    device = torch.device(plan.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rows = []
     for steps, units in sizes or plan.sizes:
-        for cell, module in (("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)):
-            rnn = module(32, units, batch_first=True).to(device)
-            head = torch.nn.Linear(units, 1).to(device)
-            params = [*rnn.parameters(), *head.parameters()]
-            optimizer = torch.optim.Adam(params)
-            x = torch.randn(plan.batch, steps, 32, device=device)
-            y = torch.randn(plan.batch, 1, device=device)
-
-            def forward(x=x, rnn=rnn, head=head):
-                return head(rnn(x)[0][:, -1])
-
-            def train(forward=forward, y=y, optimizer=optimizer):
-                optimizer.zero_grad()
-                torch.nn.functional.mse_loss(forward(), y).backward()
-                optimizer.step()
-                sync()
-
-            def infer(forward=forward):
-                with torch.no_grad():
-                    forward()
-                sync()
-
-            for kind, fn in (("train", train), ("infer", infer)):
+        for cell in ("lstm", "gru"):
+            case = Case(impl="torch", cell=cell, steps=steps, units=units, batch=plan.batch)
+            for kind, fn in torch_step_functions(case, plan.device).items():
                 fn()
                 fn()  # warm-up: cuDNN plans, allocator
                 samples = [seconds_per_call(fn, plan.min_seconds) for _ in range(plan.rounds)]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.cases import KERAS_LAYERS, TORCH_LAYERS, TORCH_PEER
+
 HERE = Path(__file__).resolve().parent
 SWEEP_COST = HERE / "sweep_cost.json"  # written by `python -m benchmarks.sweep_cost`
 GPU_RESULTS = HERE / "gpu_results.md"  # copied here from the GPU run of `benchmarks/gpu.sh`
@@ -53,6 +55,12 @@ def target_rows(grid: pd.DataFrame, kind: str, steps: int = 100, units: int = 12
         if cell in keras_of and "keras" in median.columns:
             row["ours / keras"] = ours / median.loc[keras_of[cell], "keras"]
         plain = median.loc[cell, "plain"] if "plain" in median.columns else float("nan")
+        if "torch" in median.columns:  # peephole and coupled: against torch.nn.LSTM
+            torch_s = median.loc[TORCH_PEER[cell], "torch"]
+            row["torch peer"] = f"nn.{TORCH_LAYERS[TORCH_PEER[cell]]}"
+            row["ours / torch"] = ours / torch_s
+            if pd.notna(plain):
+                row["plain / torch"] = plain / torch_s
         if pd.notna(plain):
             row["ours / plain"] = ours / plain
         row["ours / our lstm"] = ours / median.loc["lstm", "ours"]
@@ -78,23 +86,65 @@ def grid_table(grid: pd.DataFrame, kind: str) -> pd.DataFrame:
     return by_size(at, "ms")
 
 
-def ratio_table(grid: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """Plain and ours over Keras's layer of the same math, per cell and size."""
+def ratio_table(grid: pd.DataFrame, kind: str, anchor: str = "keras") -> pd.DataFrame:
+    """Plain and ours over Keras's layer of the same math (`anchor="keras"`), or over PyTorch's
+    (`"torch"`; peephole and coupled over torch's LSTM), per cell and size."""
     at = grid[grid.kind == kind]
     at = at.pivot_table(index=["cell", "steps", "units"], columns="impl", values="median_s")
-    at = at.dropna(subset=["keras"])
+    peer = TORCH_PEER if anchor == "torch" else {cell: cell for cell in KERAS_LAYERS}
+    base = at[anchor].to_dict()
+    nan = float("nan")
+    at["base"] = [base.get((peer.get(c), t, u), nan) for c, t, u in at.index]
+    at = at.dropna(subset=["base"])
     ratios = [
-        (at[impl] / at.keras).reset_index(name="ratio").assign(impl=impl)
+        (at[impl] / at.base).reset_index(name="ratio").assign(impl=impl)
         for impl in ("plain", "ours") if impl in at.columns
     ]
     return by_size(pd.concat(ratios), "ratio")
+
+
+def torch_ratios(grid: pd.DataFrame, kind: str) -> str:
+    if "torch" not in set(grid.impl):
+        return ("Not in these grid rows (measured before the torch peer was added to the grid; "
+                "the next `make bench` measures it). See the inference and jit tables below.")
+    return table(ratio_table(grid, kind, anchor="torch"))
+
+
+def torch_baseline(frame: pd.DataFrame) -> pd.Series:
+    """For each row, the median of the `torch.nn` peer measured in the same job (same backend,
+    size and kind); NaN where there is none."""
+    keys = ["backend", "steps", "units", "kind"]
+    torch_rows = frame[frame.impl == "torch"].set_index([*keys, "cell"]).median_s.to_dict()
+    return pd.Series(
+        [torch_rows.get((*(r[k] for k in keys), TORCH_PEER.get(r["cell"])), float("nan"))
+         for _, r in frame.iterrows()],
+        index=frame.index,
+    )
+
+
+def inference_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Inference per backend and cell (the jit comparison's size): ms for each layer with
+    jit_compile off / on, and in brackets that time over PyTorch's peer measured beside it."""
+    job = frame.job if "job" in frame.columns else pd.Series("jit", index=frame.index)
+    at = frame[(frame.kind == "infer") & (job == "jit")].copy()
+    at = at[~at.duplicated(["backend", "impl", "cell", "jit"])]
+    at["torch_s"] = torch_baseline(at)
+    at["layer"] = [impl + (" jit" if jit and impl != "torch" else "")
+                   for impl, jit in zip(at.impl, at.jit, strict=True)]
+    at["entry"] = [f"{m * 1e3:.1f} ({m / t:.2f}×)" if pd.notna(t) else f"{m * 1e3:.1f}"
+                   for m, t in zip(at.median_s, at.torch_s, strict=True)]
+    order = [name for name in ("plain", "plain jit", "ours", "ours jit", "keras", "keras jit",
+                               "torch") if name in set(at.layer)]
+    return at.pivot(index=["backend", "cell"], columns="layer", values="entry")[order].fillna("")
 
 
 def compilation_table(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     frame["ms"] = [ms(m, i) for m, i in zip(frame.median_s, frame.iqr_s, strict=True)]
     frame["compile s"] = frame.compile_s.round(1)
-    cols = ["backend", "impl", "cell", "steps", "jit", "unroll", "kind", "ms", "compile s"]
+    frame["/ torch"] = frame.median_s / torch_baseline(frame)
+    cols = ["backend", "impl", "cell", "steps", "jit", "unroll", "kind", "ms", "/ torch",
+            "compile s"]
     return frame[cols].set_index("backend")
 
 
@@ -174,7 +224,12 @@ def markdown(grid, compilation, memory, context, plot: Path) -> str:
         ),
         (
             "- ours = `cells.fast.ProjectedRNN(cells.get(name))`; plain = `keras.layers.RNN(cell)`; "
-            "keras = `keras.layers.SimpleRNN/LSTM/GRU`.\n"
+            "keras = `keras.layers.SimpleRNN/LSTM/GRU`; torch = PyTorch's `torch.nn.RNN/LSTM/GRU` "
+            "in plain PyTorch (its own CPU kernels, `torch.set_num_threads(cores)`), same head, "
+            "loss and Adam, timed in the same process, interleaved with the others. PyTorch has "
+            "no peephole or coupled (CIFG) layer: those two cells are compared to `torch.nn.LSTM`."
+            + (f" Parts (s): {context['part_s']}." if "part_s" in context else "")
+            + "\n"
         ),
         "## Training step at the target size (T=100, units=128)\n",
         table(target_rows(grid, "train")),
@@ -186,8 +241,20 @@ def markdown(grid, compilation, memory, context, plot: Path) -> str:
         table(grid_table(grid, "infer")),
         "\n## Plain and ours / Keras (same math), training step, all sizes\n",
         table(ratio_table(grid, "train")),
+        "\n## Plain and ours / PyTorch (peephole, coupled: / torch LSTM), training step\n",
+        torch_ratios(grid, "train"),
+        "\n## Plain and ours / PyTorch (peephole, coupled: / torch LSTM), inference\n",
+        torch_ratios(grid, "infer"),
         f"\n![scaling]({plot.name})\n",
-        "## jit_compile and unroll\n",
+        "## Inference with jit_compile off and on, against PyTorch (T=100, units=128)\n",
+        (
+            "ms, and in brackets × PyTorch's peer measured in the same process (peephole and "
+            "coupled: × `torch.nn.LSTM`). TensorFlow: jit = XLA; JAX: jit is `jax.jit` (off, "
+            "every call re-traces: see below); PyTorch backend: jit would be `torch.compile` of "
+            "the Python loop, not measured.\n"
+        ),
+        table(inference_table(compilation)),
+        "\n## jit_compile and unroll\n",
         table(compilation_table(compilation)),
         "\n## Peak memory (process RSS high-water mark, one fresh process per case)\n",
         (

@@ -43,17 +43,17 @@ def memory(case: Case, steps: int = 3) -> dict:
     }
 
 
-def main(argv: list[str]) -> None:
-    job = json.loads(argv[0])
+def run_job(job: dict):
+    """A memory case's peak RSS, or the interleaved timings of a list of cases."""
     if "memory" in job:
-        result = memory(Case(**job["memory"]))
-    else:
-        cases = [Case(**fields) for fields in job["cases"]]
-        options = {
-            key: job[key] for key in ("rounds", "min_seconds", "warmup", "kinds") if key in job
-        }
-        result = time_interleaved(cases, **options)
-    print(MARK + json.dumps(result), flush=True)
+        return memory(Case(**job["memory"]))
+    cases = [Case(**fields) for fields in job["cases"]]
+    options = {key: job[key] for key in ("rounds", "min_seconds", "warmup", "kinds") if key in job}
+    return time_interleaved(cases, **options)
+
+
+def main(argv: list[str]) -> None:
+    print(MARK + json.dumps(run_job(json.loads(argv[0]))), flush=True)
 
 
 if __name__ == "__main__":

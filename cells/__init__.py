@@ -10,6 +10,7 @@ from cells.base import get, names, register
 from cells.coupled import CoupledLSTMCell
 from cells.fast import ProjectedRNN
 from cells.gru import GRUCell
+from cells.inference import compile_inference, inference_jit
 from cells.lstm import LSTMCell
 from cells.peephole import PeepholeLSTMCell
 from cells.vanilla import VanillaRNNCell
@@ -21,7 +22,9 @@ __all__ = [
     "PeepholeLSTMCell",
     "ProjectedRNN",
     "VanillaRNNCell",
+    "compile_inference",
     "get",
+    "inference_jit",
     "names",
     "register",
 ]
