@@ -1,11 +1,14 @@
 # RNN Cell Lab — the two commands of the README, and a few more.
-#   make run      create .venv, install, run the quick sweep and its report
-#   make test     create .venv, install, run the test suite (slow tests excluded)
+#   make run      create .venv, install what running needs, run the quick sweep and its report
+#   make test     create .venv, install with the dev extras, run the test suite (slow tests excluded)
 #   make bench    regenerate benchmarks/RESULTS.md (about 16 minutes on 2 cores)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make run` installs the suite alone; the test and lint targets add the dev extras (pytest, ruff, and
+# JAX and PyTorch for the backend tests: about 4 GB more).
+DEV    := $(VENV)/.installed-dev
 # the project's shared data folder, when it exists beside the checkout and nothing else was chosen
 ifeq ($(origin RNNLAB_DATA_DIR),undefined)
 ifneq ($(wildcard ../shared/datasets),)
@@ -14,32 +17,38 @@ endif
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test test-all lint bench gpu-bench clean install
+.PHONY: run test test-all lint bench gpu-bench clean install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip setuptools wheel
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e .
 	touch $(STAMP)
 
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP) $(DEV)
+
 install: $(STAMP)
+
+install-dev: $(DEV)
 
 run: $(STAMP)
 	$(BIN)/rnnlab sweep experiments/sweeps/quick.yaml
 	$(BIN)/rnnlab report --sweep quick
 
-test: $(STAMP)
+test: $(DEV)
 	$(BIN)/python -m pytest
 
-test-all: $(STAMP)
+test-all: $(DEV)
 	$(BIN)/python -m pytest -m ''
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check cells datasets experiments tests benchmarks
 
-bench: $(STAMP)
+bench: $(DEV)
 	$(BIN)/python -m benchmarks.run --output benchmarks/RESULTS.md
 
 gpu-bench:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
+import difflib
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def check_datasets_package() -> None:
@@ -28,12 +37,68 @@ def check_datasets_package() -> None:
 
 
 def cmd_cells(args: argparse.Namespace) -> int:
-    import cells
+    for name, aliases, cls, doc in cell_docs():
+        also = f" (also {', '.join(aliases)})" if aliases else ""
+        summary, equations = _summary_and_equations(doc)
+        print(f"{name}{also}: {cls}\n  {summary}")
+        print("".join(f"    {line}\n" for line in equations))
+    return 0
 
-    for name in cells.names():
-        cls = type(cells.get(name, units=1))
-        summary = (cls.__doc__ or "").strip().splitlines()[0]
-        print(f"{name:10s} {cls.__name__:18s} {summary}")
+
+def cell_docs() -> list[tuple[str, tuple[str, ...], str, str]]:
+    """(name, aliases, class name, docstring) of each `@register`ed cell in `cells.names()` order,
+    read from the source files: importing `cells` imports Keras and its backend (20-30 s on a
+    small machine) just to print text."""
+    found = {}
+    order: tuple[str, ...] = ()
+    for path in sorted((ROOT / "cells").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ORDER"
+                                                    for t in node.targets):
+                order = ast.literal_eval(node.value)
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for deco in node.decorator_list:
+                if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "register":
+                    name, *aliases = (ast.literal_eval(a) for a in deco.args)
+                    found[name] = (name, tuple(aliases), node.name, ast.get_docstring(node) or "")
+    rank = {name: i for i, name in enumerate(order)}
+    return [found[n] for n in sorted(found, key=lambda n: rank.get(n, len(order)))]
+
+
+def _summary_and_equations(doc: str) -> tuple[str, list[str]]:
+    """The docstring's first line and the lines of its `Equations ...::` block."""
+    lines = doc.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("Equations")
+                  and line.rstrip().endswith("::")), None)
+    if start is None:
+        return (lines[0] if lines else ""), []
+    block = []
+    for line in lines[start + 1:]:
+        if line and not line.startswith(" "):
+            break
+        block.append(line.strip())
+    return lines[0], [line for line in block if line]
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """Every task with its one-line description and, for the generated ones, its goal."""
+    import datasets
+    from experiments import goals
+
+    for name in datasets.names():
+        line = f"{name:15s} {goals.task_description(name)}"
+        spec = goals.spec(name, {})
+        if spec is not None and spec.solved_metric:
+            goal = goals.Goal(spec.solved_metric, mode=spec.solved_mode, chance=spec.baseline,
+                               chance_metric=spec.baseline_metric,
+                               threshold=spec.solved_threshold)
+            line += (f"\n{'':15s} metric {goal.metric} ({goal.better}); chance "
+                     f"{goal.chance_text}; solved when {goal.solved_when} (at T = "
+                     f"{spec.sequence_length}; set data.length)")
+        print(line)
+    print("\n`rnnlab data info <task>` shows sizes, vocabularies and where the files are looked for.")
     return 0
 
 
@@ -49,8 +114,26 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     info = datasets.info(config.data)
     items = info.items() if isinstance(info, dict) else vars(info).items()
     for key, value in items:
-        print(f"{key:20s} {value}")
+        print(f"{key.replace('_', ' '):18s} {readable(value)}")
     return 0
+
+
+def readable(value) -> str:
+    """A value of `data info` for people: floats to 4 significant digits, thousands separated,
+    mappings as `key value, ...`, lists comma-separated."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {readable(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable(v) for v in value)
+    return str(value)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -63,17 +146,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     validate_names(config, "rnnlab run")
     from experiments.run import run
 
-    result = run(config)
-    if result.status == "SKIPPED":
-        print(f"rnnlab run: skipped: {result.reason}")
+    status, run_id, reason, shown = run_summary(run(config))
+    if status == "SKIPPED":
+        print(f"rnnlab run: skipped: {reason}")
         return 1
-    print(f"rnnlab run: {config.model.cell} × {config.data.name} {result.status}, "
-          f"run {result.run_id}")
-    shown = {**{f"test_{k}": v for k, v in result.metrics.items()}, "param_count":
-             result.param_count, "baseline": result.baseline, "solved": result.solved}
-    for key, value in sorted(shown.items()):
-        print(f"  {key:22s} {value}")
+    print(f"rnnlab run: {config.model.cell} × {config.data.name} {status}, run {run_id}")
+    for key, value in shown.items():
+        print(f"  {key:22s} {readable(value)}")
     return 0
+
+
+def run_summary(result) -> tuple[str, str | None, str, dict]:
+    """(status, run id, skip reason, {what to print: value}) of the RunResult `run()` returned:
+    the one place that reads it."""
+    shown = {f"test_{k}": v for k, v in sorted(result.metrics.items())}
+    shown.update(param_count=result.param_count, baseline=result.baseline, solved=result.solved)
+    return result.status, result.run_id, result.reason or "", shown
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -99,21 +187,27 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from experiments.report import write_report
-
     if args.tuning:
-        from experiments.tuning_report import cli_report_tuning
+        from experiments.tuning_report import tuning_report
 
-        return cli_report_tuning(args)
+        def write():
+            return tuning_report(args.tuning, args.output)
+    elif args.sweep or args.all:
+        from experiments.report import write_report
 
+        def write():
+            return write_report(args.sweep, args.output, ui_url=args.ui_url)
+    else:
+        raise ValueError("say which runs: --sweep NAME (a sweep file's `name`, e.g. quick), --all, "
+                         "or --tuning NAME")
     try:
-        result = write_report(args.sweep, args.output)
+        result = write()
     except LookupError as err:
         print(f"rnnlab report: {err}", file=sys.stderr)
         return 1
     print(result["markdown"])
-    print(f"report written to {result['folder']}/ ({len(result['files'])} files: "
-          f"{', '.join(str(p.relative_to(result['folder'])) for p in result['files'])})")
+    files = [os.path.relpath(p, result["folder"]) for p in result["files"]]
+    print(f"report written to {result['folder']}/ ({len(files)} files: {', '.join(files)})")
     return 0
 
 
@@ -131,29 +225,129 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: int
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    """Start the MLflow UI in its own process group, print the address of the runs table, and on
+    SIGINT/SIGTERM stop the server and all its workers before returning."""
     from experiments import tracking
 
-    argv = ui_command(tracking.tracking_uri(), port=args.port, workers=args.workers)
+    uri = tracking.tracking_uri()
+    argv = ui_command(uri, host=args.host, port=args.port, workers=args.workers)
     if args.print_command:
         print(shlex.join(argv))
         return 0
-    print(f"MLflow UI on http://127.0.0.1:{args.port} (store {argv[argv.index('--backend-store-uri') + 1]});"
-          " Ctrl-C stops it")
+    if args.host not in LOCAL_HOSTS:
+        print(f"rnnlab ui: warning: --host {args.host} serves the runs, their parameters and "
+              "artifacts to every machine that can reach this one, without a password.",
+              file=sys.stderr)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    address = f"http://{shown}:{args.port}"
+    print(f"MLflow UI: {ui_address(uri, address)}\n(store {uri}; Ctrl-C stops it)", flush=True)
+    return serve(argv)
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def ui_address(uri: str, address: str) -> str:
+    """The page that lands on the runs table: `<address>/#/experiments/<id>/runs` for the project's
+    experiment (the one of mlflow.yml's pattern, else the only one with runs), else the address."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return address  # nothing recorded yet; do not create the store here
+    import mlflow
+
+    from experiments import tracking
+
     try:
-        return subprocess.call(argv)
-    except KeyboardInterrupt:
-        return 0
+        experiments = [e for e in mlflow.MlflowClient(uri).search_experiments()
+                       if e.name != "Default"]
+    except Exception:  # noqa: BLE001 - an unreadable store: the server will say why
+        return address
+    pattern = tracking.settings().experiment_pattern
+    chosen = [e for e in experiments if e.name == pattern] or experiments
+    return f"{address}/#/experiments/{chosen[0].experiment_id}/runs" if len(chosen) == 1 \
+        else address
+
+
+def serve(argv: list[str], grace_s: float = 10.0) -> int:
+    """Run `argv` in a new process group; forward SIGINT/SIGTERM to the whole group, and kill
+    what is left of it after `grace_s`, so no server or worker outlives us."""
+    server = subprocess.Popen(argv, start_new_session=True)
+    received = []
+
+    def forward(signum, _frame):
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = server.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)  # workers still up after the server left
+        try:
+            server.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        _kill_group(server.pid, grace_s)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if received else code
+
+
+def _kill_group(pgid: int, grace_s: float) -> None:
+    """SIGKILL the group once no member has left within `grace_s` of SIGTERM."""
+    import time
+
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _with_sets(config, sets: list[str]):
     return config.with_overrides(list(sets)) if sets else config
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with "did you mean ...?" after an unknown command or choice."""
+
+    def error(self, message: str):
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:
+            choices = re.findall(r"'?([\w-]+)'?", bad.group(2))
+            close = difflib.get_close_matches(bad.group(1), choices, n=1)
+            message = (f"unknown {'command' if self.prog == 'rnnlab' else 'choice'} "
+                       f"'{bad.group(1)}'" + (f"; did you mean '{close[0]}'?" if close else "")
+                       + f" (choices: {', '.join(choices)})")
+        super().error(message)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("rnn-cell-lab")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rnnlab", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("cells", help="list the recurrent cells and their equations' summaries")
+    parser = Parser(prog="rnnlab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"rnnlab {version()}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's, absl's and CUDA's start-up messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("cells", help="list the recurrent cells and their equations")
     p.set_defaults(func=cmd_cells)
+
+    p = sub.add_parser("tasks", help="list the tasks (datasets) with a line on each")
+    p.set_defaults(func=cmd_tasks)
 
     p = sub.add_parser("data", help="inspect the datasets")
     data_sub = p.add_subparsers(dest="data_command", required=True)
@@ -195,9 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("report", help="tables and plots comparing the cells, from MLflow")
-    p.add_argument("--sweep", help="only the runs of this sweep (default: all runs)")
-    p.add_argument("--tuning", help="a tuning's best/median trials and hyperparameter importance")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--sweep", help="the runs of this sweep (its `name`, e.g. quick)")
+    which.add_argument("--all", action="store_true", help="every run of every sweep in the store")
+    which.add_argument("--tuning", help="a tuning's best/median trials and hyperparameter importance")
     p.add_argument("--output", help="folder (default: reports/<sweep>/ or reports/all/)")
+    p.add_argument("--ui-url", help="the MLflow UI the run links point to "
+                   "(default: $RNNLAB_UI_URL, else http://127.0.0.1:5000)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("gradients", help="‖∂L/∂x_t‖ against the lag per cell, at init and trained")
@@ -213,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gradients)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store (127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--workers", type=int, default=1, help="MLflow server worker processes")
     p.add_argument("--print-command", action="store_true", help="print the command, start nothing")
@@ -226,16 +426,63 @@ def _add_set(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    check_datasets_package()
     args = build_parser().parse_args(argv)
+    quiet = not args.verbose and args.command not in ("ui",)  # ui: the server's own stderr
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    check_datasets_package()
     from datasets.base import CorruptDataError
 
+    with native_noise_filtered() if quiet else contextlib.nullcontext():
+        try:
+            return args.func(args)
+        except (ValueError, FileNotFoundError, CorruptDataError) as err:
+            prefix = f"rnnlab {args.command}"
+            message = str(err).removeprefix(f"{prefix}: ")
+            print(f"{prefix}: {message}", file=sys.stderr)
+            return 2
+
+
+# Start-up lines of TensorFlow, absl and CUDA that say nothing to a user: absl's notice before its
+# initialisation, C++ INFO/WARNING lines, the CPU-instructions hint, and the CUDA probes' errors on a
+# machine without a GPU. Other C++ errors and everything Python writes pass through.
+NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} [\d:. ]+\d+ \S+:\d+\] "
+    r"|E\d{4} [\d:. ]+\d+ \S+:\d+\] (failed call to cuInit|Unable to register cu\w+ factory)"
+    r"|To enable the following instructions: "
+)
+
+
+@contextlib.contextmanager
+def native_noise_filtered():
+    """Route file descriptor 2 through a thread that drops the lines NOISE matches: TensorFlow's
+    C++ start-up lines are written before any Python setting can silence them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+    target = os.dup(saved)
+
+    def pump():
+        with os.fdopen(read, "rb") as pipe, os.fdopen(target, "wb", buffering=0) as out:
+            for line in pipe:
+                if not NOISE.match(line.decode(errors="replace")):
+                    out.write(line)
+
+    thread = threading.Thread(target=pump, name="rnnlab-stderr-filter", daemon=True)
+    thread.start()
     try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, CorruptDataError) as err:
-        print(f"rnnlab {args.command}: {err}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the thread reads to EOF and stops
+        os.close(saved)
+        thread.join(timeout=5)
 
 
 if __name__ == "__main__":

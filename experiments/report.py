@@ -1,25 +1,42 @@
 """Reports: read the runs back from MLflow into pandas and compare the cells.
 
-Writes, into ``reports/<sweep>/`` by default:
+Writes, into ``reports/<sweep>/`` (``reports/all/`` for every run) by default:
 
-- ``summary.md``, ``summary.csv``, ``summary.html``: one row per task setting × cell with the key test
-  metric as mean ± std over seeds, the number of seeds, the chance baseline and how many seeds solved it;
-- ``plots/learning_curves_<setting>.png``: validation curves per epoch, one line per cell (mean over
-  seeds);
-- ``plots/final_metric.png``: the key test metric by cell with ± std error bars, one panel per setting;
-- ``plots/metric_vs_length.png``: the key test metric against the sequence length T for the tasks run at
-  several lengths (the long-dependency tasks), one line per cell.
+- ``summary.html``: one self-contained page (styles inline, plots embedded as PNG) with the report's
+  provenance (when, which commit, which machine, which versions), per task what its metric means,
+  whether lower or higher is better, its chance level and when a run counts as solved, then one
+  table per task — a row per setting × cell with the key test metric as mean ± std over the seeds
+  (just the value for one seed), solved k/n, parameters, time, flags for degenerate runs and a
+  link to each run in the MLflow UI;
+- ``summary.md``: the same text and tables in Markdown; ``summary.csv``: the table as data;
+- ``plots/learning_curves_<setting>.png``: loss per epoch (train solid, validation dashed) and the
+  validation key metric when it differs from the loss, a line per cell (mean over seeds);
+- ``plots/final_metric.png``: the key test metric by cell, one panel per setting, with the chance
+  level and the solved threshold; error bars (± std) only where there are two seeds or more;
+- ``plots/metric_vs_length.png``: the key test metric against the sequence length T for the tasks
+  run at several lengths, one line per cell.
 
-A *setting* is a task together with the parameters that vary between its runs other than the cell and
-the seeds (e.g. ``adding (T=50)``, ``multi30k (attention=luong)``); the key metric of a task is its
-``rnnlab.solved_metric`` tag, else the first of ``bleu``, ``accuracy``, ``mse``, ``loss`` it has.
+A *setting* is a task with the parameters that define it (T and variant for the long-dependency
+tasks, languages and attention for Multi30k, subset for IMDB) and any other parameter that varies
+between its runs, other than the cell and the seeds, e.g. ``adding (T=50)``. The key metric of a
+task is its ``rnnlab.solved_metric`` tag, else the first of ``bleu``, ``accuracy``, ``mse``,
+``loss`` it has. A run is flagged when its key metric is at the chance level, and a translation
+run when its BLEU is near 0 or its logged sample translations repeat words or collapse onto a few
+sentences.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import html
 import math
+import os
+import platform
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +44,25 @@ import mlflow
 import pandas as pd
 
 import cells
-from experiments import tracking
+from experiments import goals, tracking
+from experiments.goals import METRICS, Goal, missing, task_description
 from experiments.results import key_metric
 
 SEED_PARAMS = ("params.train.seed", "params.data.seed")
-PER_CELL_PARAMS = ("params.model.cell", "params.model.units_used")  # units_used: match_params
+PER_CELL_PARAMS = ("params.model.cell", "params.model.units_used", "params.model.projected_used")
 IGNORED_PARAM_PREFIXES = ("params.tracking.",)
 SHORT_PARAMS = {"params.data.length": "T", "params.model.attention": "attention"}
+# the parameters that define a task's setting, shown even when all its runs share them
+SETTING_PARAMS = {
+    "synthetic": ("params.data.length", "params.data.variant"),
+    "multi30k": ("params.data.source_lang", "params.data.target_lang", "params.model.attention"),
+    "imdb": ("params.data.subset",),
+}
+DEFAULT_UI_URL = "http://127.0.0.1:5000"
+TABLE_NOTE = ("Each table: the key test metric per setting × cell, mean ± std over the n seeds (the "
+              "value alone for n = 1); <em>solved</em>: seeds that reached the threshold; "
+              "<em>flags</em>: seeds whose run looks degenerate.")
+SAMPLES_ARTIFACT = "samples/translations.txt"
 
 
 # --- reading runs -----------------------------------------------------------------------------------
@@ -71,17 +100,29 @@ def completed(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def add_settings(runs: pd.DataFrame) -> pd.DataFrame:
-    """Add the columns `task`, `cell`, `setting` (task + varying parameters) and `metric` (key metric)."""
+    """Add the columns `task`, `cell`, `setting` (task + defining and varying parameters) and
+    `metric` (key metric)."""
     runs = runs.copy()
     runs["task"] = runs["tags.rnnlab.task"]
     runs["cell"] = runs["tags.rnnlab.cell"]
     runs["setting"] = runs["task"]
     runs["metric"] = None
     for task, rows in runs.groupby("task"):
-        varying = varying_params(rows, exclude=(*PER_CELL_PARAMS, *SEED_PARAMS))
-        runs.loc[rows.index, "setting"] = [_setting_label(task, r, varying) for _, r in rows.iterrows()]
+        defining = [c for c in setting_params(task) if c in rows]
+        varying = varying_params(rows, exclude=(*PER_CELL_PARAMS, *SEED_PARAMS, *defining))
+        runs.loc[rows.index, "setting"] = [_setting_label(task, r, [*defining, *varying])
+                                           for _, r in rows.iterrows()]
         runs.loc[rows.index, "metric"] = _task_metric(rows)
     return runs
+
+
+def setting_params(task: str) -> tuple[str, ...]:
+    """The `params.*` columns that define a setting of `task` (T for the toy tasks, ...)."""
+    from datasets import REGISTRY
+
+    if REGISTRY.get(task, "").startswith("datasets.synthetic."):
+        return SETTING_PARAMS["synthetic"]
+    return SETTING_PARAMS.get(task, ())
 
 
 def varying_params(rows: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]:
@@ -94,11 +135,14 @@ def varying_params(rows: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]
     ]
 
 
-def _setting_label(task: str, row: pd.Series, varying: list[str]) -> str:
-    details = ", ".join(
-        f"{SHORT_PARAMS.get(col, col.rpartition('.')[2])}={row[col]}" for col in varying
-    )
-    return f"{task} ({details})" if details else task
+def _setting_label(task: str, row: pd.Series, columns: list[str]) -> str:
+    values = {col: row[col] for col in columns if not missing(row[col])}
+    source, target = values.pop("params.data.source_lang", None), \
+        values.pop("params.data.target_lang", None)
+    details = [f"{source}→{target}"] if source and target else []
+    details += [f"{SHORT_PARAMS.get(col, col.rpartition('.')[2])}={value}"
+                for col, value in values.items()]
+    return f"{task} ({', '.join(details)})" if details else task
 
 
 def _task_metric(rows: pd.DataFrame) -> str | None:
@@ -110,17 +154,100 @@ def _task_metric(rows: pd.DataFrame) -> str | None:
     return key_metric(available, preferred.iloc[0] if len(preferred) else None)[0]
 
 
+# --- what a task's metric means --------------------------------------------------------------------
+
+
+def goal(rows: pd.DataFrame) -> Goal:
+    """The :class:`Goal` of the runs of one setting."""
+    metric = rows["metric"].iloc[0]
+    first = rows.iloc[0]
+    spec = goals.spec(first["task"], first)
+    tags = {k.removeprefix("tags.rnnlab."): v for k, v in first.items()
+            if k.startswith("tags.rnnlab.") and not missing(v)}
+    meaning, default_mode = METRICS.get(metric, ("", "max"))
+    mode = tags.get("solved_mode") or (spec.solved_mode if spec and spec.solved_metric == metric
+                                       else default_mode)
+    threshold = tags.get("solved_threshold")
+    if threshold is None and spec is not None and spec.solved_metric == metric:
+        threshold = spec.solved_threshold
+    chance = _column(rows, "metrics.baseline")
+    return Goal(
+        metric=metric, meaning=meaning, mode=mode,
+        chance=float(chance.mean()) if len(chance) else None,
+        chance_metric=tags.get("baseline_metric"),
+        threshold=None if threshold is None else float(threshold),
+    )
+
+
+# --- flags: runs that learned nothing --------------------------------------------------------------
+
+
+def run_flags(row: pd.Series, goal_: Goal, samples: str | None = None) -> list[str]:
+    """Why a run looks degenerate: key metric at chance, BLEU near 0, sample translations that
+    repeat words or collapse onto a few sentences."""
+    flags = []
+    value = pd.to_numeric(row.get(f"metrics.test_{goal_.metric}"), errors="coerce")
+    if value is not None and not pd.isna(value) and goal_.at_chance(float(value)):
+        flags.append("at chance")
+    bleu = pd.to_numeric(row.get("metrics.test_bleu"), errors="coerce")
+    if bleu is not None and not pd.isna(bleu) and bleu < 1.0:
+        flags.append("BLEU near 0")
+    if samples:
+        flags += translation_flags(samples)
+    return flags
+
+
+def translation_flags(samples: str) -> list[str]:
+    """Flags from a `samples/translations.txt` artifact (lines `HYP: ...`): empty hypotheses,
+    words repeated (the same token three times in a row, or one token half of a hypothesis of
+    four or more), or at most half as many distinct hypotheses as samples."""
+    hyps = [line[4:].strip() for line in samples.splitlines() if line.startswith("HYP:")]
+    if not hyps:
+        return []
+    flags = []
+    if sum(not h for h in hyps) * 2 >= len(hyps):
+        flags.append("empty translations")
+    if sum(_repeats(h.split()) for h in hyps) * 2 >= len(hyps):
+        flags.append("repeating words")
+    if len(hyps) >= 3 and len(set(hyps)) * 2 <= len(hyps):
+        flags.append(f"collapsed: {len(set(hyps))} distinct of {len(hyps)} samples")
+    return flags
+
+
+def _repeats(tokens: list[str]) -> bool:
+    in_a_row = any(tokens[i] == tokens[i + 1] == tokens[i + 2] for i in range(len(tokens) - 2))
+    dominant = len(tokens) >= 4 and Counter(tokens).most_common(1)[0][1] * 2 >= len(tokens)
+    return in_a_row or dominant
+
+
+def load_samples(run_id: str) -> str | None:
+    """A run's logged sample translations, None when it has none."""
+    import mlflow
+
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{SAMPLES_ARTIFACT}")
+    except Exception:  # noqa: BLE001 - no artifact / unreadable store: no flag, not a failed report
+        return None
+
+
 # --- the table --------------------------------------------------------------------------------------
 
+TABLE_COLUMNS = [
+    "task", "setting", "cell", "seeds", "metric", "mean", "std", "mean ± std", "chance",
+    "solved", "solved when", "params", "train_time_s", "flags", "run_ids", "experiment_id",
+]
 
-def summary_table(runs: pd.DataFrame, cell_order: list[str] | None = None) -> pd.DataFrame:
-    """One row per setting × cell: seeds, key metric mean ± std, baseline, solved k/n, params, time."""
-    rows = [_summary_row(setting, cell, group) for (setting, cell), group in
-            runs.groupby(["setting", "cell"], sort=False)]
-    table = pd.DataFrame(rows, columns=[
-        "task", "setting", "cell", "seeds", "metric", "mean", "std", "mean ± std", "baseline",
-        "baseline_metric", "solved", "params", "train_time_s",
-    ])
+
+def summary_table(runs: pd.DataFrame, cell_order: list[str] | None = None,
+                  samples: Mapping[str, str | None] | None = None) -> pd.DataFrame:
+    """One row per setting × cell: seeds, key metric mean ± std, chance, solved k/n and when,
+    params, time, flags (with the number of seeds they concern) and the run ids.
+
+    `samples`: {run_id: sample translations text} for the translation flags."""
+    goals = {setting: goal(rows) for setting, rows in runs.groupby("setting", sort=False)}
+    rows = [_summary_row(setting, cell, group, goals[setting], samples or {})
+            for (setting, cell), group in runs.groupby(["setting", "cell"], sort=False)]
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     order = {name: i for i, name in enumerate(cell_order or [])}
     keys = table.assign(_setting=table["setting"].map(natural_key),
                         _cell=table["cell"].map(lambda c: order.get(c, len(order))))
@@ -133,13 +260,15 @@ def natural_key(text: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
-def _summary_row(setting: str, cell: str, group: pd.DataFrame) -> dict:
-    metric = group["metric"].iloc[0]
+def _summary_row(setting: str, cell: str, group: pd.DataFrame, goal_: Goal,
+                 samples: Mapping[str, str | None]) -> dict:
+    metric = goal_.metric
     values = _column(group, f"metrics.test_{metric}")
-    mean, std = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+    mean, std = values.mean(), values.std(ddof=1) if len(values) > 1 else float("nan")
     solved = _column(group, "metrics.solved")
-    baseline_metric = group.get("tags.rnnlab.baseline_metric", pd.Series(dtype=object)).dropna()
-    baseline = _column(group, "metrics.baseline").mean()
+    flags = Counter(flag for _, run in group.iterrows()
+                    for flag in run_flags(run, goal_, samples.get(run["run_id"])))
+    params = _column(group, "metrics.param_count")
     return {
         "task": group["task"].iloc[0],
         "setting": setting,
@@ -149,12 +278,14 @@ def _summary_row(setting: str, cell: str, group: pd.DataFrame) -> dict:
         "mean": mean,
         "std": std,
         "mean ± std": _mean_std(mean, std, len(values)),
-        "baseline": baseline,
-        "baseline_metric": baseline_metric.iloc[0] if len(baseline_metric) else None,
+        "chance": goal_.chance_text,
         "solved": f"{int(solved.sum())}/{len(solved)}" if len(solved) else "-",
-        "params": int(_column(group, "metrics.param_count").mean()) if
-        _column(group, "metrics.param_count").notna().any() else None,
+        "solved when": goal_.solved_when,
+        "params": int(params.mean()) if len(params) else None,
         "train_time_s": round(_column(group, "metrics.train_time_s").mean(), 1),
+        "flags": "; ".join(f"{flag} ({n}/{len(group)})" for flag, n in flags.items()),
+        "run_ids": " ".join(group["run_id"]),
+        "experiment_id": group["experiment_id"].iloc[0] if "experiment_id" in group else None,
     }
 
 
@@ -204,61 +335,89 @@ def metric_history(run_ids: Iterable[str], key: str) -> pd.DataFrame:
 
 
 def plot_learning_curves(runs: pd.DataFrame, folder: Path, cell_order: list[str]) -> list[Path]:
-    """One figure per setting: train/val loss and the validation key metric per epoch (1-based),
-    a line per cell (mean over seeds); panels without per-epoch values are left out."""
-    from matplotlib.ticker import MaxNLocator  # matplotlib loads on first plot (start-up time)
+    """One figure per setting: the loss per epoch (train solid, validation dashed) and the
+    validation key metric unless it equals the validation loss (adding: loss is MSE); a colour per
+    cell (mean over seeds), integer epochs from 1."""
+    from matplotlib.ticker import MaxNLocator
 
     plt = tracking.pyplot()
     paths = []
     for setting in sorted(runs["setting"].unique(), key=natural_key):
         rows = runs[runs["setting"] == setting]
-        curves = _curves(rows, cell_order)
-        if not curves:
+        panels = _curves(rows, cell_order)
+        if not panels:
             continue
-        fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.6), squeeze=False)
-        for ax, (key, lines) in zip(axes[0], curves.items()):
-            for cell, line in lines.items():
-                ax.plot(line.index + 1, line.values, marker="o", label=cell)
-            ax.set(title=f"{setting}: {key}", xlabel="epoch", ylabel=key)
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+        colours = {cell: f"C{i}" for i, cell in enumerate(_ordered(rows["cell"], cell_order))}
+        for ax, (title, ylabel, lines) in zip(axes[0], panels):
+            for (cell, style), line in lines.items():
+                ax.plot(line.index + 1, line.values, style, marker="o", color=colours[cell],
+                        label=f"{cell} {'val' if style == '--' else 'train'}"
+                        if title.startswith("loss") else cell)
+            ax.set(title=f"{setting}: {title}", xlabel="epoch", ylabel=ylabel)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
             ax.grid(alpha=0.3)
-        axes[0][0].legend()
+            ax.legend(fontsize="small")
         fig.tight_layout()
         paths.append(_save(fig, folder / f"learning_curves_{slug(setting)}.png", plt))
     return paths
 
 
-def _curves(rows: pd.DataFrame, cell_order: list[str]) -> dict[str, dict[str, pd.Series]]:
-    """{metric key: {cell: mean-over-seeds series by epoch}} for the keys that have values."""
-    keys = dict.fromkeys(["train_loss", "val_loss", f"val_{rows['metric'].iloc[0]}"])
-    curves = {}
-    for key in keys:
-        lines = {}
+def _curves(rows: pd.DataFrame, cell_order: list[str]) -> list[tuple[str, str, dict]]:
+    """[(title, y label, {(cell, line style): mean-over-seeds series by epoch})]: the loss panel
+    (train '-', val '--') and the validation key metric's panel when it is not the loss again."""
+    metric = rows["metric"].iloc[0]
+    history = {}
+    for key in dict.fromkeys(["train_loss", "val_loss", f"val_{metric}"]):
         for cell in _ordered(rows["cell"], cell_order):
-            history = metric_history(rows.loc[rows["cell"] == cell, "run_id"], key)
-            if not history.empty:
-                lines[cell] = history.mean(axis=1)
-        if lines:
-            curves[key] = lines
-    return curves
+            runs = metric_history(rows.loc[rows["cell"] == cell, "run_id"], key)
+            if not runs.empty:
+                history[key, cell] = runs.mean(axis=1)
+    loss = {(cell, "-" if key == "train_loss" else "--"): line
+            for (key, cell), line in history.items() if key in ("train_loss", "val_loss")}
+    val_metric = {(cell, "-"): line for (key, cell), line in history.items()
+                  if key == f"val_{metric}" and metric != "loss"}
+    same = val_metric and all(
+        (cell, "--") in loss and len(loss[cell, "--"]) == len(line)
+        and bool((loss[cell, "--"] - line).abs().max() <= 1e-9 * max(1.0, line.abs().max()))
+        for (cell, _), line in val_metric.items()
+    )
+    panels = []
+    if loss:
+        panels.append((f"loss (= {metric})" if same else "loss", "loss", loss))
+    if val_metric and not same:
+        direction = METRICS.get(metric, ("", "max"))[1]
+        panels.append((f"validation {metric}",
+                       f"{metric} ({'lower' if direction == 'min' else 'higher'} is better)",
+                       val_metric))
+    return panels
 
 
-def plot_final_metric(table: pd.DataFrame, folder: Path) -> Path:
-    """The key test metric by cell, mean with ± std error bars, one panel per setting."""
+def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, Goal]) -> Path:
+    """The key test metric by cell, one panel per setting: the mean, ± std error bars only where
+    there are two seeds or more, the chance level and the solved threshold as lines."""
     plt = tracking.pyplot()
     settings = list(dict.fromkeys(table["setting"]))
     cols = min(3, len(settings))
     nrows = math.ceil(len(settings) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.4 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.8 * cols, 3.6 * nrows), squeeze=False)
     for ax, setting in zip(axes.flat, settings):
         rows = table[table["setting"] == setting]
-        ax.bar(rows["cell"], rows["mean"], yerr=rows["std"], capsize=4, color="tab:blue", alpha=0.8)
-        metric = rows["metric"].iloc[0]
-        baseline = rows.loc[rows["baseline_metric"] == metric, "baseline"].dropna()
-        if len(baseline):
-            ax.axhline(baseline.mean(), color="grey", linestyle="--", label="chance")
-            ax.legend()
-        ax.set(title=setting, ylabel=f"test {metric}")
+        goal_ = goals[setting]
+        ax.bar(rows["cell"], rows["mean"], color="tab:blue", alpha=0.8)
+        several = rows[rows["seeds"] > 1]
+        if len(several):
+            ax.errorbar(several["cell"], several["mean"], yerr=several["std"], fmt="none",
+                        ecolor="black", capsize=4, label="± std over seeds")
+        if goal_.chance is not None and goal_.chance_metric == goal_.metric:
+            ax.axhline(goal_.chance, color="grey", linestyle="--", label="chance")
+        if goal_.threshold is not None:
+            ax.axhline(goal_.threshold, color="tab:green", linestyle=":", label="solved")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        n = sorted(set(rows["seeds"]))
+        ax.set(title=f"{setting} (n = {', '.join(map(str, n))})",
+               ylabel=f"test {goal_.metric} ({goal_.better})")
         ax.tick_params(axis="x", rotation=30)
     for ax in list(axes.flat)[len(settings):]:
         ax.axis("off")
@@ -267,7 +426,8 @@ def plot_final_metric(table: pd.DataFrame, folder: Path) -> Path:
 
 
 def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str]) -> Path | None:
-    """Key test metric against T for every task run at two or more lengths, a line per cell."""
+    """Key test metric against T for every task run at two or more lengths, a line per cell;
+    ± std error bars only at lengths with two seeds or more."""
     if "params.data.length" not in runs:
         return None
     runs = runs.assign(length=pd.to_numeric(runs["params.data.length"], errors="coerce"))
@@ -279,16 +439,22 @@ def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str
     for ax, task in zip(axes[0], tasks):
         rows = runs[runs["task"] == task]
         metric = rows["metric"].iloc[0]
-        for cell in _ordered(rows["cell"], cell_order):
+        for i, cell in enumerate(_ordered(rows["cell"], cell_order)):
             values = rows[rows["cell"] == cell]
             values = values.assign(value=pd.to_numeric(values[f"metrics.test_{metric}"],
                                                        errors="coerce"))
-            stats = values.groupby("length")["value"].agg(["mean", "std"]).fillna(0.0)
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3,
-                        label=cell)
-        ax.set(title=task, xlabel="sequence length T", ylabel=f"test {metric}")
+            stats = values.groupby("length")["value"].agg(["mean", "std", "count"])
+            ax.plot(stats.index, stats["mean"], marker="o", color=f"C{i}", label=cell)
+            several = stats[stats["count"] > 1]
+            if len(several):
+                ax.errorbar(several.index, several["mean"], yerr=several["std"], fmt="none",
+                            ecolor=f"C{i}", capsize=3)
+        direction = METRICS.get(metric, ("", "max"))[1]
+        ax.set(title=task, xlabel="sequence length T",
+               ylabel=f"test {metric} ({'lower' if direction == 'min' else 'higher'} is better)")
+        ax.set_xticks(sorted(rows["length"].dropna().unique()))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
     fig.tight_layout()
     return _save(fig, folder / "metric_vs_length.png", plt)
 
@@ -308,9 +474,13 @@ def _save(fig, path: Path, plt) -> Path:
 # --- the whole report -------------------------------------------------------------------------------
 
 
-def write_report(sweep: str | None = None, output: str | Path | None = None) -> dict[str, Any]:
-    """Read the runs, write the tables and plots; returns the folder, the files written, the table,
-    the runs, the runs not completed and the Markdown text."""
+def write_report(sweep: str | None = None, output: str | Path | None = None, *,
+                 ui_url: str | None = None) -> dict[str, Any]:
+    """Read the runs of `sweep` (None: every run), write the pages, table and plots; returns the
+    folder, the files written, the table, the runs, the runs not completed and the Markdown text.
+
+    `ui_url`: the MLflow UI the run links point to ($RNNLAB_UI_URL, else http://127.0.0.1:5000)."""
+
     folder = Path(output) if output else Path("reports") / (sweep or "all")
     runs = load_runs(sweep)
     if runs.empty:
@@ -319,41 +489,210 @@ def write_report(sweep: str | None = None, output: str | Path | None = None) -> 
         ) from None
     order = list(cells.names())
     done = add_settings(completed(runs)) if not completed(runs).empty else pd.DataFrame()
-    table = summary_table(done, order) if not done.empty else pd.DataFrame()
+    samples = {} if done.empty else {
+        run_id: load_samples(run_id) for run_id, bleu in zip(done["run_id"], done.get(
+            "metrics.test_bleu", pd.Series(index=done.index, dtype=float))) if not pd.isna(bleu)}
+    table = summary_table(done, order, samples) if not done.empty else pd.DataFrame()
+    goals = {s: goal(rows) for s, rows in done.groupby("setting")} if not done.empty else {}
     others = not_completed(runs)
     folder.mkdir(parents=True, exist_ok=True)
-    files = _write_tables(table, others, folder, sweep)
+    plots = []
     if not done.empty:
-        files += plot_learning_curves(done, folder / "plots", order)
-        files.append(plot_final_metric(table, folder / "plots"))
-        files += [p for p in [plot_metric_vs_length(done, folder / "plots", order)] if p]
-    return {"folder": folder, "files": files, "table": table, "runs": runs, "not_completed": others,
-            "markdown": files[0].read_text()}
+        plots += plot_learning_curves(done, folder / "plots", order)
+        plots.append(plot_final_metric(table, folder / "plots", goals))
+        plots += [p for p in [plot_metric_vs_length(done, folder / "plots", order)] if p]
+    page = Page(sweep, table, others, goals, done, provenance(runs),
+                (ui_url or os.environ.get("RNNLAB_UI_URL") or DEFAULT_UI_URL).rstrip("/"),
+                plots, folder)
+    files = page.write()
+    return {"folder": folder, "files": files + plots, "table": table, "runs": runs,
+            "not_completed": others, "markdown": files[0].read_text()}
+
+
+def provenance(runs: pd.DataFrame) -> dict[str, str]:
+    """When and where the report was made, from which code and versions; the runs' commits,
+    backends and devices; the MLflow store."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def distinct(column: str) -> str:
+        values = runs[column].dropna().unique() if column in runs else []
+        return ", ".join(sorted(str(v)[:12] for v in values)) or "-"
+
+    versions = []
+    for package in ("keras", "tensorflow", "mlflow", "numpy", "pandas"):
+        try:
+            versions.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            continue
+    return {
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "code (report)": tracking.git_commit(),
+        "code (runs)": distinct("tags.rnnlab.git_commit"),
+        "machine (report)": _machine(),
+        "backend / device (runs)": " / ".join([distinct("tags.rnnlab.backend"),
+                                                distinct("tags.rnnlab.device")]),
+        "versions": ", ".join([f"Python {platform.python_version()}", *versions]),
+        "MLflow store": tracking.tracking_uri(),
+        "runs": f"{len(runs)} ({len(completed(runs))} completed)",
+    }
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.node()}: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The table as text: mean and std only in `mean ± std`, floats to 4 digits, missing as '-'."""
+    """A task's rows as shown: n, `<metric> mean ± std`, chance, solved k/n and when, params, time
+    (s), flags; missing as '-'."""
     if table.empty:
         return table
-    shown = table.drop(columns=["mean", "std"])
-    floats = shown.select_dtypes("float").columns
-    shown[floats] = shown[floats].map(lambda v: "-" if pd.isna(v) else f"{v:.4g}")
+    metric = table["metric"].iloc[0]
+    shown = pd.DataFrame({
+        "setting": table["setting"], "cell": table["cell"], "n": table["seeds"],
+        f"{metric} (mean ± std)": table["mean ± std"], "chance": table["chance"],
+        "solved": table["solved"], "solved when": table["solved when"],
+        "params": table["params"].map(lambda v: "-" if pd.isna(v) else f"{int(v):,}"),
+        "time (s)": table["train_time_s"].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}"),
+        "flags": table["flags"].replace("", "-"),
+    })
     return shown.astype(object).fillna("-")
 
 
-def _write_tables(table: pd.DataFrame, others: pd.DataFrame, folder: Path,
-                  sweep: str | None) -> list[Path]:
-    shown = display_table(table)
-    title = f"# RNN Cell Lab report — sweep `{sweep}`" if sweep else "# RNN Cell Lab report"
-    parts = [title, "", "Key test metric per task setting × cell, mean ± std over seeds.", ""]
-    parts.append(shown.to_markdown(index=False, disable_numparse=True) if not shown.empty
-                 else "_No completed runs._")
-    if not others.empty:
-        parts += ["", "## Not completed", "", others.to_markdown(index=False, disable_numparse=True)]
-    paths = [folder / "summary.md", folder / "summary.csv", folder / "summary.html"]
-    paths[0].write_text("\n".join(parts) + "\n")
-    table.to_csv(paths[1], index=False)
-    html = shown.to_html(index=False) + ("<h2>Not completed</h2>" + others.to_html(index=False)
-                                         if not others.empty else "")
-    paths[2].write_text(f"<html><body><h1>{title.lstrip('# ')}</h1>{html}</body></html>\n")
-    return paths
+@dataclasses.dataclass
+class Page:
+    """The report's text, written as Markdown and as one self-contained HTML page."""
+
+    sweep: str | None
+    table: pd.DataFrame
+    others: pd.DataFrame
+    goals: Mapping[str, Goal]
+    runs: pd.DataFrame
+    facts: Mapping[str, str]
+    ui_url: str
+    plots: list[Path]
+    folder: Path
+
+    @property
+    def title(self) -> str:
+        return f"RNN Cell Lab report — sweep {self.sweep}" if self.sweep else \
+            "RNN Cell Lab report — all runs"
+
+    def tasks(self) -> list[tuple[str, str, pd.DataFrame]]:
+        """[(task, its description and goal as one paragraph, its rows)]."""
+        if self.table.empty:
+            return []
+        return [(task, self.task_text(task, rows), rows)
+                for task, rows in self.table.groupby("task", sort=False)]
+
+    def task_text(self, task: str, rows: pd.DataFrame) -> str:
+        goals = [self.goals[s] for s in dict.fromkeys(rows["setting"])]
+        g = goals[0]
+        chances = {x.chance_text for x in goals}
+        solved = {x.solved_when for x in goals}
+        parts = [task_description(task),
+                 f"Key metric: test {g.metric}" + (f", the {g.meaning}" if g.meaning else "")
+                 + f"; {g.better}.",
+                 "Chance level: " + (chances.pop() if len(chances) == 1 else "per setting, "
+                                     "in the table") + ".",
+                 "Solved when " + (solved.pop() if len(solved) == 1 else "per setting, "
+                                   "in the table") + "."]
+        return " ".join(p for p in parts if p).replace("Chance level: -.", "No chance level.") \
+            .replace("Solved when -.", "No solved threshold.")
+
+    def run_url(self, experiment_id, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    def write(self) -> list[Path]:
+        paths = [self.folder / "summary.md", self.folder / "summary.csv",
+                 self.folder / "summary.html"]
+        paths[0].write_text(self.markdown())
+        self.table.to_csv(paths[1], index=False)
+        paths[2].write_text(self.html())
+        return paths
+
+    def markdown(self) -> str:
+        parts = [f"# {self.title}", ""]
+        parts += [f"- **{key}**: {value}" for key, value in self.facts.items()]
+        parts += ["", TABLE_NOTE.replace("<em>", "*").replace("</em>", "*"), ""]
+        if self.table.empty:
+            parts += ["_No completed runs._", ""]
+        for task, text, rows in self.tasks():
+            parts += [f"## {task}", "", text, "",
+                      display_table(rows).to_markdown(index=False, disable_numparse=True), ""]
+        if not self.others.empty:
+            parts += ["## Not completed", "",
+                      self.others.to_markdown(index=False, disable_numparse=True), ""]
+        if self.plots:
+            parts += ["## Plots", ""]
+            parts += [f"![{p.stem}]({p.relative_to(self.folder).as_posix()})" for p in self.plots]
+        return "\n".join(parts) + "\n"
+
+    def html(self) -> str:
+        esc = html.escape
+        facts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in self.facts.items())
+        body = [f"<h1>{esc(self.title)}</h1>", f'<dl class="facts">{facts}</dl>',
+                f"<p>{TABLE_NOTE} <em>runs</em>: each seed's run in the MLflow UI.</p>"]
+        if self.table.empty:
+            body.append("<p><em>No completed runs.</em></p>")
+        for task, text, rows in self.tasks():
+            shown = display_table(rows)
+            links = [self._links(row) for _, row in rows.iterrows()]
+            body += [f'<h2 id="{esc(slug(task))}">{esc(task)}</h2>', f"<p>{esc(text)}</p>",
+                     _html_table(shown, extra=("runs", links))]
+        if not self.others.empty:
+            body += ["<h2>Not completed</h2>", _html_table(self.others)]
+        for plot in self.plots:
+            data = base64.b64encode(plot.read_bytes()).decode("ascii")
+            body.append(f'<figure><img alt="{esc(plot.stem)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{esc(plot.stem.replace('_', ' '))}</figcaption></figure>")
+        return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                f"<title>{esc(self.title)}</title><style>{CSS}</style></head>"
+                f"<body>{''.join(body)}</body></html>\n")
+
+    def _links(self, row: pd.Series) -> str:
+        ids = row["run_ids"].split()
+        seeds = self.runs.set_index("run_id").reindex(ids).get(
+            "params.train.seed", pd.Series(index=ids, dtype=object))
+        return " ".join(
+            f'<a href="{html.escape(self.run_url(row["experiment_id"], run_id))}">'
+            f"seed {html.escape(str(seeds.get(run_id, i)))}</a>"
+            for i, run_id in enumerate(ids))
+
+
+def _html_table(frame: pd.DataFrame, extra: tuple[str, list[str]] | None = None) -> str:
+    """A table of escaped cells; `extra` = (header, already-escaped HTML per row)."""
+    head = [html.escape(str(c)) for c in frame.columns] + ([extra[0]] if extra else [])
+    rows = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        cells = [f'<td class="{"flag" if c == "flags" and v != "-" else ""}">'
+                 f"{html.escape(str(v))}</td>" for c, v in row.items()]
+        if extra:
+            cells.append(f"<td>{extra[1][i]}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f"<table><thead><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1200px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em}
+h2{font-size:1.25em;margin-top:1.8em}
+dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;font-size:.9em;
+background:#f6f8fa;padding:.8em 1em;border-radius:6px}
+dl.facts dt{font-weight:600}dl.facts dd{margin:0;font-family:ui-monospace,monospace}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}
+th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f0f3f6}tbody tr:nth-child(even){background:#fafbfc}
+td.flag{color:#9a3412;background:#fff4e5}
+figure{margin:1.5em 0}img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}a{color:#0969da}
+""".strip()

@@ -174,3 +174,60 @@ def tiny_sweep_store(tiny_sweep, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_sweep.uri)
     tracking.configure()
     return tiny_sweep.uri
+
+
+# ---------------------------------------------------------------------------------------------------
+# Report & UI fixtures: a small store written with MLflow's API alone (no training, a second or two).
+# ---------------------------------------------------------------------------------------------------
+
+FAKE_RUNS = [  # task, cell, T, seed, test metric, solved
+    ("adding", "lstm", 50, 0, 0.004, 1.0), ("adding", "lstm", 50, 1, 0.012, 0.0),
+    ("adding", "gru", 50, 0, 0.166, 0.0), ("multi30k", "gru", None, 0, 0.4, None),
+]
+COLLAPSED_SAMPLES = "BLEU 0.40\n\n" + "".join(
+    f"SRC: satz {i}\nREF: sentence {i}\nHYP: a a a a\n\n" for i in range(5))
+
+
+@pytest.fixture(scope="session")
+def fake_store(tmp_path_factory):
+    """A store with a sweep "demo": a parent and four finished children (adding T=50: lstm × 2
+    seeds, gru × 1 at chance; multi30k: gru with collapsed sample translations and BLEU 0.4),
+    logged as experiments.run logs them. Returns (uri, experiment_id, {run name: run_id})."""
+    import mlflow
+
+    folder = tmp_path_factory.mktemp("fake_store")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment_id = client.create_experiment("rnn-cell-lab", artifact_location=str(folder / "mlruns"))
+    parent = client.create_run(experiment_id, run_name="demo", tags={
+        "rnnlab.sweep": "demo", "rnnlab.role": "sweep"})
+    ids = {}
+    for i, (task, cell, length, seed, value, solved) in enumerate(FAKE_RUNS):
+        metric = "mse" if task == "adding" else "bleu"
+        name = f"{task}-{cell}-{seed}"
+        run = client.create_run(experiment_id, run_name=name, tags={
+            "mlflow.parentRunId": parent.info.run_id, "rnnlab.sweep": "demo",
+            "rnnlab.task": task, "rnnlab.cell": cell, "rnnlab.config_hash": f"hash{i}",
+            "rnnlab.status": "FINISHED", "rnnlab.git_commit": "0123456789abcdef",
+            "rnnlab.backend": "tensorflow", "rnnlab.device": "CPU",
+            **({"rnnlab.solved_metric": "mse", "rnnlab.baseline_metric": "mse"}
+               if task == "adding" else {})})
+        run_id = ids[name] = run.info.run_id
+        params = {"data.name": task, "model.cell": cell, "train.seed": seed, "data.length": length,
+                  "data.source_lang": "de", "data.target_lang": "en", "model.attention": None}
+        for key, v in params.items():
+            client.log_param(run_id, key, "None" if v is None else v)
+        for key, v in {f"test_{metric}": value, "test_loss": value, "param_count": 1234,
+                       "train_time_s": 3.5, **({"baseline": 0.167, "solved": solved}
+                                               if task == "adding" else {})}.items():
+            client.log_metric(run_id, key, v)
+        for epoch in range(3):
+            loss = value * (3 - epoch)
+            for key, v in {"train_loss": loss * 1.1, "val_loss": loss,
+                           f"val_{metric}": loss if metric == "mse" else 10 * epoch}.items():
+                client.log_metric(run_id, key, v, step=epoch)
+        if task == "multi30k":
+            client.log_text(run_id, COLLAPSED_SAMPLES, "samples/translations.txt")
+        client.set_terminated(run_id)
+    client.set_terminated(parent.info.run_id)
+    return uri, experiment_id, ids

@@ -20,12 +20,89 @@ def temp_store(tmp_path, monkeypatch):
     return uri
 
 
-def test_cells_lists_the_five_cells(capsys):
+def test_cells_lists_the_five_cells_with_their_equations(capsys):
     import cells
 
     assert cli.main(["cells"]) == 0
-    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == cells.names()
+    out = capsys.readouterr().out
+    headers = [line for line in out.splitlines() if line and not line.startswith(" ")]
+    assert [line.split()[0].rstrip(":") for line in headers] == cells.names()
+    assert "c_t = f_t ⊙ c_{t-1} + (1 − f_t) ⊙ g_t" in out  # the coupled cell's docstring
+    assert "(also cifg)" in out
+
+
+def test_cells_reads_the_sources_without_importing_keras():
+    """`rnnlab cells` parses cells/*.py: importing them would load Keras and its backend."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from experiments import cli; cli.main(['cells']); "
+            "sys.exit('keras' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "GRUCell" in done.stdout
+
+
+def test_tasks_lists_every_task_with_a_line_and_the_generated_ones_goals(capsys):
+    import datasets
+
+    assert cli.main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    starts = [line.split()[0] for line in out.splitlines() if line and not line[0].isspace()]
+    assert starts[:len(datasets.names())] == datasets.names()
+    assert "Adding problem" in out and "mse (lower is better)" in out
+    assert "solved when accuracy > 0.95" in out  # temporal order
+
+
+def test_a_typo_gets_a_suggestion_and_exit_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["rnu"])
+    assert stop.value.code == 2
+    assert "unknown command 'rnu'; did you mean 'run'?" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["data", "inf", "adding"])
+    assert "did you mean 'info'?" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == \
+        f"rnnlab {version('rnn-cell-lab')}"
+
+
+def test_report_says_which_runs_it_needs(temp_store, capsys):
+    assert cli.main(["report"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnlab report: say which runs: --sweep NAME") and "--all" in err
+    assert not Path(temp_store.removeprefix("sqlite:///")).exists()
+
+
+def test_native_start_up_noise_is_dropped_and_the_rest_kept(capfd):
+    import os
+
+    noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             "I0000 00:00:1795846523.470331   13336 cudart_stub.cc:31] Could not find cuda drivers\n"
+             "E0000 00:00:1795846548.333345   13336 cuda_platform.cc:52] failed call to cuInit: X\n")
+    kept = "E0000 00:00:1.5   1 bfc_allocator.cc:1] Out of memory\nTraceback: a real error\n"
+    with cli.native_noise_filtered():
+        os.write(2, (noise + kept).encode())
+    assert capfd.readouterr().err == kept
+
+
+def test_ui_warns_when_it_listens_beyond_this_machine(temp_store, capsys, monkeypatch):
+    started = []
+    monkeypatch.setattr(cli, "serve", lambda argv: started.append(argv) or 0)
+    assert cli.main(["ui", "--host", "0.0.0.0", "--port", "5124"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: --host 0.0.0.0" in err
+    assert "http://127.0.0.1:5124" in out
+    assert started[0][started[0].index("--host") + 1] == "0.0.0.0"
+    assert cli.main(["ui", "--port", "5124"]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_ui_command_binds_localhost_on_the_configured_store(temp_store, capsys):
@@ -42,7 +119,8 @@ def test_data_info_prints_the_loaders_info_with_overrides(capsys):
     assert cli.main(["data", "info", "adding", "--set", "data.length=23",
                      "--set", "data.num_train=7"]) == 0
     out = capsys.readouterr().out
-    assert "23" in out and "'train': 7" in out
+    assert "sequence length    23" in out and "train 7, val 1,000" in out
+    assert "{" not in out and "'" not in out  # no raw Python dicts
 
 
 @pytest.mark.parametrize(
@@ -61,6 +139,7 @@ def test_bad_input_exits_2_with_one_message_and_runs_nothing(argv, needles, temp
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
+    assert err.count(f"rnnlab {argv[0]}:") == 1  # one prefix, not "rnnlab run: rnnlab run: ..."
     for needle in needles:
         assert needle in err
     assert not Path(temp_store.removeprefix("sqlite:///")).exists()  # no store was even opened

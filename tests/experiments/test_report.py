@@ -3,6 +3,7 @@ plots written from a real tiny sweep."""
 
 from __future__ import annotations
 
+import html
 import math
 
 import pandas as pd
@@ -58,9 +59,9 @@ def test_summary_table_is_mean_and_std_over_seeds_per_setting_and_cell():
     assert lstm["seeds"] == 2 and lstm["metric"] == "mse"
     assert lstm["mean"] == pytest.approx(0.2) and lstm["std"] == pytest.approx(math.sqrt(0.02))
     assert lstm["solved"] == "1/2" and lstm["mean ± std"] == "0.2 ± 0.14"
-    assert lstm["baseline"] == pytest.approx(0.167) and lstm["baseline_metric"] == "mse"
+    assert lstm["chance"] == "0.167" and lstm["solved when"] == "mse < 0.01"
     gru_50 = table[(table["cell"] == "gru") & (table["setting"] == "adding (T=50)")].iloc[0]
-    assert gru_50["std"] == 0.0 and gru_50["solved"] == "1/1" and gru_50["mean ± std"] == "0.05"
+    assert math.isnan(gru_50["std"]) and gru_50["solved"] == "1/1" and gru_50["mean ± std"] == "0.05"
     within = table[table["setting"] == "adding (T=50)"]
     assert list(within["cell"]) == ["lstm", "gru"]
 
@@ -113,3 +114,50 @@ def test_cli_report_prints_the_table_and_where_it_wrote(tiny_sweep, tiny_sweep_s
     assert f"report written to {tmp_path}/" in out and "adding (T=8)" in out
     assert cli.main(["report", "--sweep", "no-such-sweep", "--output", str(tmp_path)]) == 1
     assert "no runs found for sweep 'no-such-sweep'" in capsys.readouterr().err
+
+
+def test_report_page_states_goals_flags_provenance_and_links(fake_store, tmp_path, monkeypatch):
+    uri, experiment_id, ids = fake_store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    result = report.write_report("demo", tmp_path, ui_url="http://localhost:5999/")
+    page = (tmp_path / "summary.html").read_text()
+    markdown = result["markdown"]
+    for text in (markdown, html.unescape(page)):
+        assert "adding (T=50)" in text and "lower is better" in text and "higher is better" in text
+        assert "mse < 0.01" in text  # the adding task's solved threshold, from its DataSpec
+        assert "multi30k (de→en)" in text
+        assert "at chance (1/1)" in text and "BLEU near 0 (1/1)" in text
+        assert "collapsed: 1 distinct of 5 samples" in text and "repeating words" in text
+        assert "0123456789ab" in text and "tensorflow / CPU" in text  # provenance
+    assert "`" not in page
+    rows = {tuple(c.strip() for c in line.split("|")[1:5]) for line in markdown.splitlines()}
+    assert ("adding (T=50)", "lstm", "2", "0.008 ± 0.0057") in rows  # mean ± std of two seeds
+    assert ("adding (T=50)", "gru", "1", "0.166") in rows  # one seed: the value alone
+    assert "baseline_metric" not in markdown
+    for run_id in ids.values():
+        assert f'href="http://localhost:5999/#/experiments/{experiment_id}/runs/{run_id}"' in page
+    assert page.count('src="data:image/png;base64,') == len(
+        [p for p in result["files"] if p.suffix == ".png"]) >= 3
+    assert "<style>" in page and "<link" not in page and "<script" not in page  # self-contained
+
+
+def test_learning_curves_leave_out_a_metric_equal_to_the_loss(fake_store, monkeypatch):
+    uri, _, _ = fake_store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    runs = report.add_settings(report.load_runs("demo"))
+    adding = runs[runs["task"] == "adding"]
+    panels = report._curves(adding, ["lstm", "gru"])
+    assert [title for title, _, _ in panels] == ["loss (= mse)"]
+    translation = report._curves(runs[runs["task"] == "multi30k"], ["gru"])
+    assert [title for title, _, _ in translation] == ["loss", "validation bleu"]
+
+
+@pytest.mark.parametrize(("hyps", "flags"), [
+    (["a man runs .", "a dog sits .", "two men run ."], []),
+    (["a dog .", "a dog .", "a dog .", "a cat ."], ["collapsed: 2 distinct of 4 samples"]),
+    (["the the the dog", "a a a a", "fine"], ["repeating words"]),
+    (["", "", "x"], ["empty translations"]),
+])
+def test_translation_flags_from_the_sample_translations(hyps, flags):
+    text = "".join(f"SRC: s\nREF: r\nHYP: {h}\n\n" for h in hyps)
+    assert report.translation_flags(text) == flags

@@ -1,0 +1,152 @@
+"""`rnnlab ui` and the report as a person sees them: the MLflow UI started by the CLI on a free port
+against a small store, its runs table and a run page loaded in headless Chromium, the HTML report
+too; then SIGTERM to `rnnlab ui` must leave no server or worker running.
+
+Needs Debian's `chromium` (`.ci/run` installs it); without it the browser tests are skipped, unless
+$RNNLAB_REQUIRE_BROWSER is set (CI), where they fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # a server start and three page loads: about a minute here
+
+SHOTS = Path(os.environ.get("RNNLAB_SCREENSHOTS", "/tmp/rnnlab-screenshots"))
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("RNNLAB_REQUIRE_BROWSER"):
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+def browse(url: str, tmp_path: Path, shot: str, budget_ms: int = 20000) -> str:
+    """The DOM of `url` after `budget_ms` of virtual time in headless Chromium; a screenshot of
+    the same page goes to $RNNLAB_SCREENSHOTS/<shot>.png."""
+    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--disable-component-update", "--no-first-run",
+             "--window-size=1400,1000", f"--virtual-time-budget={budget_ms}"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    dom = subprocess.run([*flags, f"--user-data-dir={tmp_path / 'dom'}", "--dump-dom", url],
+                         capture_output=True, text=True, timeout=180, check=True).stdout
+    subprocess.run([*flags, f"--user-data-dir={tmp_path / 'shot'}",
+                    f"--screenshot={SHOTS / shot}.png", url],
+                   capture_output=True, timeout=180, check=False)
+    return dom
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UI:
+    """`rnnlab ui` started in a subprocess; `address` is the first line it printed."""
+
+    def __init__(self, uri: str, port: int):
+        rnnlab = [sys.executable, "-m", "experiments.cli", "ui", "--port", str(port)]
+        self.port = port
+        self.process = subprocess.Popen(
+            rnnlab, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "MLFLOW_TRACKING_URI": uri}, cwd=Path(__file__).parents[2])
+        self.address = self.process.stdout.readline().strip().removeprefix("MLflow UI: ")
+
+    def wait_until_serving(self, timeout_s: float = 240) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.process.stdout.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5):
+                    return
+            except OSError:
+                time.sleep(1)
+        raise AssertionError(f"the MLflow UI did not answer on port {self.port}")
+
+    def group(self) -> list[int]:
+        """Live (not zombie) processes in the server's process group, started by rnnlab ui."""
+        children = [p for p in _processes() if p["ppid"] == self.process.pid]
+        groups = {p["pgrp"] for p in children}
+        return [p["pid"] for p in _processes() if p["pgrp"] in groups and p["state"] != "Z"]
+
+
+def _processes() -> list[dict]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rpartition(")")[2].split()
+        found.append({"pid": int(stat.parent.name), "state": fields[0], "ppid": int(fields[1]),
+                      "pgrp": int(fields[2])})
+    return found
+
+
+@pytest.fixture(scope="module")
+def ui(fake_store):
+    uri, _, _ = fake_store
+    server = UI(uri, free_port())
+    try:
+        server.wait_until_serving()
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+            server.process.wait(timeout=60)
+
+
+def test_ui_prints_the_runs_table_of_the_experiment(ui, fake_store):
+    _, experiment_id, _ = fake_store
+    assert ui.address == f"http://127.0.0.1:{ui.port}/#/experiments/{experiment_id}/runs"
+
+
+def test_runs_table_in_a_browser(ui, tmp_path):
+    dom = browse(ui.address, tmp_path, "mlflow_runs")
+    for name in ("demo", "adding-lstm-0", "adding-gru-0"):
+        assert name in dom
+
+
+def test_run_page_in_a_browser(ui, fake_store, tmp_path):
+    ids = fake_store[2]
+    dom = browse(ui.address.replace("/runs", f"/runs/{ids['adding-gru-0']}"), tmp_path,
+                 "mlflow_run")
+    assert "adding-gru-0" in dom and "test_mse" in dom and "0.166" in dom
+
+
+def test_sigterm_stops_the_server_and_its_workers(ui):
+    members = ui.group()
+    assert members, "no MLflow server process found under rnnlab ui"
+    ui.process.send_signal(signal.SIGTERM)
+    assert ui.process.wait(timeout=60) == 0
+    deadline = time.monotonic() + 15
+    while ui.group() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p["pid"] for p in _processes() if p["pid"] in members and p["state"] != "Z"]
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{ui.port}/health", timeout=5)
+
+
+def test_report_page_in_a_browser(fake_store, tmp_path, monkeypatch):
+    from experiments import report
+
+    uri, experiment_id, ids = fake_store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    report.write_report("demo", tmp_path / "report")
+    dom = browse((tmp_path / "report" / "summary.html").as_uri(), tmp_path, "report", 3000)
+    assert "adding (T=50)" in dom and "0.008 ± 0.0057" in dom and "at chance (1/1)" in dom
+    assert f"#/experiments/{experiment_id}/runs/{ids['adding-gru-0']}" in dom
+    assert dom.count("data:image/png;base64,") >= 3
