@@ -249,7 +249,9 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 def ui_address(uri: str, address: str) -> str:
     """The page that lands on the runs table: `<address>/#/experiments/<id>/runs` for the project's
-    experiment (the one of mlflow.yml's pattern, else the only one with runs), else the address."""
+    experiment (the one of mlflow.yml's pattern, else the only one with runs), else the address.
+    Sorted by run name, MLflow lists the sweeps' children flat instead of folded under their
+    parent (runs are named task-T-cell-seed, so a task's runs stay together)."""
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return address  # nothing recorded yet; do not create the store here
     import mlflow
@@ -263,8 +265,11 @@ def ui_address(uri: str, address: str) -> str:
         return address
     pattern = tracking.settings().experiment_pattern
     chosen = [e for e in experiments if e.name == pattern] or experiments
-    return f"{address}/#/experiments/{chosen[0].experiment_id}/runs" if len(chosen) == 1 \
-        else address
+    return f"{address}/#/experiments/{chosen[0].experiment_id}/runs?{RUNS_BY_NAME}" \
+        if len(chosen) == 1 else address
+
+
+RUNS_BY_NAME = "orderByKey=tags.%60mlflow.runName%60&orderByAsc=true"
 
 
 def serve(argv: list[str], grace_s: float = 10.0) -> int:
@@ -427,7 +432,6 @@ def _add_set(parser: argparse.ArgumentParser, what: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    quiet = not args.verbose and args.command not in ("ui",)  # ui: the server's own stderr
     if args.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     else:
@@ -436,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     check_datasets_package()
     from datasets.base import CorruptDataError
 
-    with native_noise_filtered() if quiet else contextlib.nullcontext():
+    with contextlib.nullcontext() if args.verbose else native_noise_filtered():
         try:
             return args.func(args)
         except (ValueError, FileNotFoundError, CorruptDataError) as err:

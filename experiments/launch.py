@@ -4,14 +4,19 @@ progress line per run and a summary at the end."""
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
+from rich import progress as bar
 
-from experiments import tracking
+from experiments import report, tracking
 from experiments.results import RunResult, key_metric
 from experiments.run import run
 from experiments.sweep import PlannedRun, Sweep
@@ -70,6 +75,7 @@ def run_sweep(
             _end_active_runs("KILLED", keep=None)
             out(summary(outcomes, title=f"sweep {sweep.name!r} interrupted"))
             raise
+        log_parent(sweep, outcomes, time.monotonic() - started, out)
         if any(o.status == "FAILED" for o in outcomes):
             mlflow.end_run("FAILED")
     out(summary(outcomes, title=f"sweep {sweep.name!r} done in "
@@ -79,21 +85,134 @@ def run_sweep(
 
 def _run_all(sweep: Sweep, finished: dict[str, str], parent_id: str, run_fn: Callable,
              outcomes: list[Outcome], todo: int, out: Callable[[str], None]) -> None:
-    """The loop of run_sweep: progress line, run, outcome; ETA from the mean time of the runs so far."""
-    started, ran_seconds, ran = time.monotonic(), 0.0, 0
-    for i, planned in enumerate(sweep.runs, 1):
-        if planned.hash in finished:
-            outcomes.append(_done_before(planned, finished[planned.hash]))
-            continue
-        eta = format_duration(ran_seconds / ran * (todo - ran)) if ran else "?"
-        out(f"[{i}/{len(sweep.runs)}] {planned.label} — elapsed "
-            f"{format_duration(time.monotonic() - started)}, ETA {eta}")
-        outcome = _run_one(planned, sweep.name, parent_id, run_fn)
-        outcomes.append(outcome)
-        if outcome.status == "SKIPPED":
-            todo -= 1
-        else:
-            ran_seconds, ran = ran_seconds + outcome.seconds, ran + 1
+    """The loop of run_sweep: progress, run, outcome and its result line. The ETA adds up, for each
+    run left, the mean time per step T of the finished runs of its task (of any task while its own
+    has none): an IMDB run is not an adding run."""
+    started, eta = time.monotonic(), Eta()
+    left = [p for p in sweep.runs if p.hash not in finished]
+    with progress_display(out, len(left)) as display:
+        for i, planned in enumerate(sweep.runs, 1):
+            if planned.hash in finished:
+                outcomes.append(_done_before(planned, finished[planned.hash]))
+                continue
+            display.start(f"[{i}/{len(sweep.runs)}] {planned.label}",
+                          format_duration(time.monotonic() - started), eta.remaining(left))
+            outcome = _run_one(planned, sweep.name, parent_id, run_fn)
+            outcomes.append(outcome)
+            left.remove(planned)
+            if outcome.status != "SKIPPED":
+                eta.add(planned, outcome.seconds)
+            display.done(result_line(outcome))
+
+
+class Eta:
+    """Seconds per step T of the runs so far, by task."""
+
+    def __init__(self):
+        self.rates: dict[str, list[float]] = {}
+
+    def add(self, planned: PlannedRun, seconds: float) -> None:
+        self.rates.setdefault(planned.config.data.name, []).append(
+            seconds / max(planned.config.data.length, 1))
+
+    def remaining(self, left: list[PlannedRun]) -> str:
+        if not self.rates:
+            return "?"
+        every = [r for rates in self.rates.values() for r in rates]
+        total = 0.0
+        for planned in left:
+            rates = self.rates.get(planned.config.data.name, every)
+            total += sum(rates) / len(rates) * max(planned.config.data.length, 1)
+        return format_duration(total)
+
+
+def result_line(o: Outcome) -> str:
+    """After each run: its key test metric, solved or not, time, and whether it stopped early."""
+    if o.status == "FAILED":
+        return f"  ✗ {o.run.label}: FAILED after {format_duration(o.seconds)}: {o.reason}"
+    if o.status == "SKIPPED":
+        return f"  - {o.run.label}: skipped: {o.reason}"
+    metric = f"{o.metric} = {o.value:.4g}" if o.value is not None else "no key metric"
+    result = o.result
+    solved = "" if result is None or result.solved is None else \
+        ("; solved" if result.solved else "; not solved")
+    planned_epochs = o.run.config.train.epochs
+    stopped = "" if result is None or result.epochs is None or result.epochs >= planned_epochs \
+        else (f"; early stopping after {result.epochs} of {planned_epochs} epochs "
+              "(validation loss stopped improving)")
+    return f"  ✓ {o.run.label}: {metric}{solved} in {format_duration(o.seconds)}{stopped}"
+
+
+@contextlib.contextmanager
+def progress_display(out: Callable[[str], None], total: int):
+    """Where progress goes: plain lines through `out`, or, when `out` is `print`, a `rich` bar
+    (current run, runs done, elapsed time, ETA) with the result lines printed above it."""
+    if out is print:
+        with RichDisplay(total) as display:
+            yield display
+    else:
+        yield PlainDisplay(out)
+
+
+class PlainDisplay:
+    def __init__(self, out: Callable[[str], None]):
+        self.out = out
+
+    def start(self, label: str, elapsed: str, eta: str) -> None:
+        self.out(f"{label} — elapsed {elapsed}, ETA {eta}")
+
+    def done(self, line: str) -> None:
+        self.out(line)
+
+
+class RichDisplay:
+    def __init__(self, total: int):
+        self.progress = bar.Progress(
+            bar.TextColumn("{task.description}"), bar.BarColumn(), bar.MofNCompleteColumn(),
+            bar.TimeElapsedColumn(), bar.TextColumn("ETA {task.fields[eta]}"))
+        self.task = self.progress.add_task("sweep", total=total, eta="?")
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+        return False
+
+    def start(self, label: str, elapsed: str, eta: str) -> None:
+        self.progress.update(self.task, description=label, eta=eta)
+
+    def done(self, line: str) -> None:
+        self.progress.console.print(line, highlight=False, markup=False)
+        self.progress.advance(self.task)
+
+
+def log_parent(sweep: Sweep, outcomes: list[Outcome], seconds: float,
+               out: Callable[[str], None]) -> None:
+    """What the parent run shows: the sweep file, counts of outcomes, the mean key metric per task
+    and cell (`<task>.<cell>.<metric>`), and the report (`report/summary.html` ...) as artifacts."""
+    source = Path(sweep.source)
+    if source.is_file():
+        mlflow.log_artifact(str(source), artifact_path="sweep")
+    counts = Counter(o.status for o in outcomes)
+    metrics = {f"runs_{s.lower()}": counts.get(s, 0)
+               for s in ("FINISHED", "DONE", "SKIPPED", "FAILED")}
+    metrics["runs_solved"] = sum(bool(o.result and o.result.solved) for o in outcomes)
+    metrics["sweep_time_s"] = seconds
+    values: dict[str, list[float]] = {}
+    for o in outcomes:
+        if o.value is not None:
+            key = f"{o.run.config.data.name}.{o.run.config.model.cell}.test_{o.metric}"
+            values.setdefault(key, []).append(o.value)
+    metrics.update({k: sum(v) / len(v) for k, v in values.items()})
+    mlflow.log_metrics(metrics)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            report.write_report(sweep.name, folder)
+            mlflow.log_artifacts(folder, artifact_path="report")
+    except (LookupError, OSError, ValueError) as err:
+        out(f"sweep {sweep.name!r}: no report on the parent run ({err})")
 
 
 def find_parent_run(sweep_name: str) -> str | None:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import inspect
 import os
+import re
 import subprocess
 import time
 import warnings
@@ -442,7 +444,7 @@ def _start_run(config, parent_run_id: str | None, tags: dict) -> mlflow.ActiveRu
         f"{TAG_PREFIX}status": "RUNNING",
         **tags,
     }
-    name = config.tracking.run_name or f"{config.data.name}-{config.model.cell}-{chash[:6]}"
+    name = config.tracking.run_name or run_name(config)
     return mlflow.start_run(
         experiment_id=experiment_id,
         run_name=name,
@@ -452,9 +454,51 @@ def _start_run(config, parent_run_id: str | None, tags: dict) -> mlflow.ActiveRu
     )
 
 
+def run_name(config) -> str:
+    """`task-T<length>-cell-seed<seed>` (T only for the generated tasks, attention for
+    translation): readable in the MLflow UI's run list, e.g. `adding-T50-lstm-seed0`."""
+    parts = [config.data.name]
+    if datasets.REGISTRY.get(config.data.name, "").startswith("datasets.synthetic."):
+        parts.append(f"T{config.data.length}")
+    if config.model.attention:
+        parts.append(config.model.attention)
+    return "-".join([*parts, config.model.cell, f"seed{config.train.seed}"])
+
+
+# Keys only some tasks read; every other key outside `data` applies to every run.
+TRANSLATION_ONLY = ("model.attention", "train.max_decode_length")
+TOKEN_INPUTS_ONLY = ("model.embedding_dim",)
+
+
+def applicable_params(config, spec, family_name: str) -> dict:
+    """The flattened config less what this task does not read: `data.*` keys its loader never
+    reads (`data.length` on Multi30k, `data.source_lang` on adding), translation-only keys on other
+    tasks, the embedding size on tasks without token inputs."""
+    read = loader_fields(config.data.name)
+    params = {}
+    for key, value in config.flat().items():
+        section, _, name = key.partition(".")
+        if (section == "data" and name != "name" and name not in read) \
+                or (key in TRANSLATION_ONLY and family_name != "translation") \
+                or (key in TOKEN_INPUTS_ONLY and spec.input_encoding != "embedding"):
+            continue
+        params[key] = "None" if value is None else value
+    return params
+
+
+@functools.cache
+def loader_fields(task: str) -> frozenset[str]:
+    """The DataConfig fields (`config.<field>`) the source of the task's loader reads."""
+    module = datasets.get(task)
+    sources = [inspect.getsource(module)]
+    if module.__name__.startswith("datasets.synthetic."):
+        sources.append(inspect.getsource(datasets.synthetic))
+    return frozenset(re.findall(r"\bconfig\.(\w+)", "\n".join(sources)))
+
+
 def _log_start(config, spec, family_name: str, result: RunResult, splits) -> None:
     log = settings().log
-    params = {k: ("None" if v is None else v) for k, v in config.flat().items()}
+    params = applicable_params(config, spec, family_name)
     mlflow.log_params({**params, "model.units_used": result.units,
                        "model.projected_used": result.projected})
     metrics = {"param_count": result.param_count}
@@ -526,9 +570,14 @@ def log_model(model) -> None:
 
 
 def learning_curves(history: dict):
-    """One panel per metric: train and validation against epoch."""
+    """One panel per metric: train and validation against epoch (integer ticks); a metric equal to
+    the loss (adding: the loss is the MSE) is named in the loss panel, not drawn twice."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     names = [k for k in history if not k.startswith("val_")]
+    same = [k for k in names if k != "loss" and history[k] == history.get("loss")]
+    names = [k for k in names if k not in same]
     width = 4 * len(names)
     fig, axes = plt.subplots(1, len(names), figsize=(width, 3), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -537,10 +586,12 @@ def learning_curves(history: dict):
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], marker="o", label="val")
         ax.set_xlabel("epoch")
-        ax.set_title(name)
+        ax.set_ylabel(name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{name} (= {', '.join(same)})" if name == "loss" and same else name)
         ax.legend()
     # Fixed margins (inches): tight_layout would draw the figure once more, doubling its cost.
-    fig.subplots_adjust(left=0.7 / width, right=1 - 0.15 / width, bottom=0.16, top=0.9, wspace=0.3)
+    fig.subplots_adjust(left=0.9 / width, right=1 - 0.15 / width, bottom=0.16, top=0.9, wspace=0.35)
     return fig
 
 

@@ -156,9 +156,11 @@ def match_units(build: Callable[[int], keras.Model], target: int, *, max_units: 
     return min((low, low + 1), key=lambda u: abs(params(u) - target))
 
 
-def classification_report(y_true, y_pred, num_classes: int | None) -> Evaluation:
-    """Confusion matrix (true rows, predicted columns) of outputs `y_pred` against `y_true`,
-    as a figure. One output column means a single sigmoid unit (two classes)."""
+def classification_report(y_true, y_pred, num_classes: int | None,
+                          labels: list[str] | None = None) -> Evaluation:
+    """Confusion matrix (true rows, predicted columns) of outputs `y_pred` against `y_true`, as a
+    figure, classes named by `labels` (IMDB: neg, pos). One output column means a single sigmoid
+    unit (two classes)."""
     if y_pred.shape[-1] == 1:
         pred = (y_pred[..., 0] > 0.5).astype(int)
     else:
@@ -167,10 +169,11 @@ def classification_report(y_true, y_pred, num_classes: int | None) -> Evaluation
     size = max(num_classes or 2, 2)
     matrix = np.zeros((size, size), dtype=int)
     np.add.at(matrix, (true, pred.ravel()), 1)
-    return Evaluation(figures={"plots/confusion_matrix.png": confusion_figure(matrix)})
+    return Evaluation(figures={"plots/confusion_matrix.png": confusion_figure(matrix, labels)})
 
 
-def confusion_figure(matrix: np.ndarray):
+def confusion_figure(matrix: np.ndarray, labels: list[str] | None = None):
+    """Counts, true class by row and predicted by column, ticks named by `labels` (IMDB: neg, pos)."""
     import matplotlib  # on first figure: matplotlib costs start-up time
 
     matplotlib.use("Agg")
@@ -183,8 +186,8 @@ def confusion_figure(matrix: np.ndarray):
         ax.text(j, i, str(count), ha="center", va="center", fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
+    ax.set_xticks(range(n), labels=labels)
+    ax.set_yticks(range(n), labels=labels)
     fig.tight_layout()
     return fig
 
@@ -298,7 +301,8 @@ def head_family(name: str, heads: dict[str, Head]) -> Family:
         true, pred = predictions(model, test)
         report = Evaluation(metrics=score(spec.scorers, true, pred))
         if head.confusion:
-            report.figures.update(classification_report(true, pred, spec.num_classes).figures)
+            report.figures.update(classification_report(
+                true, pred, spec.num_classes, spec.extras.get("label_names")).figures)
         return report
 
     def metric_names(spec):

@@ -98,3 +98,55 @@ def test_ctrl_c_marks_the_parent_killed_prints_the_summary_and_propagates(mlflow
         launch.run_sweep(plan, run_fn=interrupted, out=lines.append)
     assert "interrupted" in lines[-1]
     assert mlflow.get_run(launch.find_parent_run(plan.name)).info.status == "KILLED"
+
+
+# --- what a person sees during and after a sweep ------------------------------------------------------
+
+
+def test_each_run_ends_with_a_result_line_and_early_stopping_is_said(tiny_sweep):
+    from experiments.results import RunResult
+
+    out = tiny_sweep.outputs[0]
+    assert "  ✓ lstm × adding (T=8): mse = " in out and "not solved" in out
+    assert "  ✗ lstm × adding (T=12): FAILED after" in out and "boom" in out
+    planned = make(grid={"train.epochs": [10]}).runs[0]
+    stopped = RunResult("FINISHED", "r1", "adding", "lstm", planned.hash, epochs=4, solved=True,
+                        metrics={"mse": 0.001234})
+    line = launch.result_line(launch.Outcome(planned, "FINISHED", metric="mse", value=0.001234,
+                                             seconds=65, result=stopped))
+    assert "mse = 0.001234; solved in 1m05s; early stopping after 4 of 10 epochs" in line
+
+
+def test_eta_counts_each_task_at_its_own_pace_and_scales_with_t():
+    plan = make(tasks=[{"data.name": "adding", "data.length": 10},
+                       {"data.name": "temporal_order", "data.length": 10},
+                       {"data.name": "adding", "data.length": 20}])
+    adding, order, longer = plan.runs
+    eta = launch.Eta()
+    assert eta.remaining([longer]) == "?"
+    eta.add(adding, 10.0)
+    assert eta.remaining([order]) == "10s"  # no temporal-order run yet: any task's pace
+    eta.add(order, 100.0)
+    assert eta.remaining([longer]) == "20s" and eta.remaining([order, longer]) == "2m00s"
+
+
+def test_parent_run_carries_sweep_file_summary_metrics_and_report(tiny_sweep, tiny_sweep_store):
+    client = mlflow.MlflowClient()
+    parent = mlflow.get_run(tiny_sweep.parent_id)
+    files = {f.path for f in client.list_artifacts(tiny_sweep.parent_id, "sweep")}
+    files |= {f.path for f in client.list_artifacts(tiny_sweep.parent_id, "report")}
+    assert {"sweep/tiny.yaml", "report/summary.html", "report/summary.md"} <= files
+    assert parent.data.metrics["runs_done"] == 4 and parent.data.metrics["runs_failed"] == 0
+    assert parent.data.metrics["adding.lstm.test_mse"] > 0
+
+
+def test_children_are_named_readably_and_log_only_the_params_of_their_task(tiny_sweep,
+                                                                           tiny_sweep_store):
+    finished = [r for r in children(tiny_sweep.parent_id) if r.info.status == "FINISHED"]
+    names = {r.info.run_name for r in finished}
+    assert names == {f"adding-T{t}-{c}-seed0" for t in (8, 12) for c in ("lstm", "gru")}
+    for run in finished:
+        assert "data.length" in run.data.params and "model.cell" in run.data.params
+        for key in ("data.source_lang", "data.vocab_size", "model.attention", "model.embedding_dim",
+                    "train.max_decode_length"):
+            assert key not in run.data.params
