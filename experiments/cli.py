@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +91,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for name in datasets.names():
         line = f"{name:15s} {goals.task_description(name)}"
         spec = goals.spec(name, {})
-        if spec is not None and spec.solved_metric:
-            goal = goals.Goal(spec.solved_metric, mode=spec.solved_mode, chance=spec.baseline,
-                               chance_metric=spec.baseline_metric,
-                               threshold=spec.solved_threshold)
+        goal = goals.Goal.of(spec) if spec is not None else None
+        if goal is not None:
             line += (f"\n{'':15s} metric {goal.metric} ({goal.better}); chance "
                      f"{goal.chance_text}; solved when {goal.solved_when} (at T = "
                      f"{spec.sequence_length}; set data.length)")
@@ -273,26 +272,30 @@ RUNS_BY_NAME = "orderByKey=tags.%60mlflow.runName%60&orderByAsc=true"
 
 
 def serve(argv: list[str], grace_s: float = 10.0) -> int:
-    """Run `argv` in a new process group; forward SIGINT/SIGTERM to the whole group, and kill
-    what is left of it after `grace_s`, so no server or worker outlives us."""
+    """Run `argv` in a new process group; forward SIGINT/SIGTERM to the whole group, and SIGKILL
+    what is left of it `grace_s` later (uvicorn waits for open connections), so no server or
+    worker outlives us."""
     server = subprocess.Popen(argv, start_new_session=True)
-    received = []
+    received: list[float] = []
 
-    def forward(signum, _frame):
-        received.append(signum)
+    def forward(_signum, _frame):
+        received.append(time.monotonic())
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = server.wait()
+        code = None
+        while code is None:
+            try:
+                code = server.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                if received and time.monotonic() > received[0] + grace_s:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(server.pid, signal.SIGKILL)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)  # workers still up after the server left
-        try:
-            server.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
         _kill_group(server.pid, grace_s)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -301,8 +304,6 @@ def serve(argv: list[str], grace_s: float = 10.0) -> int:
 
 def _kill_group(pgid: int, grace_s: float) -> None:
     """SIGKILL the group once no member has left within `grace_s` of SIGTERM."""
-    import time
-
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         try:

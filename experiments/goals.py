@@ -23,6 +23,8 @@ METRICS = {
     "accuracy": ("fraction of the test predictions that are right", "max"),
     "bleu": ("corpus BLEU (sacrebleu, 0–100) of the greedy translations of the test set against "
              + "the reference translations", "max"),
+    "recall_accuracy": ("fraction of the recalled symbols (the last 10 steps) that are right", "max"),
+    "on_time": ("share of the test answers within half a time step of the true delay", "max"),
     "reber_success": ("fraction of test strings on which every step's predicted next symbols are "
                       + "exactly those the grammar allows", "max"),
 }
@@ -33,16 +35,25 @@ class Goal:
     """A setting's key metric: what it means, which way is better, chance level, solved threshold.
 
     Read from the runs' tags and metrics (`rnnlab.solved_metric`, `rnnlab.baseline_metric`,
-    `baseline`, and `rnnlab.solved_threshold` / `rnnlab.solved_mode` when logged), else from the
-    task's DataSpec for the generated tasks.
+    `baseline`, `rnnlab.solved_threshold`, `rnnlab.solved_mode`), else from the generated tasks'
+    DataSpec `goal`.
     """
 
     metric: str | None
     meaning: str = ""
-    mode: str = "max"  # "min": lower is better
+    mode: str = "max"  # "min": lower is better; "max" / "at_least": higher is better
     chance: float | None = None
     chance_metric: str | None = None
     threshold: float | None = None
+
+    @classmethod
+    def of(cls, spec) -> Goal | None:
+        """The goal a DataSpec declares (`spec.goal`), None when it declares none."""
+        declared = spec.goal
+        if declared is None:
+            return None
+        return cls(declared.metric, METRICS.get(declared.metric, ("",))[0], declared.mode,
+                   declared.baseline, declared.baseline_metric, declared.threshold)
 
     @property
     def better(self) -> str:
@@ -52,7 +63,8 @@ class Goal:
     def solved_when(self) -> str:
         if self.threshold is None:
             return "-"
-        return f"{self.metric} {'<' if self.mode == 'min' else '>'} {self.threshold:.4g}"
+        sign = {"min": "<", "max": ">", "at_least": "≥"}.get(self.mode, ">")
+        return f"{self.metric} {sign} {self.threshold:.4g}"
 
     @property
     def chance_text(self) -> str:

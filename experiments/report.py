@@ -80,7 +80,9 @@ def load_runs(sweep: str | None = None) -> pd.DataFrame:
     )
     if runs.empty or "tags.rnnlab.task" not in runs:
         return pd.DataFrame()
-    return one_per_config(runs[runs["tags.rnnlab.task"].notna()])
+    trials = runs.get("tags.rnnlab.tuning", pd.Series(index=runs.index, dtype=object))
+    keep = runs["tags.rnnlab.task"].notna() & trials.fillna("").eq("")  # no tuning trials
+    return one_per_config(runs[keep])
 
 
 def one_per_config(runs: pd.DataFrame) -> pd.DataFrame:
@@ -165,11 +167,11 @@ def goal(rows: pd.DataFrame) -> Goal:
     tags = {k.removeprefix("tags.rnnlab."): v for k, v in first.items()
             if k.startswith("tags.rnnlab.") and not missing(v)}
     meaning, default_mode = METRICS.get(metric, ("", "max"))
-    mode = tags.get("solved_mode") or (spec.solved_mode if spec and spec.solved_metric == metric
-                                       else default_mode)
+    declared = spec.goal if spec is not None and spec.goal and spec.goal.metric == metric else None
+    mode = tags.get("solved_mode") or (declared.mode if declared else default_mode)
     threshold = tags.get("solved_threshold")
-    if threshold is None and spec is not None and spec.solved_metric == metric:
-        threshold = spec.solved_threshold
+    if threshold is None and declared is not None:
+        threshold = declared.threshold
     chance = _column(rows, "metrics.baseline")
     return Goal(
         metric=metric, meaning=meaning, mode=mode,

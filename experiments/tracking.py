@@ -508,6 +508,8 @@ def _log_start(config, spec, family_name: str, result: RunResult, splits) -> Non
         tags[f"{TAG_PREFIX}baseline_metric"] = spec.baseline_metric
     if spec.solved_metric:
         tags[f"{TAG_PREFIX}solved_metric"] = spec.solved_metric
+        tags[f"{TAG_PREFIX}solved_threshold"] = str(spec.goal.threshold)  # for the report
+        tags[f"{TAG_PREFIX}solved_mode"] = spec.goal.mode
     mlflow.log_metrics(metrics)
     mlflow.set_tags(tags)
     if log.config:
