@@ -206,17 +206,3 @@ def plot_importance(table, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def cli_report_tuning(args) -> int:
-    """`rnnlab report --tuning NAME [--output DIR]`."""
-    import sys
-
-    try:
-        result = tuning_report(args.tuning, args.output)
-    except LookupError as err:
-        print(f"rnnlab report: {err}", file=sys.stderr)
-        return 1
-    print(result["markdown"])
-    print(f"report written to {result['folder']}/ ({len(result['files'])} files)")
-    return 0
