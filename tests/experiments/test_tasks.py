@@ -144,10 +144,15 @@ def test_confusion_matrix_counts_true_rows_and_predicted_columns(monkeypatch):
     from experiments.tasks import common
 
     seen = {}
-    monkeypatch.setattr(common, "confusion_figure", lambda m: seen.setdefault("m", m))
+    monkeypatch.setattr(common, "confusion_figure", lambda m, labels=None: seen.setdefault("m", m))
     report = classification_report(np.array([0, 1, 2, 2, 2]), np.eye(3)[[0, 2, 2, 1, 2]], 3)
     assert list(report.figures) == ["plots/confusion_matrix.png"]
     np.testing.assert_array_equal(seen["m"], [[1, 0, 0], [0, 0, 1], [0, 1, 2]])
     binary = classification_report(np.array([1.0, 1.0, 0.0]), np.array([[0.9], [0.2], [0.7]]), 2)
     assert binary.figures
     np.testing.assert_array_equal(seen["m"], [[1, 0, 0], [0, 0, 1], [0, 1, 2]])  # first kept
+    monkeypatch.undo()
+    figure = common.confusion_figure(np.eye(2, dtype=int), ["neg", "pos"])  # IMDB's label names
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["neg", "pos"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["neg", "pos"]
