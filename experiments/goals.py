@@ -2,9 +2,9 @@
 solved, and the task's one-line description. Light (NumPy, no Keras), so that `rnnlab tasks` starts
 at once; the report and the CLI read it.
 
-Until the tasks declare these in typed fields, the meaning and direction of each metric are listed
-here, and the chance level and threshold come from the runs' tags and metrics, else from the
-generated tasks' DataSpec rebuilt from a run's params.
+The tasks declare their goal in typed fields (`datasets.base.Goal` on each DataSpec); this module
+is the reader's view of it: the meaning of each metric in words, and the goal of a finished run
+read back from its tags and metrics, else from the generated task's DataSpec rebuilt from its params.
 """
 
 from __future__ import annotations
