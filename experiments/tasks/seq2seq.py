@@ -175,7 +175,9 @@ class Decoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.cell = cell if isinstance(cell, keras.layers.Layer) else keras.layers.deserialize(cell)
         self.supports_masking = True  # the mask is an explicit argument; outputs carry none
-        self.rnn = keras.layers.RNN(self.cell, return_sequences=True)
+        # zero outputs at padded steps: JAX's masked scan otherwise takes the first state for
+        # the previous output, and a readout [s; c] or h~ is not shaped like it
+        self.rnn = keras.layers.RNN(self.cell, return_sequences=True, zero_output_for_mask=True)
 
     def initial_states(self, states, batch_size):
         """The cell's full state: the given states, then Luong's h~_0 = 0."""
