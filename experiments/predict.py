@@ -48,15 +48,20 @@ def load_model_file(path: Path):
 
 
 def load_run_model(run_id: str, folder: Path):
-    """The model of MLflow run `run_id`, downloaded into `folder`: the one loader to change when
-    runs log MLflow's Keras flavour (its artifact "model" then holds ``data/model.keras``)."""
+    """The model of MLflow run `run_id`, downloaded into `folder`: the one loader. Runs log
+    MLflow's Keras flavour (`runs:/ID/model` holds ``data/model.keras``); an older run's plain
+    ``model/model.keras`` artifact is found the same way."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model",
-                                                     dst_path=str(folder)))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/model",
+                                                         dst_path=str(folder)))
+    except (MlflowException, OSError):
+        raise ValueError(f"run {run_id} has no model logged (tracking.log_model off?)") from None
     found = sorted(local.rglob("*.keras"))
     if not found:
-        raise ValueError(f"run {run_id} has no Keras model artifact under 'model/'")
+        raise ValueError(f"run {run_id} has no Keras model file under its 'model'")
     return load_model_file(found[0])
 
 
@@ -146,10 +151,10 @@ def _read_file(path: str) -> str:
 def translate_lines(trained: Trained, lines: list[str], beam: int = 1, max_length: int = 50,
                     batch_size: int = 64, length_penalty: float = 0.6) -> list[str]:
     from datasets.multi30k import Preprocessor
-    from experiments.tasks.decoding import Decoder
+    from experiments.tasks.decoding import BatchDecoder
 
     pre = Preprocessor(trained.texts)
-    decoder = Decoder(trained.model, pre.start_id, pre.end_id, max_length, length_penalty)
+    decoder = BatchDecoder(trained.model, pre.start_id, pre.end_id, max_length, length_penalty)
     out = []
     for start in range(0, len(lines), batch_size):
         with warnings.catch_warnings(record=True) as caught:

@@ -34,7 +34,7 @@ def compiled(fn):
     return fn
 
 
-class Decoder:
+class BatchDecoder:
     """Greedy / beam decoders of one model, each compiled once (per source shape under JAX).
 
     `decode(source_ids, beam_width=1)` -> one list of target ids per sentence, without the start

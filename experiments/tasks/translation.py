@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from experiments.tasks.common import Evaluation, Family
-from experiments.tasks.decoding import Decoder
+from experiments.tasks.decoding import BatchDecoder
 from experiments.tasks.seq2seq import Seq2Seq, TokenAccuracy
 
 OUTPUTS = ("seq2seq",)
@@ -47,7 +47,7 @@ def compile_args(spec) -> dict:
 def translate(model, source_batches, spec_extras: dict, max_length: int, beam_width: int = 1,
               length_penalty: float = 0.6) -> list[list[int]]:
     """Target ids of every sentence of `source_batches` (arrays of source ids)."""
-    decoder = Decoder(model, spec_extras["start_id"], spec_extras["end_id"], max_length,
+    decoder = BatchDecoder(model, spec_extras["start_id"], spec_extras["end_id"], max_length,
                       length_penalty)
     return [ids for source in source_batches for ids in decoder.decode(source, beam_width)]
 
@@ -55,7 +55,7 @@ def translate(model, source_batches, spec_extras: dict, max_length: int, beam_wi
 def greedy_decode(model, source_batches, start_id: int, end_id: int, max_length: int) -> list:
     """Greedy decoding: one list of target ids per sentence (no start token, cut before the
     end token; padding is never chosen)."""
-    decoder = Decoder(model, start_id, end_id, max_length)
+    decoder = BatchDecoder(model, start_id, end_id, max_length)
     return [ids for source in source_batches for ids in decoder.decode(source)]
 
 

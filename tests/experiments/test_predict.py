@@ -117,6 +117,19 @@ def test_unknown_or_unfinished_runs_are_refused(mlflow_store, capsys, tmp_path):
     expect_exit_2(["predict", run_id], capsys, "its task has no predict")
 
 
+def test_a_logged_run_translates_by_its_id(tiny_config, mini_data, offline, mlflow_store,
+                                           monkeypatch, tmp_path, capsys):
+    from experiments.run import run
+
+    monkeypatch.setenv("RNNLAB_DATA_DIR", str(mini_data))
+    result = run(tiny_config("multi30k", "gru", tracking={"enabled": True},
+                             model={"attention": "luong"}))
+    source = lines_file(tmp_path, "src", ["ein hund rennt .", "zwei männer ."])
+    assert cli.main(["predict", result.run_id, "--input", source, "--beam", "2",
+                     "--max-length", "4"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
 def test_encoded_lines_match_the_model_input_width(saved):
     from datasets.multi30k import Preprocessor
 

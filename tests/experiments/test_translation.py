@@ -125,8 +125,8 @@ def test_saved_model_reloads_safely_and_decodes_identically(tmp_path):
     np.testing.assert_allclose(
         teacher_forced(m, source, [[5, 6]] * 4, 3), teacher_forced(again, source, [[5, 6]] * 4, 3),
         atol=1e-6)
-    assert (decoding.Decoder(again, START, END, 5).decode(source, 2)
-            == decoding.Decoder(m, START, END, 5).decode(source, 2))
+    assert (decoding.BatchDecoder(again, START, END, 5).decode(source, 2)
+            == decoding.BatchDecoder(m, START, END, 5).decode(source, 2))
 
 
 def test_until_end_cuts_at_the_end_token_and_drops_padding():
