@@ -423,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="MLflow server worker processes")
     p.add_argument("--print-command", action="store_true", help="print the command, start nothing")
     p.set_defaults(func=cmd_ui)
+
+    from experiments.predict import add_parsers as add_predict_parsers
+
+    add_predict_parsers(sub)  # predict, evaluate
     return parser
 
 

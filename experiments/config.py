@@ -47,6 +47,9 @@ class ModelConfig:
     dropout: float = 0.0  # on each cell's inputs
     recurrent_dropout: float = 0.0  # on each cell's recurrent state
     attention: str | None = None  # translation: None | "luong" | "bahdanau"
+    attention_score: str = "general"  # translation, Luong attention: "dot" | "general" | "concat"
+    tie_embeddings: bool = False  # translation: output layer = target embedding transposed
+    label_smoothing: float = 0.0  # translation: epsilon of the model's smoothed cross-entropy
     match_params: int | None = None  # target parameter count: choose units per cell to match it
     # cells.ProjectedRNN (inputs of the whole sequence projected in one matmul) instead of
     # keras.layers.RNN(cell): same results. "auto" = where it measured faster: on a GPU and under
@@ -65,6 +68,8 @@ class TrainConfig:
     early_stopping_patience: int | None = 3  # epochs without val_loss improvement; None = off
     seed: int = 0  # weights, dropout and op determinism (the data has its own data.seed)
     max_decode_length: int = 50  # translation: greedy decoding stops here
+    beam_width: int = 1  # translation: test-set decoding, 1 = greedy
+    length_penalty: float = 0.6  # translation, beam search: GNMT's alpha, 0 = raw log-probability
     # TensorFlow op determinism: same config + seed = same metrics (once on, on for the process)
     deterministic: bool = True
     verbose: int = 0  # passed to model.fit

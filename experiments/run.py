@@ -26,7 +26,6 @@ from experiments.memory import custom_gradients_released
 from experiments.results import RunResult
 from experiments.tasks import check_config, family_for
 from experiments.tasks.common import check_goal, count_params, match_units, use_projected
-from experiments.tasks.translation import perplexity
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -87,8 +86,6 @@ def _train_and_test(config: Config, tracker: tracking.NoTracker) -> RunResult:
     test_metrics = model.evaluate(test, return_dict=True, verbose=0)
     evaluation = family.evaluate(model, test, spec, config.train)
     metrics = {k: float(v) for k, v in {**test_metrics, **evaluation.metrics}.items()}
-    if spec.output == "seq2seq":
-        metrics["perplexity"] = perplexity(test_metrics["loss"])
     result = replace(built, metrics=metrics, solved=_solved(spec, metrics),
                      train_time_s=train_time_s, epochs=len(history.epoch))
     tracker.log_end(config, model, history.history, result, evaluation)

@@ -26,20 +26,13 @@ def words(ids, vocab):
     return [vocab[i] for i in ids if i]
 
 
-def test_tokenize_keeps_punctuation_as_tokens_and_detokenize_closes_it_up():
+def test_tokenize_uses_spacy_rules_and_detokenize_closes_punctuation_and_clitics_up():
     assert multi30k.tokenize("A dog's ball, (red)!") == [
-        "a",
-        "dog's",
-        "ball",
-        ",",
-        "(",
-        "red",
-        ")",
-        "!",
+        "a", "dog", "'s", "ball", ",", "(", "red", ")", "!",
     ]
-    assert multi30k.tokenize("Ein Mann.", lowercase=False) == ["Ein", "Mann", "."]
-    tokens = multi30k.tokenize("a dog's ball, (red)!")
-    assert multi30k.detokenize_tokens(tokens) == "a dog's ball, (red)!"
+    assert multi30k.tokenize("Ein Mann.", lowercase=False, lang="de") == ["Ein", "Mann", "."]
+    tokens = multi30k.tokenize("a dog's ball, (red) isn't here!")
+    assert multi30k.detokenize_tokens(tokens) == "a dog's ball, (red) isn't here!"
 
 
 def test_vocabulary_counts_train_only_with_min_freq():
@@ -70,7 +63,7 @@ def test_default_pair_is_german_to_english_with_teacher_forcing(multi30k_dir):
     assert spec.extras["val_references"][0] == "A Zebra runs."  # untouched: case kept
     assert spec.extras["detokenize"](targets[0]) == "a dog, smiling."
     val_targets = batches(val)[1]
-    assert spec.extras["detokenize"](val_targets[0]) == "a [UNK] runs."
+    assert spec.extras["detokenize"](val_targets[0]) == "a runs."  # no [UNK] marker written
     assert spec.target_vocab_size == len(tgt_vocab) and spec.input_dim == len(src_vocab)
     assert spec.sequence_length == 8  # longest: "a man ( smiling ) runs ." (7) + [start]/[end]
     assert sum(len(t) for _, t in train) == 6
@@ -100,6 +93,36 @@ def test_subset_keeps_file_order_of_val_and_test_and_is_seeded(multi30k_dir):
     chosen = refs(0)
     assert len(chosen) == 2 and chosen == [s for s in val if s in chosen] and chosen == refs(0)
     assert {tuple(refs(seed)) for seed in range(6)} != {tuple(chosen)}
+
+
+def test_val_and_test_are_whole_unless_test_subset_is_set(multi30k_dir):
+    *_, spec = multi30k.load(config(multi30k_dir, subset=4))
+    assert spec.extras["test_references"] == [en for en, _ in SENTENCES["test_2016_flickr"]]
+    assert len(spec.extras["val_references"]) == len(SENTENCES["val"])
+
+
+def test_batches_are_padded_to_their_longest_sentence_only(multi30k_dir):
+    _, _, test, spec = multi30k.load(config(multi30k_dir))
+    inputs, targets = batches(test)
+    assert spec.sequence_length == 8
+    assert inputs["encoder_inputs"].shape[1] == 5 and targets.shape[1] == 6  # "a dog , smiling ."
+    assert (inputs["encoder_inputs"][:, -1] > 0).any() and (targets[:, -1] > 0).any()
+
+
+def test_preprocessor_from_the_logged_texts_encodes_raw_text_as_the_loader_does(multi30k_dir):
+    _, _, test, spec = multi30k.load(config(multi30k_dir))
+    texts = spec.extras["preprocess"]
+    assert set(texts) == {"preprocess/tokenizer.json", "preprocess/source_vocab.txt",
+                          "preprocess/target_vocab.txt"}
+    pre = multi30k.Preprocessor(texts)
+    inputs, targets = batches(test)
+    ids, truncated = pre.encode(spec.extras["test_sources"])
+    np.testing.assert_array_equal(ids, inputs["encoder_inputs"][:, : ids.shape[1]])
+    assert truncated == [] and pre.detokenize(targets[0]) == "a dog, smiling."
+    pre.max_length = 2
+    with pytest.warns(UserWarning, match="1 sentence\\(s\\) longer than 2 tokens"):
+        ids, truncated = pre.encode(["Ein Hund rennt.", "Hund"])
+    assert ids.shape == (2, 2) and truncated == [0]
 
 
 @pytest.mark.parametrize("key, value", [("source_lang", "xx"), ("target_lang", "jp")])

@@ -1,4 +1,4 @@
-"""Task families: heads per output kind, seq2seq decoding, masking, unit matching, reports."""
+"""Task families: heads per output kind, unit matching, reports (translation: test_translation.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import cells
 from datasets.base import DataSpec
 from experiments.config import ModelConfig
-from experiments.tasks import BY_OUTPUT, family_for, translation
+from experiments.tasks import BY_OUTPUT, family_for
 from experiments.tasks.common import (
     OneHot,
     classification_report,
@@ -24,11 +24,6 @@ def spec(output, **kw):
     base = {"name": "toy", "output": output, "input_encoding": "one_hot", "sequence_length": 6,
             "input_dim": 5, "num_classes": 3}
     return DataSpec(**{**base, **kw})
-
-
-def seq2seq_spec():
-    return DataSpec(name="m30k", output="seq2seq", input_encoding="embedding", sequence_length=7,
-                    input_dim=13, target_vocab_size=11)
 
 
 def test_recurrent_layer_is_an_rnn_of_the_named_cell():
@@ -73,51 +68,6 @@ def test_unknown_output_kind_lists_the_valid_ones():
     with pytest.raises(ValueError, match="unknown output kind 'ranking'") as err:
         family_for(spec("ranking"))
     assert all(kind in str(err.value) for kind in BY_OUTPUT)
-
-
-@pytest.mark.parametrize(
-    ("cell", "attention", "bidirectional", "layers"),
-    [("gru", None, False, 1), ("lstm", "luong", True, 2), ("vanilla", "bahdanau", False, 2),
-     ("peephole", None, True, 1)],
-)
-def test_greedy_decoding_agrees_with_the_teacher_forced_model(cell, attention, bidirectional,
-                                                               layers):
-    """Feeding the greedy output back as decoder input must reproduce it step by step
-    (the argmax leaves out padding, id 0, as decoding does)."""
-    keras.utils.set_random_seed(1)
-    s = seq2seq_spec()
-    model = translation.build(s, ModelConfig(cell=cell, units=6, embedding_dim=5,
-                                             attention=attention, bidirectional=bidirectional,
-                                             layers=layers), 6)
-    rng = np.random.default_rng(0)
-    source = rng.integers(1, 13, (4, 7)).astype("int32")
-    source[:, 5:] = 0
-    start, end, steps = 2, 3, 5
-    hypotheses = translation.greedy_decode(model, [source], start, end, steps)
-    full = np.zeros((4, steps), "int32")
-    for row, ids in zip(full, hypotheses):
-        row[: len(ids)] = ids
-    decoder_in = np.concatenate([np.full((4, 1), start, "int32"), full[:, :-1]], axis=1)
-    logits = model.predict_on_batch({"encoder_inputs": source, "decoder_inputs": decoder_in})
-    for i, ids in enumerate(hypotheses):
-        n = len(ids)
-        np.testing.assert_array_equal(logits[i, :n, 1:].argmax(-1) + 1, ids)
-        if n < steps:  # stopped at the end token
-            assert logits[i, n, 1:].argmax() + 1 == end
-
-
-def test_translation_loss_and_token_accuracy_ignore_padding():
-    s = seq2seq_spec()
-    model = translation.build(s, ModelConfig(cell="lstm", units=4, embedding_dim=4), 4)
-    model.compile(**translation.compile_args(s))
-    rng = np.random.default_rng(0)
-    x = {"encoder_inputs": rng.integers(1, 13, (3, 7)), "decoder_inputs": rng.integers(1, 11, (3, 5))}
-    x["decoder_inputs"][:, 3:] = 0
-    y = rng.integers(1, 11, (3, 5))
-    scores = model.evaluate(x, y, return_dict=True, verbose=0)
-    y[:, 3:] = 7  # only padded positions change
-    assert model.evaluate(x, y, return_dict=True, verbose=0) == scores
-    assert set(scores) == {"loss", "token_accuracy"}
 
 
 def test_match_units_picks_the_closest_count():
