@@ -31,6 +31,7 @@ from datasets.base import DataConfig
 from datasets.errors import ConfigError
 
 ATTENTION_CHOICES = (None, "luong", "bahdanau")
+ATTENTION_SCORE_CHOICES = ("dot", "general", "concat")
 OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop", "sgd", "nadam")
 PROJECTED_CHOICES = ("auto", True, False)
 
@@ -133,10 +134,12 @@ class Config:
         _check_choice(self.model.attention, ATTENTION_CHOICES, source, "model.attention")
         _check_choice(self.train.optimizer, OPTIMIZER_CHOICES, source, "train.optimizer")
         _check_choice(self.model.projected, PROJECTED_CHOICES, source, "model.projected")
+        _check_choice(self.model.attention_score, ATTENTION_SCORE_CHOICES, source,
+                      "model.attention_score")
         for key, (value, low) in self._bounded().items():
             if value is not None and value < low:
                 raise ConfigError(source, key, f"must be >= {low}", value=value)
-        for key in ("model.dropout", "model.recurrent_dropout"):
+        for key in ("model.dropout", "model.recurrent_dropout", "model.label_smoothing"):
             value = getattr(self.model, key.partition(".")[2])
             if not 0.0 <= value < 1.0:
                 raise ConfigError(source, key, "must be in [0, 1)", value=value)
@@ -152,11 +155,13 @@ class Config:
             "model.embedding_dim": self.model.embedding_dim,
             "model.match_params": self.model.match_params, "train.epochs": self.train.epochs,
             "train.max_decode_length": self.train.max_decode_length,
+            "train.beam_width": self.train.beam_width,
             **{f"data.{k}": getattr(data, k) for k in _DATA_SIZES if hasattr(data, k)},
         }
         at_least_0 = {"train.seed": self.train.seed,
                       "train.early_stopping_patience": self.train.early_stopping_patience,
                       "train.verbose": self.train.verbose,
+                      "train.length_penalty": self.train.length_penalty,
                       **{f"data.{k}": getattr(data, k) for k in ("seed",) if hasattr(data, k)}}
         return {**{k: (v, 1) for k, v in at_least_1.items()},
                 **{k: (v, 0) for k, v in at_least_0.items()}}

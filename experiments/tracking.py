@@ -466,7 +466,9 @@ def run_name(config) -> str:
 
 
 # Keys only some tasks read; every other key outside `data` applies to every run.
-TRANSLATION_ONLY = ("model.attention", "train.max_decode_length")
+TRANSLATION_ONLY = ("model.attention", "model.attention_score", "model.tie_embeddings",
+                    "model.label_smoothing", "train.max_decode_length", "train.beam_width",
+                    "train.length_penalty")
 TOKEN_INPUTS_ONLY = ("model.embedding_dim",)
 
 

@@ -47,7 +47,11 @@ def test_the_error_carries_its_parts_and_renders_one_line():
      ("model.match_params=0", "model.match_params", [">= 1"]),
      ("data.num_train=0", "data.num_train", [">= 1", "got 0"]),
      ("data.length=0", "data.length", [">= 1"]),
-     ("model.embedding_dim=0", "model.embedding_dim", [">= 1"])],
+     ("model.embedding_dim=0", "model.embedding_dim", [">= 1"]),
+     ("train.beam_width=0", "train.beam_width", [">= 1"]),
+     ("train.length_penalty=-0.5", "train.length_penalty", [">= 0"]),
+     ("model.label_smoothing=1.0", "model.label_smoothing", ["[0, 1)"]),
+     ("model.attention_score=cosine", "model.attention_score", ["dot, general, concat"])],
 )
 def test_numeric_ranges_are_checked(override, key, words):
     with pytest.raises(ConfigError) as err:
