@@ -27,6 +27,7 @@ import yaml
 
 import cells
 import datasets
+from cells.base import MemoryCell
 from datasets.base import DataConfig
 from datasets.errors import ConfigError
 
@@ -52,6 +53,11 @@ class ModelConfig:
     tie_embeddings: bool = False  # translation: output layer = target embedding transposed
     label_smoothing: float = 0.0  # translation: epsilon of the model's smoothed cross-entropy
     match_params: int | None = None  # target parameter count: choose units per cell to match it
+    # forget-gate bias starting at 1 (True) or 0 (False; Jozefowicz et al. 2015 ablation), for the
+    # cells that have one (lstm, peephole, coupled); None = the cell's default (1). Other cells have
+    # no such bias: the setting is dropped for them (None), so a sweep crossing it with every cell
+    # does not train the same vanilla or GRU twice
+    unit_forget_bias: bool | None = None
     # cells.ProjectedRNN (inputs of the whole sequence projected in one matmul) instead of
     # keras.layers.RNN(cell): same results. "auto" = where it measured faster: on a GPU and under
     # PyTorch, not on a CPU with TensorFlow or JAX (experiments.tasks.common.use_projected)
@@ -100,6 +106,9 @@ _DATA_SIZES = ("num_train", "num_val", "num_test", "batch_size", "length", "subs
 
 # fields that say where or how a run is recorded, not what is computed: left out of config_hash
 _UNHASHED = {"tracking": None, "data": {"data_dir"}, "train": {"verbose", "run_eagerly"}}
+# fields added later, left out of config_hash while None (their default), so that the runs recorded
+# before them keep their hashes and a re-run sweep still finds them
+_HASHED_WHEN_SET = {"model": {"unit_forget_bias"}}
 
 
 @dataclass
@@ -126,6 +135,8 @@ class Config:
                 raise ConfigError(source, name, "must be a mapping (a section)", value=values)
             sections[name] = _build_section(section_cls, values, f"{source}", name)
         config = cls(**sections)
+        if not takes_forget_bias(config.model.cell):
+            config.model.unit_forget_bias = None
         config.validate(source)
         return config
 
@@ -221,8 +232,21 @@ def config_hash(config: Config) -> str:
         else:
             for key in keys:
                 d[section].pop(key)
+    for section, keys in _HASHED_WHEN_SET.items():
+        for key in keys:
+            if d[section][key] is None:
+                d[section].pop(key)
     blob = json.dumps(d, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def takes_forget_bias(cell: str) -> bool:
+    """Whether the cell `cell` (a registered name or alias) has a forget-gate bias to start at 1 (the
+    LSTM family: `cells.base.MemoryCell`); False for vanilla, GRU and unknown names."""
+    try:
+        return isinstance(cells.get(cell, units=1), MemoryCell)
+    except ValueError:
+        return False
 
 
 def validate_names(config: Config, where: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from datasets.errors import ConfigError
 from experiments.config import Config, config_hash, load_config
 
 
@@ -96,3 +97,14 @@ def test_flat_keys_are_section_dot_key():
     flat = Config().flat()
     assert flat["model.cell"] == "lstm" and flat["train.lr"] == pytest.approx(1e-3)
     assert all(key.count(".") == 1 for key in flat)
+
+
+def test_unit_forget_bias_is_kept_for_the_lstm_family_and_dropped_for_other_cells():
+    lstm = Config.from_dict({"model": {"cell": "lstm", "unit_forget_bias": False}})
+    assert lstm.model.unit_forget_bias is False
+    assert config_hash(lstm) != config_hash(Config())
+    gru = Config.from_dict({"model": {"cell": "gru", "unit_forget_bias": False}})
+    assert gru.model.unit_forget_bias is None  # a GRU has no forget-gate bias: the same run as plain
+    assert config_hash(gru) == config_hash(Config.from_dict({"model": {"cell": "gru"}}))
+    with pytest.raises(ConfigError, match="model.unit_forget_bias"):
+        Config.from_dict({"model": {"unit_forget_bias": "yes"}})

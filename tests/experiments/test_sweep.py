@@ -35,6 +35,14 @@ def test_runs_are_tasks_times_grid_in_order_with_labels():
     assert plan.runs[0].label == "lstm × adding (T=8, seed=0)"
 
 
+def test_a_forget_bias_ablation_crossed_with_every_cell_adds_only_the_lstm_family():
+    plan = make(tasks=[{}, {"model.unit_forget_bias": False}],
+                grid={"model.cell": ["vanilla", "gru", "lstm", "coupled"]})
+    got = [(r.config.model.cell, r.config.model.unit_forget_bias) for r in plan.runs]
+    assert got == [("vanilla", None), ("gru", None), ("lstm", None), ("coupled", None),
+                   ("lstm", False), ("coupled", False)]
+
+
 def test_precedence_base_task_grid_then_set_overrides():
     plan = sweep.parse_sweep(
         {"name": "t", "base": {**BASE, "model": {"units": 4}},

@@ -34,6 +34,24 @@ def test_recurrent_layer_is_an_rnn_of_the_named_cell():
     assert layer.cell.units == 7 and layer.cell.dropout == 0.25 and layer.return_sequences
 
 
+@pytest.mark.parametrize(("cell", "setting", "forget_bias"),
+                         [("lstm", None, 1.0), ("lstm", False, 0.0), ("coupled", False, 0.0),
+                          ("peephole", True, 1.0)])
+def test_recurrent_layer_passes_unit_forget_bias_to_the_lstm_family(cell, setting, forget_bias):
+    layer = recurrent_layer(ModelConfig(cell=cell, unit_forget_bias=setting), 3,
+                            return_sequences=False)
+    layer.build((None, 5, 2))
+    blocks = np.asarray(layer.cell.bias).reshape(-1, 3)  # one row of `units` per gate
+    assert np.allclose(blocks[layer.cell.forget_gate], forget_bias)
+    assert np.allclose(np.delete(blocks, layer.cell.forget_gate, axis=0), 0.0)
+
+
+def test_recurrent_layer_leaves_unit_forget_bias_out_for_cells_without_one():
+    layer = recurrent_layer(ModelConfig(cell="gru", unit_forget_bias=False), 3,
+                            return_sequences=False)  # a ModelConfig made directly: no from_dict
+    assert not hasattr(layer.cell, "unit_forget_bias")
+
+
 @pytest.mark.parametrize(
     ("setting", "device", "backend", "expected"),
     [("auto", "GPU", "jax", True), ("auto", "GPU", "tensorflow", True),
