@@ -128,10 +128,15 @@ def test_shipped_sweeps_expand_and_validate():
     folder = Path(sweep.__file__).parent / "sweeps"
     quick = sweep.load_sweep(folder / "quick.yaml")
     study = sweep.load_sweep(folder / "study.yaml")
+    full = sweep.load_sweep(folder / "study_full.yaml")
     import cells
 
-    for plan in (quick, study):
+    for plan in (quick, study, full):
         assert {r.config.model.cell for r in plan.runs} == set(cells.names())
-    assert {"adding", "imdb", "multi30k"} <= {r.config.data.name for r in quick.runs}
-    assert len(study.runs) > len(quick.runs)
+    assert {"adding", "imdb"} <= {r.config.data.name for r in quick.runs}
+    assert len(full.runs) > len(study.runs) > len(quick.runs)
     assert {r.config.train.seed for r in study.runs} == {0, 1, 2}
+    for plan in (study, full):  # the forget-bias ablation, for the LSTM family only
+        ablated = {r.config.model.cell for r in plan.runs if r.config.model.unit_forget_bias is False}
+        assert ablated == {"lstm", "peephole", "coupled"}
+        assert all(r.config.model.match_params for r in plan.runs if r.config.data.name != "multi30k")
