@@ -8,7 +8,9 @@ What is recorded along the way (MLflow params, per-epoch metrics, figures, the m
 tracker's job (`experiments.tracking`); with tracking off the tracker does nothing.
 
 When the data files are missing, `run` returns status "SKIPPED" with the one-line instruction as
-`reason` (a tracked run records both as tags `rnnlab.status` and `rnnlab.reason`).
+`reason` (a tracked run records both as tags `rnnlab.status` and `rnnlab.reason`). A NaN or
+infinite loss raises `guards.Diverged` ("diverged at epoch N"); a tracked run resumes from its last
+completed epoch after a kill (`guards.training_callbacks`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import datasets
 from datasets.base import MissingDataError
 from experiments import tracking
 from experiments.config import Config, config_hash, validate_names
+from experiments.guards import training_callbacks
 from experiments.memory import custom_gradients_released
 from experiments.results import RunResult
 from experiments.tasks import check_config, family_for
@@ -77,7 +80,8 @@ def _train_and_test(config: Config, tracker: tracking.NoTracker) -> RunResult:
         train,
         validation_data=val,
         epochs=config.train.epochs,
-        callbacks=[*tracker.callbacks(), *_early_stopping(config.train)],
+        callbacks=[*tracker.callbacks(), *_early_stopping(config.train),
+                   *training_callbacks(tracker.checkpoint)],  # NaN stops; resume after a kill
         verbose=config.train.verbose,
         shuffle=False,  # the loaders shuffle the training split themselves
     )

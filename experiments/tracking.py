@@ -19,12 +19,14 @@ What a run records lives here too: `tracker(config, ...)` gives `experiments.run
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import gc
 import inspect
 import os
 import re
 import subprocess
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field, fields
@@ -39,6 +41,7 @@ import datasets
 from datasets.base import CorruptDataError
 from datasets.errors import ConfigError
 from experiments.config import config_hash, read_yaml
+from experiments.guards import Diverged, checkpoint_dir
 from experiments.results import RunResult
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +151,7 @@ def artifact_location() -> str | None:
 
 def configure(experiment: str | None = None) -> str:
     """Point MLflow at the configured store (and experiment, created if new); return the URI."""
-    uri = tracking_uri()
+    uri = check_store(tracking_uri())
     mlflow.set_tracking_uri(uri)
     if experiment:
         mlflow.set_experiment(experiment_id=ensure_experiment(experiment))
@@ -158,10 +161,16 @@ def configure(experiment: str | None = None) -> str:
 def ensure_experiment(name: str) -> str:
     """The id of experiment `name`, created with the configured artifact location if missing."""
     client = mlflow.MlflowClient(tracking_uri())
-    found = client.get_experiment_by_name(name)
+    found = retrying(client.get_experiment_by_name, name, what="looking up the experiment")
     if found is not None:
         return found.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location())
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location())
+    except mlflow.exceptions.MlflowException:  # another process created it meanwhile
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def experiment_name(config) -> str:
@@ -278,6 +287,170 @@ def find_finished_children(parent_run_id: str) -> dict[str, str]:
     return {run.data.tags[f"{TAG_PREFIX}config_hash"]: run.info.run_id for run in runs}
 
 
+# --- reliability: the store answers, calls retried, leases on running runs -------------------------
+
+LEASE_TAG = f"{TAG_PREFIX}lease_until"
+HTTP_RETRY_DEFAULTS = {  # MLflow's own HTTP retries, kept short: `retrying` does the waiting
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
+TRANSIENT_TEXT = ("database is locked", "Max retries exceeded", "Connection refused",
+                  "Connection aborted", "timed out", "503", "502", "TEMPORARILY_UNAVAILABLE")
+_checked: set[str] = set()
+_claim: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rnnlab_claim", default=None)
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking store did not answer: at start, or for longer than the retry budget."""
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment variable `name` (tests shorten them)."""
+    return float(os.environ.get(name) or default)
+
+
+def check_store(uri: str | None = None) -> str:
+    """Fail within seconds, naming the URI, when the tracking store does not answer; create a new
+    SQLite store under a file lock, so that processes starting together do not race on its schema.
+    Checked once per URI and process; returns the URI."""
+    uri = uri or tracking_uri()
+    if uri in _checked:
+        return uri
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    try:
+        with _store_lock(uri):
+            mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - any failure to answer means the same to the user
+        raise TrackingUnavailable(
+            f"MLflow tracking store {uri} does not answer ({_first_line(err)}); nothing was "
+            "trained. Start the server or fix tracking_uri in mlflow.yml / $MLFLOW_TRACKING_URI"
+        ) from None
+    _checked.add(uri)
+    return uri
+
+
+def _store_lock(uri: str):
+    """A file lock beside a SQLite store (MLflow migrates a new store's schema on first use)."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(f"{db}.lock", timeout=300)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300] if text else ''}"
+
+
+def transient(err: BaseException) -> bool:
+    """Whether `err` looks like a store that is down or locked for now (worth retrying)."""
+    import requests
+    import sqlalchemy
+
+    if isinstance(err, TrackingUnavailable):  # retried already
+        return False
+    if isinstance(err, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                        sqlalchemy.exc.OperationalError, ConnectionError, TimeoutError)):
+        return True
+    return any(text in str(err) for text in TRANSIENT_TEXT)
+
+
+def retrying(fn, *args, what: str = "MLflow call", **kwargs):
+    """`fn(*args, **kwargs)`, retried with back-off (1 s doubling to 30 s) while the store is down
+    or locked, for at most $RNNLAB_TRACKING_RETRY_S seconds (default 600); then TrackingUnavailable."""
+    budget = env_seconds("RNNLAB_TRACKING_RETRY_S", 600)
+    deadline, wait = time.monotonic() + budget, env_seconds("RNNLAB_TRACKING_RETRY_FIRST_S", 1)
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # sorted by `transient`
+            if not transient(err):
+                raise
+            if time.monotonic() + wait > deadline:
+                raise TrackingUnavailable(
+                    f"MLflow tracking store {tracking_uri()} unavailable for {budget:.0f} s during "
+                    f"{what} ({_first_line(err)})") from err
+            warnings.warn(f"{what}: {_first_line(err)}; retrying in {wait:.0f} s", stacklevel=2)
+            time.sleep(wait)
+            wait = min(2 * wait, 30)
+
+
+def lease_seconds() -> float:
+    """How long a running run's claim holds without a heartbeat ($RNNLAB_LEASE_S, default 120)."""
+    return env_seconds("RNNLAB_LEASE_S", 120)
+
+
+def lease_tags() -> dict[str, str]:
+    """The lease tag: this run is alive until (epoch milliseconds) unless renewed."""
+    return {LEASE_TAG: str(int((time.time() + lease_seconds()) * 1000))}
+
+
+def lease_expired(run) -> bool:
+    """Whether a RUNNING run's holder is gone: its lease (or, without one, its start plus a lease
+    length) lies in the past."""
+    until = run.data.tags.get(LEASE_TAG)
+    until_ms = int(until) if until else run.info.start_time + lease_seconds() * 1000
+    return until_ms < time.time() * 1000
+
+
+class Heartbeat:
+    """A daemon thread renewing the lease of `run_id` every quarter lease until `stop()`."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{run_id[:8]}", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _beat(self) -> None:
+        client = mlflow.MlflowClient(tracking_uri())
+        while not self._stop.wait(lease_seconds() / 4):
+            with contextlib.suppress(Exception):  # a missed beat is retried at the next one
+                for key, value in lease_tags().items():
+                    client.set_tag(self.run_id, key, value)
+
+
+def end_run_as(run_id: str, status: str, reason: str | None = None) -> None:
+    """End `run_id` with MLflow status `status` and the same `rnnlab.status` (and the reason):
+    the run's status first, then the tags, each retried, so they agree once both are written."""
+    client = mlflow.MlflowClient(tracking_uri())
+    retrying(client.set_terminated, run_id, status, what=f"ending run {run_id}")
+    tags = {f"{TAG_PREFIX}status": status}
+    if reason:
+        tags[f"{TAG_PREFIX}reason"] = reason[:5000]
+    for key, value in tags.items():
+        retrying(client.set_tag, run_id, key, value, what=f"tagging run {run_id}")
+
+
+@contextlib.contextmanager
+def claimed(run_id: str, resumed_from: str | None = None):
+    """Within this block, the tracker of the next run uses the claimed (already created) child
+    `run_id` instead of creating one; `resumed_from` names a killed run of the same config whose
+    logged epochs the new run copies before it resumes from the checkpoint."""
+    token = _claim.set({"run_id": run_id, "resumed_from": resumed_from})
+    try:
+        yield
+    finally:
+        _claim.reset(token)
+
+
+def stop_reason(err: BaseException) -> str:
+    """`rnnlab.reason` of a run stopped by a signal ("stopped by SIGTERM")."""
+    return f"stopped by {getattr(err, 'signal_name', 'SIGINT')}"
+
+
 # --- what one run records ---------------------------------------------------------------------------
 
 
@@ -294,6 +467,7 @@ class NoTracker:
     run_id: str | None = None
     seconds: float | None = None
     gc_seconds: float | None = None
+    checkpoint: Path | None = None  # where a tracked run keeps its BackupAndRestore checkpoint
 
     def __enter__(self):
         return self
@@ -326,6 +500,7 @@ class MlflowTracker(NoTracker):
         self._gc = _GcClock()
         self.seconds = 0.0
         self._active = None
+        self.checkpoint = checkpoint_dir(config_hash(config), tracking_uri())
 
     @property
     def gc_seconds(self) -> float:
@@ -340,45 +515,76 @@ class MlflowTracker(NoTracker):
             self.seconds += time.perf_counter() - start - (self._gc.seconds - paused)
 
     def __enter__(self):
-        gc.callbacks.append(self._gc)
+        claim = _claim.get() or {}
+        self.resumed_from = claim.get("resumed_from")
         with self._timed():
-            self._active = _start_run(self.config, self.parent_run_id, self.tags)
-            self._active.__enter__()
+            self._active = retrying(_start_run, self.config, self.parent_run_id, self.tags,
+                                    claim.get("run_id"), what="starting the run")
+        gc.callbacks.append(self._gc)
         self.run_id = self._active.info.run_id
+        self._heartbeat = Heartbeat(self.run_id).start()
         return self
 
     def __exit__(self, kind, err, tb):
-        try:
-            with self._timed():
-                if err is not None:
-                    failed = {f"{TAG_PREFIX}status": "FAILED"}
-                    if isinstance(err, CorruptDataError):  # the line that says what to do
-                        failed[f"{TAG_PREFIX}reason"] = str(err)[:5000]
-                    mlflow.set_tags(failed)
-                return self._active.__exit__(kind, err, tb)
-        finally:
-            gc.callbacks.remove(self._gc)
+        """FINISHED; KILLED with the signal on Ctrl-C / SIGTERM; FAILED with the error's first line
+        (e.g. "diverged at epoch 3"); left RUNNING when the store itself is gone (its lease then
+        expires, the next sweep marks it KILLED and resumes from the checkpoint)."""
+        self._heartbeat.stop()
+        gc.callbacks.remove(self._gc)
+        if isinstance(err, TrackingUnavailable):
+            return False
+        if err is None:
+            status, reason = "FINISHED", None
+        elif isinstance(err, KeyboardInterrupt):
+            status, reason = "KILLED", stop_reason(err)
+        else:
+            # Diverged and CorruptDataError say in one line what happened / what to do
+            status, reason = "FAILED", str(err) if isinstance(err, (Diverged, CorruptDataError)) \
+                else _first_line(err)
+        with self._timed():
+            retrying(mlflow.end_run, status, what=f"ending run {self.run_id}")
+            if status != "FINISHED":  # finish() wrote the tags of a finished run
+                end_run_as(self.run_id, status, reason)
+        return False
+
+    def copy_history(self, first_epoch: int) -> None:
+        """Log the epochs before `first_epoch` that the killed run `resumed_from` recorded, so a run
+        resumed from its checkpoint holds every epoch once."""
+        if not self.resumed_from:
+            return
+        client = mlflow.MlflowClient(tracking_uri())
+        old = retrying(client.get_run, self.resumed_from, what="reading the killed run")
+        found = [m for key in old.data.metrics if key not in ("param_count", "baseline")
+                 for m in retrying(client.get_metric_history, self.resumed_from, key,
+                                   what="reading the killed run") if m.step < first_epoch]
+        if found:
+            retrying(client.log_batch, self.run_id, metrics=found, what="copying resumed epochs")
+        retrying(mlflow.set_tags, {f"{TAG_PREFIX}resumed_from": self.resumed_from,
+                                   f"{TAG_PREFIX}resumed_epoch": first_epoch},
+                 what="tagging the resumed run")
 
     def log_start(self, config, spec, family_name: str, result: RunResult, splits) -> None:
         with self._timed():
-            _log_start(config, spec, family_name, result, splits)
+            retrying(_log_start, config, spec, family_name, result, splits, what="logging params")
 
     def callbacks(self) -> list[keras.callbacks.Callback]:
         return [EpochLogger(self)]
 
     def log_end(self, config, model, history: dict, result: RunResult, evaluation) -> None:
         with self._timed():
-            _log_end(config, model, history, result, evaluation)
-        mlflow.log_metrics({"tracking_time_s": self.seconds, "gc_time_s": self.gc_seconds})
+            retrying(_log_end, config, model, history, result, evaluation, what="logging results")
+        retrying(mlflow.log_metrics, {"tracking_time_s": self.seconds, "gc_time_s": self.gc_seconds},
+                 what="logging tracking time")
 
     def finish(self, result: RunResult) -> None:
         with self._timed():
             if result.status == "SKIPPED":
-                mlflow.set_tags({f"{TAG_PREFIX}status": "SKIPPED",
-                                 f"{TAG_PREFIX}reason": (result.reason or "")[:5000]})
+                tags = {f"{TAG_PREFIX}status": "SKIPPED",
+                        f"{TAG_PREFIX}reason": (result.reason or "")[:5000]}
             else:
-                mlflow.set_tags({f"{TAG_PREFIX}status": result.status,
-                                 f"{TAG_PREFIX}solved": str(result.solved)})
+                tags = {f"{TAG_PREFIX}status": result.status,
+                        f"{TAG_PREFIX}solved": str(result.solved)}
+            retrying(mlflow.set_tags, tags, what="tagging the run's outcome")
 
 
 class _GcClock:
@@ -411,7 +617,13 @@ class EpochLogger(keras.callbacks.Callback):
         super().__init__()
         self.tracker = tracker
 
+    def on_train_begin(self, logs=None):
+        self._first = True
+
     def on_epoch_begin(self, epoch, logs=None):
+        if self._first and epoch > 0:  # resumed from a checkpoint (BackupAndRestore)
+            self.tracker.copy_history(epoch)
+        self._first = False
         self._start = time.perf_counter()
         self._steps = 0
 
@@ -425,11 +637,13 @@ class EpochLogger(keras.callbacks.Callback):
                        for k, v in (logs or {}).items()}
             metrics["epoch_time_s"] = seconds
             metrics["step_time_ms"] = 1000.0 * seconds / max(self._steps, 1)
-            mlflow.log_metrics(metrics, step=epoch)
+            retrying(mlflow.log_metrics, metrics, step=epoch, what=f"logging epoch {epoch}")
 
 
-def _start_run(config, parent_run_id: str | None, tags: dict) -> mlflow.ActiveRun:
-    """Start the MLflow run of `config` (in the parent's experiment when it has a parent)."""
+def _start_run(config, parent_run_id: str | None, tags: dict,
+               claimed_id: str | None = None) -> mlflow.ActiveRun:
+    """Start the MLflow run of `config` (in the parent's experiment when it has a parent), or
+    resume the child `claimed_id` a sweep claimed for it."""
     configure()
     if parent_run_id:
         experiment_id = mlflow.MlflowClient().get_run(parent_run_id).info.experiment_id
@@ -442,8 +656,11 @@ def _start_run(config, parent_run_id: str | None, tags: dict) -> mlflow.ActiveRu
         f"{TAG_PREFIX}cell": config.model.cell,
         f"{TAG_PREFIX}config_hash": chash,
         f"{TAG_PREFIX}status": "RUNNING",
+        **lease_tags(),
         **tags,
     }
+    if claimed_id:
+        return mlflow.start_run(run_id=claimed_id, nested=True, tags=all_tags)
     name = config.tracking.run_name or run_name(config)
     return mlflow.start_run(
         experiment_id=experiment_id,
