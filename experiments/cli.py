@@ -143,9 +143,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _with_sets(config, [f"data.name={args.task}", f"model.cell={args.cell}", *verbose,
                                  *args.set])
     validate_names(config, "rnnlab run")
+    from experiments.guards import Diverged, Stopped, stop_on_signals
     from experiments.run import run
+    from experiments.tracking import TrackingUnavailable
 
-    status, run_id, reason, shown = run_summary(run(config))
+    try:
+        with stop_on_signals():
+            result = run(config)
+    except Stopped as stop:
+        print(f"rnnlab run: {stop}; the run is marked KILLED (a re-run resumes from its last "
+              "completed epoch)", file=sys.stderr)
+        return stop.exit_code
+    except (Diverged, TrackingUnavailable) as err:
+        print(f"rnnlab run: {err}", file=sys.stderr)
+        return 1
+    status, run_id, reason, shown = run_summary(result)
     if status == "SKIPPED":
         print(f"rnnlab run: skipped: {reason}")
         return 1
@@ -171,11 +183,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep.dry_run(plan)
         return 0
     from experiments import launch  # loads Keras and MLflow: not needed for a dry run
+    from experiments.guards import Stopped, stop_on_signals
+    from experiments.tracking import TrackingUnavailable
 
     try:
-        outcomes = launch.run_sweep(plan)
+        with stop_on_signals():
+            outcomes = launch.run_sweep(plan)
+    except Stopped as stop:
+        return stop.exit_code
     except KeyboardInterrupt:
         return 130
+    except TrackingUnavailable as err:
+        print(f"rnnlab sweep: {err}", file=sys.stderr)
+        return 1
     return 1 if any(o.status == "FAILED" for o in outcomes) else 0
 
 

@@ -5,6 +5,8 @@ progress line per run and a summary at the end."""
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import tempfile
 import time
 import traceback
@@ -17,6 +19,7 @@ import mlflow
 from rich import progress as bar
 
 from experiments import report, tracking
+from experiments.guards import Diverged
 from experiments.results import RunResult, key_metric
 from experiments.run import run
 from experiments.sweep import PlannedRun, Sweep
@@ -24,7 +27,8 @@ from experiments.sweep import PlannedRun, Sweep
 
 @dataclass
 class Outcome:
-    """What happened to one planned run: FINISHED, SKIPPED (no data), DONE (finished before) or FAILED."""
+    """What happened to one planned run: FINISHED, SKIPPED (no data), DONE (finished before),
+    CLAIMED (another process is training it) or FAILED."""
 
     run: PlannedRun
     status: str
@@ -53,51 +57,71 @@ def run_sweep(
     run_fn: Callable[..., RunResult] | None = None,
 ) -> list[Outcome]:
     """Run every planned configuration as a child of the sweep's parent run, skipping those that
-    already FINISHED with the same config hash; a run that raises is marked FAILED and the sweep goes
-    on. Prints a progress line before each run and a summary at the end; returns the outcomes.
+    already FINISHED with the same config hash or that another process holds (a live claim); a run
+    that raises is marked FAILED and the sweep goes on. Prints a progress line before each run and a
+    summary at the end; returns the outcomes.
 
-    The parent run is the newest one tagged with this sweep's name (resumed), else a new one.
+    The parent run is the newest one tagged with this sweep's name (resumed), else a new one (when
+    several processes start at once, the earliest-created one). Ctrl-C / SIGTERM (`Stopped`) end
+    the running child and the parent KILLED with the signal as reason, and propagate.
     """
     run_fn = run_fn or run
     tracking.configure()
     started = time.monotonic()
-    with tracking.start_parent_run(sweep.name, run_id=find_parent_run(sweep.name)) as parent:
+    with _open_parent(sweep.name) as parent:
         parent_id = parent.info.run_id
-        mlflow.set_tags({"rnnlab.sweep_file": sweep.source, "rnnlab.sweep_runs": len(sweep.runs)})
+        tracking.retrying(mlflow.set_tags, {"rnnlab.sweep_file": sweep.source,
+                                            "rnnlab.sweep_runs": len(sweep.runs),
+                                            "rnnlab.status": "RUNNING", "rnnlab.reason": ""},
+                          what="tagging the sweep")
         finished = tracking.find_finished_children(parent_id)
         todo = sum(p.hash not in finished for p in sweep.runs)
         out(f"sweep {sweep.name!r}: {len(sweep.runs)} runs, {len(sweep.runs) - todo} finished "
             f"before, {todo} to run (MLflow parent run {parent_id}, {tracking.tracking_uri()})")
         outcomes: list[Outcome] = []
         try:
-            _run_all(sweep, finished, parent_id, run_fn, outcomes, todo, out)
-        except KeyboardInterrupt:
-            _end_active_runs("KILLED", keep=None)
-            out(summary(outcomes, title=f"sweep {sweep.name!r} interrupted"))
+            _run_all(sweep, finished, parent.info.experiment_id, parent_id, run_fn, outcomes,
+                     todo, out)
+        except KeyboardInterrupt as err:
+            _end_active_runs("KILLED", keep=parent_id)
+            tracking.retrying(mlflow.end_run, "KILLED", what="ending the sweep")
+            tracking.end_run_as(parent_id, "KILLED", tracking.stop_reason(err))
+            out(summary(outcomes, title=f"sweep {sweep.name!r} interrupted "
+                                            f"({tracking.stop_reason(err)})"))
             raise
         log_parent(sweep, outcomes, time.monotonic() - started, out)
-        if any(o.status == "FAILED" for o in outcomes):
-            mlflow.end_run("FAILED")
+        status = "FAILED" if any(o.status == "FAILED" for o in outcomes) else "FINISHED"
+        tracking.retrying(mlflow.end_run, status, what="ending the sweep")
+        tracking.end_run_as(parent_id, status)
     out(summary(outcomes, title=f"sweep {sweep.name!r} done in "
                                 f"{format_duration(time.monotonic() - started)}"))
     return outcomes
 
 
-def _run_all(sweep: Sweep, finished: dict[str, str], parent_id: str, run_fn: Callable,
-             outcomes: list[Outcome], todo: int, out: Callable[[str], None]) -> None:
-    """The loop of run_sweep: progress, run, outcome and its result line. The ETA adds up, for each
-    run left, the mean time per step T of the finished runs of its task (of any task while its own
-    has none): an IMDB run is not an adding run."""
+def _run_all(sweep: Sweep, finished: dict[str, str], experiment_id: str, parent_id: str,
+             run_fn: Callable, outcomes: list[Outcome], todo: int,
+             out: Callable[[str], None]) -> None:
+    """The loop of run_sweep: claim, progress, run, outcome and its result line. The ETA adds up, for
+    each run left, the mean time per step T of the finished runs of its task (of any task while its
+    own has none): an IMDB run is not an adding run."""
     started, eta = time.monotonic(), Eta()
     left = [p for p in sweep.runs if p.hash not in finished]
     with progress_display(out, len(left)) as display:
         for i, planned in enumerate(sweep.runs, 1):
-            if planned.hash in finished:
-                outcomes.append(_done_before(planned, finished[planned.hash]))
+            claim = claim_config(planned, sweep.name, experiment_id, parent_id)
+            if claim.status != "MINE":
+                outcomes.append(_done_before(planned, claim.run_id) if claim.status == "DONE"
+                                else Outcome(planned, "CLAIMED", run_id=claim.run_id,
+                                             reason="running in another process"))
+                if planned in left:  # finished or held by another process since the start
+                    left.remove(planned)
                 continue
+            resumed = f", resuming killed run {claim.resumed_from}" if claim.resumed_from else ""
             display.start(f"[{i}/{len(sweep.runs)}] {planned.label}",
-                          format_duration(time.monotonic() - started), eta.remaining(left))
-            outcome = _run_one(planned, sweep.name, parent_id, run_fn)
+                          format_duration(time.monotonic() - started),
+                          eta.remaining(left) + resumed)
+            with tracking.claimed(claim.run_id, claim.resumed_from):
+                outcome = _run_one(planned, claim.run_id, sweep.name, parent_id, run_fn)
             outcomes.append(outcome)
             left.remove(planned)
             if outcome.status != "SKIPPED":
@@ -215,73 +239,176 @@ def log_parent(sweep: Sweep, outcomes: list[Outcome], seconds: float,
         out(f"sweep {sweep.name!r}: no report on the parent run ({err})")
 
 
+# --- claims: one process per configuration ---------------------------------------------------------
+
+
+@dataclass
+class Claim:
+    """The state of one configuration for this process: MINE (claimed here, `run_id` is the child
+    to train in), DONE (FINISHED before, `run_id`) or CLAIMED (another live process holds it)."""
+
+    status: str
+    run_id: str | None
+    resumed_from: str | None = None
+
+
+def claim_config(planned: PlannedRun, sweep_name: str, experiment_id: str,
+                 parent_id: str) -> Claim:
+    """Claim `planned` for this process: children of the parent with its hash that FINISHED make it
+    DONE; a RUNNING one with a live lease makes it CLAIMED; a RUNNING one whose lease expired (its
+    process died) is marked KILLED and becomes `resumed_from`. Otherwise create a RUNNING child with
+    a lease, wait $RNNLAB_CLAIM_SETTLE_S (default 1 s; more than the clock skew between machines)
+    and look again: the earliest-created live claim wins, a loser deletes its own child."""
+    done, live, resumed_from = _claim_state(planned.hash, parent_id, kill_orphans=True)
+    if done or live:
+        return Claim("DONE", done) if done else Claim("CLAIMED", live[0].info.run_id)
+    client = mlflow.MlflowClient()
+    mine = tracking.retrying(client.create_run, experiment_id, run_name=planned.label, tags={
+        "mlflow.parentRunId": parent_id, "rnnlab.config_hash": planned.hash,
+        "rnnlab.sweep": sweep_name, "rnnlab.task": planned.config.data.name,
+        "rnnlab.cell": planned.config.model.cell, "rnnlab.status": "RUNNING",
+        "rnnlab.claimed_by": f"{socket.gethostname()}:{os.getpid()}", **tracking.lease_tags(),
+    }, what="claiming a configuration").info.run_id
+    time.sleep(tracking.env_seconds("RNNLAB_CLAIM_SETTLE_S", 1.0))
+    done, live, _ = _claim_state(planned.hash, parent_id, kill_orphans=False)
+    winner = done or live[0].info.run_id
+    if winner != mine:
+        tracking.retrying(client.delete_run, mine, what="withdrawing a lost claim")
+        return Claim("DONE" if done else "CLAIMED", winner)
+    return Claim("MINE", mine, resumed_from)
+
+
+def _claim_state(config_hash: str, parent_id: str, kill_orphans: bool):
+    """(FINISHED run id or None, live RUNNING children oldest first, newest orphan marked KILLED)."""
+    found = tracking.retrying(
+        mlflow.search_runs, search_all_experiments=True, output_format="list",
+        filter_string=(f"tags.mlflow.parentRunId = '{parent_id}' and "
+                       f"tags.`rnnlab.config_hash` = {tracking.quote(config_hash)}"),
+        order_by=["attributes.start_time ASC"], what="looking up claims")
+    done = next((r.info.run_id for r in found if r.info.status == "FINISHED"
+                 and r.data.tags.get("rnnlab.status") == "FINISHED"), None)
+    running = [r for r in found if r.info.status == "RUNNING"]
+    live = sorted((r for r in running if not tracking.lease_expired(r)),
+                  key=lambda r: (r.info.start_time, r.info.run_id))
+    orphan = None
+    if kill_orphans:
+        for r in running:
+            if tracking.lease_expired(r):
+                tracking.end_run_as(r.info.run_id, "KILLED",
+                                    "lease expired: its process stopped without ending it")
+                orphan = r.info.run_id
+    killed = [r.info.run_id for r in found if r.info.status == "KILLED"]
+    return done, live, orphan or (killed[-1] if killed else None)
+
+
+def _open_parent(sweep_name: str) -> mlflow.ActiveRun:
+    """The sweep's parent run, started: the newest existing one, else a new one. Processes that
+    create one at the same time look again after the settle time; all keep the earliest."""
+    since = int(time.time() * 1000)
+    found = find_parent_run(sweep_name)
+    if found is not None:
+        return tracking.start_parent_run(sweep_name, run_id=found)
+    active = tracking.start_parent_run(sweep_name)
+    time.sleep(tracking.env_seconds("RNNLAB_CLAIM_SETTLE_S", 1.0))
+    racing = tracking.retrying(
+        mlflow.search_runs, search_all_experiments=True, output_format="list",
+        filter_string=("tags.`rnnlab.role` = 'sweep' and tags.`rnnlab.sweep` = "
+                       f"{tracking.quote(sweep_name)} and attributes.start_time >= {since - 1}"),
+        what="looking up the sweep's parent run")
+    winner = min(racing, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
+    if winner == active.info.run_id:
+        return active
+    mlflow.end_run("KILLED")
+    tracking.retrying(mlflow.MlflowClient().delete_run, active.info.run_id,
+                      what="withdrawing a duplicate parent run")
+    return tracking.start_parent_run(sweep_name, run_id=winner)
+
+
 def find_parent_run(sweep_name: str) -> str | None:
     """The id of the newest parent run of the sweep called `sweep_name`, if there is one."""
-    found = mlflow.search_runs(
+    found = tracking.retrying(
+        mlflow.search_runs,
         search_all_experiments=True, output_format="list", max_results=1,
         filter_string=("tags.`rnnlab.role` = 'sweep' and tags.`rnnlab.sweep` = "
                        f"{tracking.quote(sweep_name)}"),
-        order_by=["attributes.start_time DESC"],
+        order_by=["attributes.start_time DESC"], what="looking up the sweep's parent run",
     )
     return found[0].info.run_id if found else None
 
 
 def _done_before(planned: PlannedRun, run_id: str) -> Outcome:
     """An outcome for a run that FINISHED in an earlier invocation, with its recorded key metric."""
-    found = mlflow.get_run(run_id)
+    found = tracking.retrying(mlflow.get_run, run_id, what="reading a finished run")
     metric, value = key_metric(found.data.metrics, found.data.tags.get("rnnlab.solved_metric"))
     return Outcome(planned, "DONE", run_id=run_id, metric=metric, value=value)
 
 
-def _run_one(planned: PlannedRun, sweep_name: str, parent_id: str, run_fn: Callable) -> Outcome:
-    t0 = time.monotonic()
-    start_ms = int(time.time() * 1000)
+def _run_one(planned: PlannedRun, claim_id: str, sweep_name: str, parent_id: str,
+             run_fn: Callable) -> Outcome:
+    t0, t0_ms = time.monotonic(), int(time.time() * 1000)
     try:
         result = run_fn(planned.config, parent_run_id=parent_id, tags={"rnnlab.sweep": sweep_name})
+    except tracking.TrackingUnavailable:
+        raise  # the store is gone: nothing more can be recorded; the claim's lease expires
     except Exception as err:  # noqa: BLE001 - one failing run must not stop the sweep
         _end_active_runs("FAILED", keep=parent_id)
-        message = f"{type(err).__name__}: {err}"
-        run_id = _record_failure(planned, sweep_name, parent_id, start_ms, message)
+        message = str(err) if isinstance(err, Diverged) else f"{type(err).__name__}: {err}"
+        run_id = _own_child(claim_id, planned, parent_id, since_ms=t0_ms)
+        _record_failure(run_id, message)
         return Outcome(planned, "FAILED", run_id=run_id, reason=message,
                        seconds=time.monotonic() - t0)
+    except KeyboardInterrupt as err:
+        _end_active_runs("KILLED", keep=parent_id)
+        if _claim_open(claim_id):
+            tracking.end_run_as(claim_id, "KILLED", tracking.stop_reason(err))
+        raise
+    if result.run_id is None and _claim_open(claim_id):  # tracking off: nothing to record
+        tracking.retrying(mlflow.MlflowClient().delete_run, claim_id, what="withdrawing a claim")
+    elif result.run_id != claim_id:
+        _own_child(claim_id, planned, parent_id, since_ms=t0_ms, used=result.run_id)
     metric, value = result.key_metric()
     return Outcome(planned, result.status, run_id=result.run_id, metric=metric, value=value,
                    reason=result.reason or "", seconds=time.monotonic() - t0, result=result)
 
 
+def _claim_open(claim_id: str) -> bool:
+    return tracking.retrying(mlflow.get_run, claim_id, what="reading a claim").info.status \
+        == "RUNNING"
+
+
+def _own_child(claim_id: str, planned: PlannedRun, parent_id: str, since_ms: int,
+               used: str | None = None) -> str:
+    """The child run a `run_fn` recorded itself in: the claim, unless the run_fn (not
+    `experiments.run.run`) started its own child (`used`, or one for this config since
+    `since_ms`), in which case the unused claim is withdrawn."""
+    if used is None:
+        found = tracking.retrying(
+            mlflow.search_runs, search_all_experiments=True, output_format="list",
+            filter_string=(f"tags.mlflow.parentRunId = '{parent_id}' and "
+                           f"tags.`rnnlab.config_hash` = {tracking.quote(planned.hash)} and "
+                           f"attributes.start_time >= {since_ms}"), what="looking up a child run")
+        used = next((r.info.run_id for r in found if r.info.run_id != claim_id), None)
+    if used is not None and used != claim_id and _claim_open(claim_id):
+        tracking.retrying(mlflow.MlflowClient().delete_run, claim_id, what="withdrawing a claim")
+        return used
+    return claim_id
+
+
 def _end_active_runs(status: str, keep: str | None) -> None:
     """Close child runs a raising run() left open on MLflow's fluent stack (not the parent `keep`)."""
     while (active := mlflow.active_run()) is not None and active.info.run_id != keep:
-        mlflow.end_run(status)
+        tracking.retrying(mlflow.end_run, status, what="ending a child run")
 
 
-def _record_failure(planned: PlannedRun, sweep_name: str, parent_id: str, start_ms: int,
-                    message: str) -> str:
-    """Mark the child run FAILED with the error (creating the child if run() failed before it)."""
+def _record_failure(run_id: str, message: str) -> None:
+    """Mark the child FAILED with the error (unless it already ended FAILED)."""
     client = mlflow.MlflowClient()
-    parent = client.get_run(parent_id)
-    found = mlflow.search_runs(
-        experiment_ids=None, search_all_experiments=True, output_format="list",
-        filter_string=(f"tags.mlflow.parentRunId = '{parent_id}' and "
-                       f"tags.`rnnlab.config_hash` = {tracking.quote(planned.hash)} and "
-                       f"attributes.start_time >= {start_ms}"),
-    )
-    if found:
-        run_id = found[0].info.run_id
-    else:
-        run = client.create_run(
-            parent.info.experiment_id,
-            run_name=planned.label,
-            tags={"mlflow.parentRunId": parent_id, "rnnlab.config_hash": planned.hash,
-                  "rnnlab.sweep": sweep_name, "rnnlab.task": planned.config.data.name,
-                  "rnnlab.cell": planned.config.model.cell},
-        )
-        run_id = run.info.run_id
-    client.set_tag(run_id, "rnnlab.status", "FAILED")
-    client.set_tag(run_id, "rnnlab.error", message[:4000])
-    client.log_text(run_id, traceback.format_exc(), "error.txt")
-    client.set_terminated(run_id, "FAILED")
-    return run_id
+    tracking.retrying(client.log_text, run_id, traceback.format_exc(), "error.txt",
+                      what="logging the error")
+    tracking.retrying(client.set_tag, run_id, "rnnlab.error", message[:4000],
+                      what="logging the error")
+    if _claim_open(run_id):
+        tracking.end_run_as(run_id, "FAILED", message)
 
 
 def summary(outcomes: list[Outcome], title: str = "sweep summary") -> str:
@@ -290,7 +417,8 @@ def summary(outcomes: list[Outcome], title: str = "sweep summary") -> str:
     for i, o in enumerate(outcomes, 1):
         metric = f"{o.metric} = {o.value:.4g}" if o.value is not None else "-"
         lines.append(f"{i:>3}  {o.status:8}  {o.run.label[:44]:44}  {metric}")
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("FINISHED", "DONE", "SKIPPED", "FAILED")}
+    counts = {s: sum(o.status == s for o in outcomes)
+              for s in ("FINISHED", "DONE", "SKIPPED", "FAILED", "CLAIMED")}
     lines.append("  ".join(f"{k.lower()}: {v}" for k, v in counts.items()))
     for o in outcomes:
         if o.status == "FAILED":
