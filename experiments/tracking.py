@@ -296,7 +296,8 @@ HTTP_RETRY_DEFAULTS = {  # MLflow's own HTTP retries, kept short: `retrying` doe
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
 }
 TRANSIENT_TEXT = ("database is locked", "Max retries exceeded", "Connection refused",
-                  "Connection aborted", "timed out", "503", "502", "TEMPORARILY_UNAVAILABLE")
+                  "Connection aborted", "timed out", "error code 502", "error code 503",
+                  "error code 504", "TEMPORARILY_UNAVAILABLE")
 _checked: set[str] = set()
 _claim: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rnnlab_claim", default=None)
 
