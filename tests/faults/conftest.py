@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "datasets"))  # the miniature-file builders
 
 from dataset_fixtures import imdb_files, write_tarball
+from reliability_fixtures import _store, lab  # noqa: F401 - claims, signals, divergence, store
 
 
 @pytest.fixture(autouse=True)
