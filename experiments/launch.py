@@ -263,7 +263,8 @@ def claim_config(planned: PlannedRun, sweep_name: str, experiment_id: str,
     if done or live:
         return Claim("DONE", done) if done else Claim("CLAIMED", live[0].info.run_id)
     client = mlflow.MlflowClient()
-    mine = tracking.retrying(client.create_run, experiment_id, run_name=planned.label, tags={
+    name = planned.config.tracking.run_name or tracking.run_name(planned.config)
+    mine = tracking.retrying(client.create_run, experiment_id, run_name=name, tags={
         "mlflow.parentRunId": parent_id, "rnnlab.config_hash": planned.hash,
         "rnnlab.sweep": sweep_name, "rnnlab.task": planned.config.data.name,
         "rnnlab.cell": planned.config.model.cell, "rnnlab.status": "RUNNING",

@@ -660,9 +660,9 @@ def _start_run(config, parent_run_id: str | None, tags: dict,
         **lease_tags(),
         **tags,
     }
-    if claimed_id:
-        return mlflow.start_run(run_id=claimed_id, nested=True, tags=all_tags)
     name = config.tracking.run_name or run_name(config)
+    if claimed_id:
+        return mlflow.start_run(run_id=claimed_id, nested=True, run_name=name, tags=all_tags)
     return mlflow.start_run(
         experiment_id=experiment_id,
         run_name=name,
