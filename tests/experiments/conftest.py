@@ -13,8 +13,6 @@ import pytest
 # Training-path fixtures: a temporary MLflow store, tiny configs (offline and mini_data: tests/conftest.py).
 # ---------------------------------------------------------------------------------------------------
 
-TOY_TASKS = ("adding", "copy", "temporal_order", "reber", "spike_timing")
-REAL_TASKS = ("imdb", "multi30k")
 TINY = {
     "data": {"num_train": 32, "num_val": 16, "num_test": 16, "batch_size": 16, "length": 20,
              "subset": 16, "test_subset": 8, "max_length": 12, "vocab_size": 200, "min_freq": 1},
@@ -39,16 +37,6 @@ def mlflow_store(_session_store, monkeypatch) -> Path:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{_session_store}/mlflow.db")
     yield _session_store
     mlflow.set_tracking_uri(None)
-
-
-def logged_model_names(run_id: str) -> list[str]:
-    """The names of the MLflow models (MLflow 3 LoggedModels) that run `run_id` logged."""
-    import mlflow
-
-    experiment_id = mlflow.get_run(run_id).info.experiment_id
-    found = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list",
-                                        filter_string=f"source_run_id = '{run_id}'")
-    return [m.name for m in found]
 
 
 @pytest.fixture

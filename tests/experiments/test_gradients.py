@@ -16,7 +16,7 @@ import keras
 import mlflow
 import numpy as np
 import pytest
-from conftest import logged_model_names
+from experiment_fixtures import logged_model_names
 
 import cells
 import datasets

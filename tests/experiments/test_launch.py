@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import pytest
-from conftest import logged_model_names
+from experiment_fixtures import logged_model_names
 from test_sweep import make
 
 from experiments import launch

@@ -9,7 +9,7 @@ import time
 import mlflow
 import numpy as np
 import pytest
-from conftest import REAL_TASKS, TOY_TASKS, logged_model_names
+from experiment_fixtures import REAL_TASKS, TOY_TASKS, logged_model_names
 
 import cells
 from experiments.run import run

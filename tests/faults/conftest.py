@@ -14,17 +14,10 @@ from reliability_fixtures import _store, lab  # noqa: F401 - claims, signals, di
 
 
 @pytest.fixture(autouse=True)
-def private_home(tmp_path, monkeypatch):
+def private_home(tmp_path, monkeypatch, offline):
     """Caches meant for ~/.keras land in the test's temp dir; downloads fail (no network)."""
-    from datasets import base
-
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
-
-    def refuse(url, target, file_hash=None):
-        raise OSError(f"offline test: no download of {url}")
-
-    monkeypatch.setattr(base, "download", refuse)
 
 
 @pytest.fixture
