@@ -18,12 +18,16 @@ frequent tokens (default 20,000, counting padding and ``[UNK]``), the first ``co
 tokens kept (default 200), padded with id 0 at the end so ``Embedding(mask_zero=True)`` works.
 
 Each split yields ``(ids int64 (batch, max_length), label float32 (batch,))``;
-``spec.extras["vocabulary"]`` is the vocabulary (index = id).
+``spec.extras["vocabulary"]`` is the vocabulary (index = id); ``spec.extras["preprocess"]`` holds,
+as artifact path -> text, the vocabulary and settings (``preprocess/vocabulary.txt``,
+``preprocess/text.json``) from which :func:`from_preprocess` rebuilds the same vectoriser for
+``rnnlab predict``.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 import string
 import tarfile
@@ -206,17 +210,57 @@ def select(reviews: dict[str, Reviews], config: DataConfig) -> dict[str, Reviews
     }
 
 
-def vectorizer(texts: list[str], config: DataConfig):
-    """A ``TextVectorization`` layer adapted on `texts` (the training split)."""
+PAD, UNK = 0, 1  # TextVectorization's ids for padding ("") and out-of-vocabulary ("[UNK]")
+VOCABULARY = "preprocess/vocabulary.txt"  # one token a line, line i = id i (line 0: padding)
+SETTINGS = "preprocess/text.json"
+
+
+def text_layer(max_length: int, *, max_tokens: int | None = None,
+               vocabulary: list[str] | None = None):
+    """The one ``TextVectorization`` of IMDB text: :func:`standardize`, split on whitespace,
+    ids padded with 0 at the end (or cut) to `max_length`. Training adapts it
+    (:func:`vectorizer`); `rnnlab predict` rebuilds it from a run's vocabulary
+    (:func:`from_preprocess`)."""
     import keras
 
-    layer = keras.layers.TextVectorization(
-        max_tokens=config.vocab_size,
+    return keras.layers.TextVectorization(
+        max_tokens=max_tokens,
         standardize=standardize,
-        output_sequence_length=config.max_length,
+        split="whitespace",
+        output_mode="int",
+        output_sequence_length=max_length,
+        vocabulary=vocabulary,
     )
+
+
+def vectorizer(texts: list[str], config: DataConfig):
+    """A ``TextVectorization`` layer adapted on `texts` (the training split)."""
+    layer = text_layer(config.max_length, max_tokens=config.vocab_size)
     layer.adapt(texts, batch_size=1024)
     return layer
+
+
+def preprocess_texts(vocabulary: list[str], config: DataConfig) -> dict[str, str]:
+    """What turns raw text into a trained model's input, as artifact path -> text."""
+    settings = {"standardize": "datasets.imdb.standardize: <br /> removed, lowercased, "
+                               "punctuation stripped",
+                "split": "whitespace", "max_length": config.max_length, "padding": "end",
+                "padding_id": PAD, "unknown_id": UNK, "vocab_size": len(vocabulary),
+                "label_names": list(LABELS)}
+    return {VOCABULARY: "\n".join(vocabulary), SETTINGS: json.dumps(settings, indent=1)}
+
+
+def from_preprocess(texts: dict[str, str]):
+    """``(layer, label_names)`` from a run's `preprocess/` texts: the training vectoriser,
+    rebuilt by :func:`text_layer` with the run's vocabulary and settings."""
+    try:
+        vocabulary = texts[VOCABULARY].split("\n")
+        settings = json.loads(texts[SETTINGS])
+    except KeyError as err:
+        raise ValueError(f"preprocessing file {err.args[0]} is missing") from None
+    if vocabulary[:2] != ["", "[UNK]"]:
+        raise ValueError(f"{VOCABULARY} does not start with the padding and [UNK] tokens")
+    return text_layer(settings["max_length"], vocabulary=vocabulary), settings["label_names"]
 
 
 def load(config: DataConfig):
@@ -240,7 +284,8 @@ def load(config: DataConfig):
         num_classes=2,
         output_size=1,
         goal=GOAL,
-        extras={"vocabulary": vocabulary, "label_names": list(LABELS), "location": str(path)},
+        extras={"vocabulary": vocabulary, "label_names": list(LABELS), "location": str(path),
+                "preprocess": preprocess_texts(vocabulary, config)},
     )
     return (*data, spec)
 

@@ -178,19 +178,21 @@ def check_pair(trained: Trained, pair: str | None) -> None:
 # -- sentiment ----------------------------------------------------------------------------------
 
 def classify_lines(trained: Trained, lines: list[str]) -> list[tuple[str, float]]:
-    """(label, probability of that label) per line, with the run's vocabulary."""
-    import keras
-
+    """(label, probability of that label) per line, vectorised as in training: the run's
+    vocabulary and settings in `datasets.imdb.text_layer`."""
     from datasets import imdb
 
-    vocabulary = trained.texts[f"{PREPROCESS}/vocabulary.txt"].split("\n")
-    settings = json.loads(trained.texts.get(f"{PREPROCESS}/text.json", "{}"))
-    layer = keras.layers.TextVectorization(
-        standardize=imdb.standardize, vocabulary=vocabulary[2:],
-        output_sequence_length=settings.get("max_length", 200))
+    layer, names = imdb.from_preprocess(trained.texts)
     probs = np.asarray(trained.model.predict(np.asarray(layer(lines)), verbose=0)).reshape(-1)
-    names = settings.get("label_names", ["negative", "positive"])
     return [(names[1], float(p)) if p >= 0.5 else (names[0], float(1 - p)) for p in probs]
+
+
+def check_labels(labels: list[str], names: list[str], path: str) -> None:
+    """Every line of the labels file must be one of the model's label names."""
+    for number, label in enumerate(labels, 1):
+        if label.strip() not in names:
+            raise ValueError(f"{path}: line {number} is '{label.strip()}', not a label of this "
+                             f"model; valid: {', '.join(names)}")
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -231,6 +233,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     texts, labels = read_lines(args.texts), read_lines(args.labels)
     if len(texts) != len(labels):
         raise ValueError(f"{args.texts} has {len(texts)} lines but {args.labels} has {len(labels)}")
+    from datasets import imdb
+
+    check_labels(labels, imdb.from_preprocess(trained.texts)[1], args.labels)
     predicted = [label for label, _ in classify_lines(trained, texts)]
     accuracy = float(np.mean([p == t.strip() for p, t in zip(predicted, labels)]))
     print(f"accuracy {accuracy:.4f} on {len(texts)} texts")
@@ -249,7 +254,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--source", help="translation: source sentences, one a line")
     p.add_argument("--reference", help="translation: reference translations, one a line")
     p.add_argument("--texts", help="sentiment: texts, one a line")
-    p.add_argument("--labels", help="sentiment: labels (e.g. positive / negative), one a line")
+    p.add_argument("--labels", help="sentiment: the model's label names (IMDB: neg / pos), one a line")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
 

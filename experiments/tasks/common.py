@@ -283,7 +283,8 @@ def head_family(name: str, heads: dict[str, Head]) -> Family:
     """A family of sequence classifiers / regressors, one :class:`Head` per DataSpec output.
 
     Compiled: the head's loss, ``metrics`` and ``weighted_metrics``. After evaluation: the spec's
-    ``scorers`` over the test predictions, and the confusion matrix when the head has one.
+    ``scorers`` over the test predictions, the confusion matrix when the head has one, and the
+    spec's ``extras["preprocess"]`` texts (IMDB: what `rnnlab predict` needs) to be logged.
     """
 
     def build(spec, model_cfg, units):
@@ -299,10 +300,11 @@ def head_family(name: str, heads: dict[str, Head]) -> Family:
 
     def evaluate(model, test, spec, train_cfg):
         head = heads[spec.output]
+        texts = dict(spec.extras.get("preprocess", {}))  # raw text -> input, for `rnnlab predict`
         if not (head.confusion or spec.scorers):
-            return Evaluation()
+            return Evaluation(texts=texts)
         true, pred = predictions(model, test)
-        report = Evaluation(metrics=score(spec.scorers, true, pred))
+        report = Evaluation(metrics=score(spec.scorers, true, pred), texts=texts)
         if head.confusion:
             report.figures.update(classification_report(
                 true, pred, spec.num_classes, spec.extras.get("label_names")).figures)

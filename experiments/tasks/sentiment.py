@@ -4,6 +4,8 @@
     p(positive | x_1..x_T) = sigmoid(w · h_T + b),   loss = binary cross-entropy,   metric = accuracy
 
 The goal (chance 0.5, solved at accuracy >= 0.88) comes with the dataset's DataSpec (``datasets/imdb.py``).
+After the test, the spec's ``extras["preprocess"]`` (vocabulary and text settings) are returned
+as texts and logged under ``preprocess/``, so ``rnnlab predict RUN_ID`` classifies raw reviews.
 """
 
 from __future__ import annotations

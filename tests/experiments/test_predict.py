@@ -1,5 +1,5 @@
-"""`rnnlab predict` / `rnnlab evaluate`: a saved translation model applied to raw text, and one
-clear message (exit 2) for each kind of bad input."""
+"""`rnnlab predict` / `rnnlab evaluate`: a saved translation or sentiment model applied to raw
+text, and one clear message (exit 2) for each kind of bad input."""
 
 from __future__ import annotations
 
@@ -136,3 +136,57 @@ def test_encoded_lines_match_the_model_input_width(saved):
     texts = {f"preprocess/{p.name}": p.read_text() for p in (saved / "preprocess").iterdir()}
     ids, _ = Preprocessor(texts).encode(["ein mann rennt .", "ein hund ."])
     assert ids.dtype == np.int32 and ids.shape == (2, 4) and ids[1, 3] == 0
+
+
+# -- sentiment ----------------------------------------------------------------------------------
+
+def test_a_logged_sentiment_run_classifies_raw_text_as_in_training(
+        tiny_config, mini_data, offline, mlflow_store, monkeypatch, tmp_path, capsys):
+    from datasets import imdb
+    from experiments import predict
+    from experiments.run import run
+
+    monkeypatch.setenv("RNNLAB_DATA_DIR", str(mini_data))
+    config = tiny_config("imdb", "gru", tracking={"enabled": True})
+    result = run(config)
+    logged = predict.load(result.run_id)
+    assert logged.family == "sentiment"
+
+    # the logged vectoriser gives the loader's ids on the loader's own raw test reviews
+    *_, test, spec = datasets.load(config.data)
+    reviews = imdb.select(imdb.read(imdb.locate(config.data)), config.data)
+    layer, names = imdb.from_preprocess(logged.texts)
+    assert layer.get_vocabulary() == spec.extras["vocabulary"] and names == ["neg", "pos"]
+    loader_ids = np.concatenate([np.asarray(x) for x, _ in test])
+    np.testing.assert_array_equal(np.asarray(layer(reviews["test"].texts)), loader_ids)
+
+    lines = ["A wonderful film<br />Loved it, truly!", "Dull... the WORST movie; 'boring'."]
+    assert cli.main(["predict", result.run_id, "--input", lines_file(tmp_path, "x", lines)]) == 0
+    out = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert len(out) == 2 and all(label in names for label, _ in out)
+    # the same lines tokenised by the training vectoriser, through the logged model
+    trained_layer = imdb.vectorizer(reviews["train"].texts, config.data)
+    p_pos = logged.model.predict(np.asarray(trained_layer(lines)), verbose=0).reshape(-1)
+    expected = [("pos", p) if p >= 0.5 else ("neg", 1 - p) for p in p_pos]
+    assert [label for label, _ in out] == [label for label, _ in expected]
+    np.testing.assert_allclose([float(p) for _, p in out], [p for _, p in expected], atol=1e-4)
+
+    truth = ["pos", "neg"]
+    assert cli.main(["evaluate", result.run_id, "--texts", lines_file(tmp_path, "t", lines),
+                     "--labels", lines_file(tmp_path, "l", truth)]) == 0
+    accuracy = np.mean([label == t for (label, _), t in zip(expected, truth)])
+    assert capsys.readouterr().out.strip() == f"accuracy {accuracy:.4f} on 2 texts"
+    expect_exit_2(["evaluate", result.run_id, "--texts", lines_file(tmp_path, "t", lines),
+                   "--labels", lines_file(tmp_path, "l", ["positive", "neg"])], capsys,
+                  "line 1 is 'positive', not a label of this model; valid: neg, pos")
+
+
+def test_sentiment_preprocess_files_are_required(mini_data, offline):
+    from datasets import imdb
+
+    *_, spec = datasets.load(DataConfig(name="imdb", data_dir=str(mini_data), subset=16,
+                                        max_length=8, vocab_size=50))
+    texts = spec.extras["preprocess"]
+    assert set(texts) == {"preprocess/vocabulary.txt", "preprocess/text.json"}
+    with pytest.raises(ValueError, match="preprocess/text.json is missing"):
+        imdb.from_preprocess({"preprocess/vocabulary.txt": texts["preprocess/vocabulary.txt"]})
