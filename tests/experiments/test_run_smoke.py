@@ -66,7 +66,8 @@ def _run_data(run_id):
 @pytest.mark.parametrize(
     ("task", "attention", "extra"),
     [("adding", None, set()), ("temporal_order", None, {"plots/confusion_matrix.png"}),
-     ("imdb", None, {"plots/confusion_matrix.png"}),
+     ("imdb", None, {"plots/confusion_matrix.png", "preprocess/vocabulary.txt",
+                     "preprocess/text.json"}),
      ("multi30k", "bahdanau", {"samples/translations.txt"})],
 )
 def test_logged_run_holds_the_contract(task, attention, extra, tiny_config, real_data,
