@@ -6,6 +6,7 @@ import argparse
 import ast
 import contextlib
 import difflib
+import io
 import os
 import re
 import shlex
@@ -457,6 +458,10 @@ def _add_set(parser: argparse.ArgumentParser, what: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # One line at a time also into a file or pipe (`rnnlab sweep ... > study.log` in the
+    # background): a sweep's result lines would otherwise wait in an 8 KB buffer.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     if args.verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     else:

@@ -23,6 +23,7 @@ import contextvars
 import functools
 import gc
 import inspect
+import logging
 import os
 import re
 import subprocess
@@ -785,10 +786,19 @@ def log_model(model) -> None:
     "runs:/<run_id>/model")` loads it back (after `import cells`, which registers the cells)."""
     import mlflow.keras  # the flavor module is not imported by `import mlflow`
 
-    with warnings.catch_warnings():  # hints on signatures and input examples we do not give
-        warnings.simplefilter("ignore", UserWarning)
-        # Requirements given, not inferred: inferring them runs the model in a subprocess.
-        mlflow.keras.log_model(model, name="model", pip_requirements=[f"keras=={keras.__version__}"])
+    # MLflow's hints on the signature and input example we do not give (a warning and a log line
+    # per run): the model's inputs are described by its own config.
+    hints = logging.getLogger("mlflow.keras.save")
+    level = hints.level
+    hints.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            # Requirements given, not inferred: inferring them runs the model in a subprocess.
+            mlflow.keras.log_model(model, name="model",
+                                   pip_requirements=[f"keras=={keras.__version__}"])
+    finally:
+        hints.setLevel(level)
 
 
 def learning_curves(history: dict):
