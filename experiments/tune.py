@@ -470,27 +470,13 @@ def find_parent_run(name: str) -> str | None:
     return found[0].info.run_id if found else None
 
 
-def check_tracking(timeout_s: float = 10.0) -> str:
-    """Fail before any training when the tracking store does not answer; return its URI."""
-    import mlflow
-
+def check_tracking() -> str:
+    """Fail before any training when the tracking store does not answer (`tracking.configure`
+    checks it: one line naming the URI, `TrackingUnavailable`, exit 1 as for run and sweep);
+    return its URI."""
     from experiments import tracking
 
-    uri = tracking.configure()
-    if uri.startswith(("http://", "https://")):
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as answer:
-                ok = answer.status == 200
-        except (urllib.error.URLError, OSError) as err:
-            raise ValueError(f"MLflow tracking server {uri} does not answer ({err}); start it or "
-                             f"set MLFLOW_TRACKING_URI to one that does") from None
-        if not ok:
-            raise ValueError(f"MLflow tracking server {uri} is not healthy")
-    mlflow.set_tracking_uri(uri)
-    return uri
+    return tracking.configure()
 
 
 def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None = None,
