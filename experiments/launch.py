@@ -327,14 +327,7 @@ def _open_parent(sweep_name: str) -> mlflow.ActiveRun:
 
 def find_parent_run(sweep_name: str) -> str | None:
     """The id of the newest parent run of the sweep called `sweep_name`, if there is one."""
-    found = tracking.retrying(
-        mlflow.search_runs,
-        search_all_experiments=True, output_format="list", max_results=1,
-        filter_string=("tags.`rnnlab.role` = 'sweep' and tags.`rnnlab.sweep` = "
-                       f"{tracking.quote(sweep_name)}"),
-        order_by=["attributes.start_time DESC"], what="looking up the sweep's parent run",
-    )
-    return found[0].info.run_id if found else None
+    return tracking.find_parent_run("sweep", sweep_name)
 
 
 def _done_before(planned: PlannedRun, run_id: str) -> Outcome:

@@ -230,6 +230,27 @@ def git_commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def find_parent_run(role: str, name: str) -> str | None:
+    """The id of the newest parent run with tags `rnnlab.role` = `role` (sweep, tuning) and
+    `rnnlab.<role>` = `name`, if there is one."""
+    found = retrying(
+        mlflow.search_runs,
+        search_all_experiments=True, output_format="list", max_results=1,
+        filter_string=(f"tags.`{TAG_PREFIX}role` = {quote(role)} and "
+                       f"tags.`{TAG_PREFIX}{role}` = {quote(name)}"),
+        order_by=["attributes.start_time DESC"], what=f"looking up the {role}'s parent run",
+    )
+    return found[0].info.run_id if found else None
+
+
+def resume_run(run_id: str, **kwargs) -> mlflow.ActiveRun:
+    """`mlflow.start_run(run_id=...)` for a run that exists. MLflow refuses to resume a run outside
+    the process's active experiment (which an earlier run of this process, perhaps in another
+    store, may have left set): the run's own experiment is made active first."""
+    mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
+    return mlflow.start_run(run_id=run_id, **kwargs)
+
+
 def start_parent_run(
     sweep_name: str,
     *,
@@ -244,10 +265,7 @@ def start_parent_run(
     """
     configure()
     if run_id is not None:
-        # MLflow refuses to resume a run outside the process's active experiment (left by an
-        # earlier run of this process, perhaps in another store): make the run's own one active.
-        mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
-        return mlflow.start_run(run_id=run_id)
+        return resume_run(run_id)
     s = settings()
     experiment_id = ensure_experiment(
         experiment or _format_pattern(s.experiment_pattern, "sweep", "all", s.path)
@@ -663,7 +681,7 @@ def _start_run(config, parent_run_id: str | None, tags: dict,
     }
     name = config.tracking.run_name or run_name(config)
     if claimed_id:
-        return mlflow.start_run(run_id=claimed_id, nested=True, run_name=name, tags=all_tags)
+        return resume_run(claimed_id, nested=True, run_name=name, tags=all_tags)
     return mlflow.start_run(
         experiment_id=experiment_id,
         run_name=name,

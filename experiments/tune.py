@@ -458,16 +458,9 @@ def default_workdir() -> Path:
 
 def find_parent_run(name: str) -> str | None:
     """The newest parent run of the tuning called `name`, if any."""
-    import mlflow
+    from experiments import tracking
 
-    from experiments.tracking import quote
-
-    found = mlflow.search_runs(
-        search_all_experiments=True, output_format="list", max_results=1,
-        filter_string=f"tags.`{TAG}role` = 'tuning' and tags.`{TAG}tuning` = {quote(name)}",
-        order_by=["attributes.start_time DESC"],
-    )
-    return found[0].info.run_id if found else None
+    return tracking.find_parent_run("tuning", name)
 
 
 def check_tracking() -> str:

@@ -36,7 +36,7 @@ def test_the_sweep_goes_on_and_the_report_lists_the_diverged_run(lab):
     plan = lab.sweep(grid={"train.lr": [1.0e6, 0.01]}, train=EXPLODING)
     lines = []
     outcomes = launch.run_sweep(plan, out=lines.append)
-    assert [o.status for o in outcomes] == ["FAILED", "FINISHED"]
+    assert [o.status for o in outcomes] == ["FAILED", "FINISHED"], [o.reason for o in outcomes]
     reason = outcomes[0].reason
     assert reason.startswith("diverged at epoch ") and reason in lines[-1]
     diverged = mlflow.get_run(outcomes[0].run_id)
