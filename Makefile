@@ -2,6 +2,7 @@
 #   make run      create .venv, install what running needs, run the quick sweep and its report
 #   make test     create .venv, install with the dev extras, run the test suite (slow tests excluded)
 #   make bench    regenerate benchmarks/RESULTS.md (about 16 minutes on 2 cores)
+#   make results  regenerate docs/RESULTS.md from the study's MLflow runs (rnnlab results)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -17,7 +18,7 @@ endif
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test test-all lint bench gpu-bench clean install install-dev
+.PHONY: run test test-all lint bench gpu-bench results clean install install-dev
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,9 @@ lint: $(DEV)
 
 bench: $(DEV)
 	$(BIN)/python -m benchmarks.run --output benchmarks/RESULTS.md
+
+results: $(STAMP)
+	$(BIN)/rnnlab results --sweep study --output docs
 
 gpu-bench:
 	bash benchmarks/gpu.sh

@@ -237,6 +237,12 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     return gradients.cmd_gradients(args)
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    from experiments.results_page import cmd_results as results
+
+    return results(args)
+
+
 def ui_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> list[str]:
     """The argv that starts the MLflow UI on the project's store (one worker: MLflow's default of
     four takes minutes to start on a small machine, and a local UI has one user)."""
@@ -436,6 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="a YAML config file (sections data, model, train, tracking)")
     _add_set(p, "section.key=value, applied to every cell")
     p.set_defaults(func=cmd_gradients)
+
+    p = sub.add_parser("results", help="docs/RESULTS.md from a sweep's runs: tables, plots, "
+                       "the literature's claims checked, the raw per-run CSV")
+    p.add_argument("--sweep", default="study", help="the sweep's name (default study)")
+    p.add_argument("--output", default="docs", help="folder for RESULTS.md and results/ (default docs)")
+    p.add_argument("--sweep-file", help="the plan (default: the file the sweep's parent run names)")
+    p.add_argument("--no-gradients", action="store_true", help="skip the gradient-flow plot")
+    p.add_argument("--gradient-length", type=int, default=100, help="T of the runs measured (100)")
+    p.add_argument("--gradient-samples", type=int, default=256, help="test sequences (256)")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store (127.0.0.1)")
     p.add_argument("--host", default="127.0.0.1",

@@ -530,7 +530,7 @@ def provenance(runs: pd.DataFrame) -> dict[str, str]:
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "code (report)": tracking.git_commit(),
         "code (runs)": distinct("tags.rnnlab.git_commit"),
-        "machine (report)": _machine(),
+        "machine (report)": machine(),
         "backend / device (runs)": " / ".join([distinct("tags.rnnlab.backend"),
                                                 distinct("tags.rnnlab.device")]),
         "versions": ", ".join([f"Python {platform.python_version()}", *versions]),
@@ -539,7 +539,8 @@ def provenance(runs: pd.DataFrame) -> dict[str, str]:
     }
 
 
-def _machine() -> str:
+def machine() -> str:
+    """This machine: host name, CPU model, CPU count, memory, OS."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -548,7 +549,29 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.node()}: {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    try:
+        memory = f", {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB RAM"
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        memory = ""
+    return (f"{platform.node()}: {cpu}, {os.cpu_count()} CPUs{memory}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def task_text(task: str, goals: list[Goal]) -> str:
+    """One paragraph on a task: its description, key metric and what it means, which way is
+    better, the chance level and the solved rule (the goals of its settings)."""
+    g = goals[0]
+    chances = {x.chance_text for x in goals}
+    solved = {x.solved_when for x in goals}
+    parts = [task_description(task),
+             f"Key metric: test {g.metric}" + (f", the {g.meaning}" if g.meaning else "")
+             + f"; {g.better}.",
+             "Chance level: " + (chances.pop() if len(chances) == 1 else "per setting, "
+                                 "in the table") + ".",
+             "Solved when " + (solved.pop() if len(solved) == 1 else "per setting, "
+                               "in the table") + "."]
+    return " ".join(p for p in parts if p).replace("Chance level: -.", "No chance level.") \
+        .replace("Solved when -.", "No solved threshold.")
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -595,19 +618,7 @@ class Page:
                 for task, rows in self.table.groupby("task", sort=False)]
 
     def task_text(self, task: str, rows: pd.DataFrame) -> str:
-        goals = [self.goals[s] for s in dict.fromkeys(rows["setting"])]
-        g = goals[0]
-        chances = {x.chance_text for x in goals}
-        solved = {x.solved_when for x in goals}
-        parts = [task_description(task),
-                 f"Key metric: test {g.metric}" + (f", the {g.meaning}" if g.meaning else "")
-                 + f"; {g.better}.",
-                 "Chance level: " + (chances.pop() if len(chances) == 1 else "per setting, "
-                                     "in the table") + ".",
-                 "Solved when " + (solved.pop() if len(solved) == 1 else "per setting, "
-                                   "in the table") + "."]
-        return " ".join(p for p in parts if p).replace("Chance level: -.", "No chance level.") \
-            .replace("Solved when -.", "No solved threshold.")
+        return task_text(task, [self.goals[s] for s in dict.fromkeys(rows["setting"])])
 
     def run_url(self, experiment_id, run_id: str) -> str:
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -1,0 +1,249 @@
+"""The results page (`rnnlab results`): the claims' verdict rules on synthetic runs, and the page and
+per-run CSV written from a small store whose runs follow a sweep file's plan."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from experiments import results_page as rp
+from experiments.results_page import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NOT_RUN
+
+GATED = ("lstm", "peephole", "coupled", "gru")
+METRIC = {"adding": ("mse", "min", 0.01, 1 / 6), "spike_timing": ("on_time", "at_least", 1.0, 0.1),
+          "imdb": ("accuracy", "at_least", 0.88, 0.5)}
+
+
+def frame(rows: list[tuple]) -> pd.DataFrame:
+    """Completed runs shaped like `mlflow.search_runs`: (task, cell, T, seed, value[, ablation]);
+    solved follows the task's threshold."""
+    records = []
+    for i, (task, cell, length, seed, value, *ablation) in enumerate(rows):
+        metric, mode, threshold, chance = METRIC[task]
+        solved = value < threshold if mode == "min" else value >= threshold
+        records.append({
+            "run_id": f"r{i}", "status": "FINISHED", "start_time": pd.Timestamp(0, unit="s"),
+            "tags.rnnlab.task": task, "tags.rnnlab.cell": cell, "tags.rnnlab.config_hash": f"h{i}",
+            "tags.rnnlab.status": "FINISHED", "tags.rnnlab.solved_metric": metric,
+            "tags.rnnlab.baseline_metric": metric, "tags.rnnlab.solved_mode": mode,
+            "tags.rnnlab.solved_threshold": str(threshold),
+            "params.data.name": task, "params.model.cell": cell, "params.data.length": str(length),
+            "params.train.seed": str(seed), "params.train.epochs": "3",
+            "params.model.unit_forget_bias": "False" if ablation and ablation[0] else "None",
+            f"metrics.test_{metric}": value, "metrics.test_loss": value,
+            "metrics.solved": float(solved), "metrics.baseline": chance,
+        })
+    return pd.DataFrame(records)
+
+
+def adding(values: dict[str, float], length: int = 200, seeds=(0,)) -> list[tuple]:
+    return [("adding", cell, length, seed, value) for cell, value in values.items() for seed in seeds]
+
+
+SOLVED_BY_GATED = {"vanilla": 0.168, **dict.fromkeys(GATED, 0.001)}
+
+
+def test_adding_claim_confirmed_when_vanilla_stays_at_the_baseline_and_gated_cells_solve_it():
+    verdict = rp.adding_rule(rp.evidence(frame(adding(SOLVED_BY_GATED, seeds=(0, 1)))))
+    assert verdict.verdict == CONFIRMED
+    assert "vanilla MSE 0.168 ± 0 (n = 2, solved 0/2)" in verdict.ours
+
+
+def test_adding_claim_not_run_yet_without_the_long_setting_or_a_cell():
+    short = rp.evidence(frame(adding(SOLVED_BY_GATED, length=100)))
+    assert rp.adding_rule(short).verdict == NOT_RUN
+    no_gru = {k: v for k, v in SOLVED_BY_GATED.items() if k != "gru"}
+    verdict = rp.adding_rule(rp.evidence(frame(adding(no_gru))))
+    assert verdict.verdict == NOT_RUN and "for gru" in verdict.ours
+
+
+def test_adding_claim_not_reproduced_when_a_gated_cell_fails_contradicted_when_vanilla_learns():
+    verdict = rp.adding_rule(rp.evidence(frame(adding({**SOLVED_BY_GATED, "gru": 0.1}))))
+    assert verdict.verdict == NOT_REPRODUCED
+    assert verdict.cause.startswith("gru not solved") and "3 epochs" in verdict.cause
+    assert "gru 0.1 (n = 1, solved 0/1)" in verdict.ours  # one seed: no ± std
+    learns = rp.adding_rule(rp.evidence(frame(adding({**SOLVED_BY_GATED, "vanilla": 0.05}))))
+    assert learns.verdict == CONTRADICTED and "vanilla" in learns.cause
+
+
+def test_ablation_runs_are_not_evidence_for_the_default_bias_claims():
+    rows = adding(SOLVED_BY_GATED) + [("adding", "gru", 200, 1, 0.1, True)]
+    assert rp.adding_rule(rp.evidence(frame(rows))).verdict == CONFIRMED
+
+
+@pytest.mark.parametrize("peephole, lstm, expected", [
+    (1.0, 0.5, CONFIRMED), (0.5, 1.0, CONTRADICTED), (1.0, 1.0, NOT_REPRODUCED),
+])
+def test_peephole_claim_compares_the_two_lstms_per_setting(peephole, lstm, expected):
+    rows = [("spike_timing", "peephole", 100, 0, peephole), ("spike_timing", "lstm", 100, 0, lstm)]
+    assert rp.peephole_rule("spike_timing")(rp.evidence(frame(rows))).verdict == expected
+
+
+def test_threshold_claim_needs_every_gated_cell():
+    good = [("imdb", cell, None, 0, 0.9) for cell in ("vanilla", *GATED)]
+    assert rp.threshold_rule("imdb", 0.88, "IMDB")(rp.evidence(frame(good))).verdict == CONFIRMED
+    one_short = [*good[:-1], ("imdb", "gru", None, 0, 0.85)]
+    verdict = rp.threshold_rule("imdb", 0.88, "IMDB")(rp.evidence(frame(one_short)))
+    assert verdict.verdict == NOT_REPRODUCED and verdict.cause.startswith("gru below 0.88")
+
+
+def test_compare_uses_solved_share_then_standard_errors():
+    both_solved = rp.Outcome(3, 0.001, 0.0005, 3), rp.Outcome(3, 0.004, 0.0001, 3)
+    assert rp.compare(*both_solved, lower_is_better=True) == 0
+    clear = rp.Outcome(3, 0.80, 0.01, None), rp.Outcome(3, 0.70, 0.01, None)
+    assert rp.compare(*clear, lower_is_better=False) == 1
+    assert rp.compare(*clear, lower_is_better=True) == -1
+    noisy = rp.Outcome(3, 0.80, 0.2, None), rp.Outcome(3, 0.70, 0.2, None)
+    assert rp.compare(*noisy, lower_is_better=False) == 0
+
+
+def test_every_claim_gives_a_verdict_on_no_runs_at_all():
+    table = rp.claims_table(rp.evidence(pd.DataFrame(columns=["status", "run_id"])))
+    assert len(table) == len(rp.CLAIMS) and set(table["verdict"]) == {NOT_RUN}
+
+
+# --- the page from a store ------------------------------------------------------------------------
+
+SWEEP = {
+    "name": "lit",
+    "base": {"data": {"num_train": 64, "num_val": 32, "num_test": 32}, "model": {"units": 4},
+             "train": {"epochs": 1}},
+    "tasks": [{"data.name": "adding", "data.length": 200, "train.seed": 0},
+              {"data.name": "adding", "data.length": 200, "train.seed": 1},
+              {"data.name": "adding", "data.length": 100, "train.seed": 0},
+              {"data.name": "adding", "data.length": 100, "train.seed": 0,
+               "model.unit_forget_bias": False}],
+    "grid": {"model.cell": ["vanilla", "lstm", "peephole", "coupled", "gru"]},
+}
+FAILED = ("gru", 200, 1)  # the planned run that failed: missing from the finished ones
+
+
+@pytest.fixture(scope="module")
+def lit_store(tmp_path_factory):
+    """A store with sweep "lit" (18 planned runs) as experiments.run logs it: 17 finished runs —
+    vanilla at the adding baseline, gated cells solved, the forget-gate-bias-0 LSTMs not — and one
+    failed; returns (uri, sweep file)."""
+    import mlflow
+
+    from experiments.sweep import load_sweep
+
+    folder = tmp_path_factory.mktemp("lit_store")
+    sweep_file = folder / "lit.yaml"
+    sweep_file.write_text(yaml.safe_dump(SWEEP))
+    planned = load_sweep(sweep_file).runs
+    uri = f"sqlite:///{folder}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("rnn-cell-lab", artifact_location=str(folder / "mlruns"))
+    parent = client.create_run(experiment, run_name="lit", tags={
+        "rnnlab.sweep": "lit", "rnnlab.role": "sweep", "rnnlab.sweep_file": str(sweep_file),
+        "rnnlab.sweep_runs": str(len(planned))})
+    for i, p in enumerate(planned):
+        c = p.config
+        ablated = c.model.unit_forget_bias is False
+        failed = (c.model.cell, c.data.length, c.train.seed) == FAILED
+        mse = 0.168 if c.model.cell == "vanilla" or ablated else 0.001 * (1 + c.train.seed)
+        run = client.create_run(experiment, run_name=f"run{i}", tags={
+            "mlflow.parentRunId": parent.info.run_id, "rnnlab.sweep": "lit",
+            "rnnlab.task": "adding", "rnnlab.cell": c.model.cell, "rnnlab.config_hash": p.hash,
+            "rnnlab.status": "FAILED" if failed else "FINISHED", "rnnlab.family": "long_dependency",
+            "rnnlab.solved_metric": "mse", "rnnlab.baseline_metric": "mse",
+            "rnnlab.solved_mode": "min", "rnnlab.solved_threshold": "0.01",
+            "rnnlab.git_commit": "0123456789abcdef", "rnnlab.claimed_by": "labhost:42"})
+        for key, value in {"data.name": "adding", "model.cell": c.model.cell,
+                           "data.length": c.data.length, "train.seed": c.train.seed,
+                           "train.epochs": 1, "model.units_used": 4,
+                           "model.unit_forget_bias": c.model.unit_forget_bias}.items():
+            client.log_param(run.info.run_id, key, "None" if value is None else value)
+        if not failed:
+            for key, value in {"test_mse": mse, "test_loss": mse, "solved": float(mse < 0.01),
+                               "baseline": 1 / 6, "param_count": 100 + i,
+                               "train_time_s": 2.0}.items():
+                client.log_metric(run.info.run_id, key, value)
+            for step in range(2):
+                client.log_metric(run.info.run_id, "train_loss", mse * (2 - step), step=step)
+        client.set_terminated(run.info.run_id, "FAILED" if failed else "FINISHED")
+    client.set_terminated(parent.info.run_id)
+    return uri, sweep_file, planned
+
+
+@pytest.fixture(scope="module")
+def lit_page(lit_store, tmp_path_factory):
+    uri, sweep_file, _ = lit_store
+    output = tmp_path_factory.mktemp("lit_page")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        result = rp.write_results("lit", output, sweep_file=sweep_file, gradients=False)
+    return result, output
+
+
+def test_page_counts_planned_and_finished_runs_and_lists_the_missing(lit_page, lit_store):
+    result, _ = lit_page
+    planned = lit_store[2]
+    text = result["markdown"]
+    assert f"{len(planned) - 1} of {len(planned)} planned runs finished" in text
+    assert "- adding (T=200, seed=1): gru" in text
+    assert "labhost" in text and "0123456789ab" in text
+    assert "34 s (0 h 00 min) of it training" in text  # 17 finished runs × 2.0 s
+
+
+def test_page_keeps_the_ablation_rows_apart_and_shows_no_error_bar_for_one_seed(lit_page):
+    text = lit_page[0]["markdown"]
+    ablation = [line for line in text.splitlines() if "unit_forget_bias=False" in line
+                and line.startswith("|")]
+    assert [line.split("|")[2].strip() for line in ablation] == ["lstm", "peephole", "coupled"]
+    assert all("| 0.168 " in line and "0/1" in line for line in ablation)
+    plain_lstm = next(line for line in text.splitlines()
+                      if line.startswith("| adding (T=100) ") and "| lstm " in line)
+    assert "| 0.001 " in plain_lstm and "±" not in plain_lstm
+    lstm_200 = next(line for line in text.splitlines()
+                    if line.startswith("| adding (T=200) ") and "| lstm " in line)
+    assert "| 2 " in lstm_200 and "0.0015 ± 0.00071" in lstm_200
+
+
+def test_page_gives_the_claims_verdicts_from_the_runs(lit_page):
+    claims = lit_page[0]["claims"].set_index("topic")
+    assert claims.loc["adding problem", "verdict"] == CONFIRMED
+    assert claims.loc["forget-gate bias 1", "verdict"] == CONFIRMED
+    assert claims.loc["copy memory", "verdict"] == NOT_RUN
+    assert "| forget-gate bias 1 " in lit_page[0]["markdown"]
+
+
+def test_runs_csv_has_one_row_per_run_with_its_columns(lit_page, lit_store):
+    _, output = lit_page
+    table = pd.read_csv(output / "results" / "lit_runs.csv")
+    assert len(table) == len(lit_store[2])  # the failed run too
+    for column in [*rp.CSV_COLUMNS, "test_mse", "test_loss", *rp.CSV_TAIL]:
+        assert column in table.columns, column
+    failed = table[table["status"] == "FAILED"]
+    assert failed[["cell", "T", "seed"]].values.tolist() == [list(FAILED)]
+    assert table["run_id"].is_unique and set(table["epochs_run"].dropna()) == {2}
+    assert list(table["T"]) == sorted(table["T"])
+
+
+def test_page_links_its_plots_and_a_rerun_overwrites(lit_page, lit_store):
+    result, output = lit_page
+    links = [line for line in result["markdown"].splitlines() if line.startswith("![")]
+    assert links and all((output / line.split("](")[1].rstrip(")")).is_file() for line in links)
+    stale = output / "results" / "learning_curves_gone.png"
+    stale.write_bytes(b"old")
+    uri, sweep_file, _ = lit_store
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        again = rp.write_results("lit", output, sweep_file=sweep_file, gradients=False)
+    assert not stale.exists()
+    strip = [line for line in again["markdown"].splitlines() if "**generated**" not in line]
+    assert strip == [line for line in result["markdown"].splitlines() if "**generated**" not in line]
+
+
+def test_gradient_flow_notes_the_runs_it_lacks(lit_page):
+    jobs, notes = rp.gradient_jobs(rp.evidence(pd.DataFrame(columns=["status", "run_id"])), 100)
+    assert jobs == [] and [n.split(" (")[0] for n in notes] == list(rp.GRADIENT_TASKS)
+
+
+def test_cli_results_exits_1_for_a_sweep_without_runs(lit_store, monkeypatch, capsys):
+    from experiments import cli
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", lit_store[0])
+    assert cli.main(["results", "--sweep", "nope", "--no-gradients"]) == 1
+    assert "no runs found for sweep 'nope'" in capsys.readouterr().err
