@@ -419,20 +419,30 @@ def claims_table(ev: pd.DataFrame, claims: list[Claim] = CLAIMS) -> pd.DataFrame
 
 
 def plan(sweep: str, runs: pd.DataFrame, sweep_file: str | Path | None = None):
-    """`(planned runs, where from)`: the sweep file (`sweep_file`, else the one the parent run
-    names, else experiments/sweeps/<sweep>.yaml) planned by `experiments.sweep`; `(None, why)`
-    when there is none."""
+    """`(planned runs, where from)`: `sweep_file` planned by `experiments.sweep` (it must exist,
+    be valid and plan `sweep`: else ValueError); without it, the file the parent run names, else
+    experiments/sweeps/<sweep>.yaml, the first that exists, is valid and plans `sweep`;
+    `(None, why)` when none does."""
     from experiments.sweep import load_sweep
 
-    candidates = [Path(sweep_file)] if sweep_file else []
-    tag = runs.get("tags.rnnlab.sweep_file", pd.Series(dtype=object)).dropna()
-    candidates += [Path(v) for v in tag.unique()] + [Path("experiments/sweeps") / f"{sweep}.yaml"]
-    for path in candidates:
-        if path.is_file():
-            return load_sweep(path).runs, str(path)
     if sweep_file:
-        raise FileNotFoundError(f"--sweep-file {sweep_file}: no such file")
-    return None, "no sweep file found"
+        found = load_sweep(sweep_file)  # ConfigError (a ValueError) names the file and key
+        if found.name != sweep:
+            raise ValueError(f"--sweep-file {sweep_file} plans sweep {found.name!r}, not {sweep!r}")
+        return found.runs, str(sweep_file)
+    tag = runs.get("tags.rnnlab.sweep_file", pd.Series(dtype=object)).dropna()
+    why = "no sweep file found"
+    for path in [*map(Path, tag.unique()), Path("experiments/sweeps") / f"{sweep}.yaml"]:
+        if not path.is_file():
+            continue
+        try:
+            found = load_sweep(path)
+        except ValueError as err:  # a file the current code no longer reads: say so, go on
+            why = f"{path} could not be planned: {str(err).splitlines()[0]}"
+            continue
+        if found.name == sweep:
+            return found.runs, str(path)
+    return None, why
 
 
 def run_key(task, cell, length, seed, forget_bias) -> tuple:
@@ -491,6 +501,7 @@ def provenance(runs: pd.DataFrame, command: str) -> list[tuple[str, str]]:
         ("backend / device (runs)", facts["backend / device (runs)"]),
         ("code (runs)", facts["code (runs)"]),
         ("code (page)", facts["code (report)"]),
+        ("MLflow store", facts["MLflow store"]),
         ("runs", f"started {_when(start.min())}, last ended {_when(end.max())}"),
         ("compute", (f"{_duration(wall.sum())} of run wall time, {_duration(train.sum())} of "
                      f"it training (train_time_s), over {len(runs)} runs")),
@@ -671,7 +682,8 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *,
     ev = evidence(runs)
     order = list(cells.names())
     plots = report.plot_learning_curves(ev, folder, order) if not ev.empty else []
-    length_plot = report.plot_metric_vs_length(ev, folder, order) if not ev.empty else None
+    length_plot = report.plot_metric_vs_length(ev[~ev["ablation"]], folder, order) \
+        if not ev.empty else None  # the ablation runs are not averaged into their cell's line
     gradient_png, gradient_notes = (gradient_flow(ev, folder, gradient_length, gradient_samples)
                                     if gradients and not ev.empty else (None, []))
     if not gradients:
@@ -761,14 +773,22 @@ def cmd_results(args) -> int:
     import sys
 
     command = "rnnlab results" + (f" --sweep {args.sweep}" if args.sweep != "study" else "")
+    for name in ("gradient_length", "gradient_samples"):
+        if getattr(args, name) < 1:
+            print(f"rnnlab results: --{name.replace('_', '-')} must be >= 1, got "
+                  f"{getattr(args, name)}", file=sys.stderr)
+            return 2
     try:
         result = write_results(args.sweep, args.output, sweep_file=args.sweep_file,
                                gradients=not args.no_gradients,
                                gradient_length=args.gradient_length,
                                gradient_samples=args.gradient_samples, command=command)
-    except (LookupError, FileNotFoundError) as err:
+    except LookupError as err:
         print(f"rnnlab results: {err}", file=sys.stderr)
         return 1
+    except ValueError as err:  # --sweep-file: unreadable, invalid or another sweep's
+        print(f"rnnlab results: {err}", file=sys.stderr)
+        return 2
     verdicts = result["claims"]["verdict"].value_counts()
     print(f"rnnlab results: wrote {result['page']} and {len(result['files']) - 1} files beside it; "
           "claims: " + ", ".join(f"{n} {v}" for v, n in verdicts.items()))

@@ -247,3 +247,34 @@ def test_cli_results_exits_1_for_a_sweep_without_runs(lit_store, monkeypatch, ca
     monkeypatch.setenv("MLFLOW_TRACKING_URI", lit_store[0])
     assert cli.main(["results", "--sweep", "nope", "--no-gradients"]) == 1
     assert "no runs found for sweep 'nope'" in capsys.readouterr().err
+
+
+def test_cli_results_refuses_another_sweeps_file_and_bad_numbers(lit_store, tmp_path, monkeypatch,
+                                                                  capsys):
+    from experiments import cli
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", lit_store[0])
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**SWEEP, "name": "other"}))
+    args = ["results", "--sweep", "lit", "--output", str(tmp_path), "--no-gradients"]
+    assert cli.main([*args, "--sweep-file", str(other)]) == 2
+    assert "plans sweep 'other', not 'lit'" in capsys.readouterr().err
+    assert cli.main([*args, "--gradient-samples", "0"]) == 2
+    assert "--gradient-samples must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "RESULTS.md").exists()
+
+
+def test_gradient_flow_measures_the_sweeps_own_trained_models(tiny_sweep, tiny_sweep_store,
+                                                              tmp_path):
+    """The tiny sweep trained lstm and gru on adding at T = 8 and logged their models."""
+    from experiments import report
+
+    ev = rp.evidence(report.load_runs("tiny"))
+    png, notes = rp.gradient_flow(ev, tmp_path, length=8, samples=8)
+    assert png is not None and png.is_file()
+    curves = pd.read_csv(png.with_suffix(".csv"))
+    assert set(curves["cell"]) == {"lstm", "gru"} and set(curves["stage"]) == {"init", "trained"}
+    assert set(curves["run_id"]) == set(ev.loc[ev["length"] == 8, "run_id"])
+    assert (curves["grad_norm_mean"] > 0).all()
+    assert any(n.startswith("adding (T = 8, seed 0): no finished run yet for vanilla") for n in notes)
+    assert any(n.startswith("copy (T = 8") for n in notes)
