@@ -232,6 +232,15 @@ def load_samples(run_id: str) -> str | None:
         return None
 
 
+def translation_samples(done: pd.DataFrame) -> dict[str, str | None]:
+    """{run_id: logged sample translations} of the runs with a BLEU score (for their flags)."""
+    if done.empty:
+        return {}
+    bleu = done.get("metrics.test_bleu", pd.Series(index=done.index, dtype=float))
+    return {run_id: load_samples(run_id) for run_id, value in zip(done["run_id"], bleu)
+            if not pd.isna(value)}
+
+
 # --- the table --------------------------------------------------------------------------------------
 
 TABLE_COLUMNS = [
@@ -491,10 +500,8 @@ def write_report(sweep: str | None = None, output: str | Path | None = None, *,
         ) from None
     order = list(cells.names())
     done = add_settings(completed(runs)) if not completed(runs).empty else pd.DataFrame()
-    samples = {} if done.empty else {
-        run_id: load_samples(run_id) for run_id, bleu in zip(done["run_id"], done.get(
-            "metrics.test_bleu", pd.Series(index=done.index, dtype=float))) if not pd.isna(bleu)}
-    table = summary_table(done, order, samples) if not done.empty else pd.DataFrame()
+    table = summary_table(done, order, translation_samples(done)) if not done.empty \
+        else pd.DataFrame()
     goals = {s: goal(rows) for s, rows in done.groupby("setting")} if not done.empty else {}
     others = not_completed(runs)
     folder.mkdir(parents=True, exist_ok=True)

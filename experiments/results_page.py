@@ -92,7 +92,7 @@ def select(ev: pd.DataFrame, task: str, cells_: Iterable[str] | None = None, *,
     T ≥ `min_length`, and passing `where`."""
     if ev.empty:
         return ev
-    keep = (ev["task"] == task) & (ev["ablation"] == ablation)
+    keep = (ev["task"] == task) & (ev["ablation"] == ablation) & ev["value"].notna()
     if cells_ is not None:
         keep &= ev["cell"].isin(list(cells_))
     if min_length is not None:
@@ -234,7 +234,8 @@ def adding_rule(ev: pd.DataFrame) -> Verdict:
 
 def copy_rule(ev: pd.DataFrame) -> Verdict:
     needed = ["vanilla", "lstm"]
-    rows = select(ev, "copy", min_length=100)
+    rows = select(ev, "copy", min_length=100,
+                  where=lambda e: e["loss"].notna() & (e["baseline"] > 0))
     if (early := _not_run("copy memory T ≥ 100", rows, needed)) is not None:
         return early
     rows = rows.assign(ratio=rows["loss"] / rows["baseline"])
@@ -269,7 +270,7 @@ def peephole_rule(task: str) -> Callable[[pd.DataFrame], Verdict]:
         if (early := _not_run(task, rows, ["lstm", "peephole"])) is not None:
             return early
         wins, ours = _duel(rows, "peephole", "lstm")
-        return _helps(wins, ours, "the plain LSTM did better", "no difference between the two "
+        return _helps([w for _, w in wins], ours, "the plain LSTM did better", "no difference between the two "
                       f"at these settings ({_budget(rows)})")
     return rule
 
@@ -284,8 +285,8 @@ def _helps(wins: list[int], ours: str, worse: str, tie: str) -> Verdict:
     return Verdict(NOT_REPRODUCED, ours, tie)
 
 
-def _duel(rows: pd.DataFrame, a: str, b: str) -> tuple[list[int], str]:
-    """`compare(a, b)` per setting both ran, and a text: '<setting>: a … vs b …'."""
+def _duel(rows: pd.DataFrame, a: str, b: str) -> tuple[list[tuple[str, int]], str]:
+    """`[(setting, compare(a, b))]` over the settings both ran, and a text '<setting>: a … vs b …'."""
     wins, parts = [], []
     if rows.empty:
         return wins, ""
@@ -294,7 +295,7 @@ def _duel(rows: pd.DataFrame, a: str, b: str) -> tuple[list[int], str]:
             continue
         goal = report.goal(group)
         first, second = Outcome.of(group[group["cell"] == a]), Outcome.of(group[group["cell"] == b])
-        wins.append(compare(first, second, goal.mode == "min"))
+        wins.append((setting, compare(first, second, goal.mode == "min")))
         parts.append(f"{setting}: {a} {first.text(goal.metric)} vs {b} {second.text()}")
     return wins, "; ".join(parts)
 
@@ -307,11 +308,11 @@ def variant_rule(variant: str, reference: str) -> Callable[[pd.DataFrame], Verdi
         wins, _ = _duel(rows, variant, reference)
         if not wins:
             return Verdict(NOT_RUN, f"no setting with finished runs of both {variant} and {reference}")
-        better, ties, worse = (sum(w > 0 for w in wins), sum(w == 0 for w in wins),
-                               sum(w < 0 for w in wins))
+        by = {w: [s for s, x in wins if x == w] for w in (1, 0, -1)}
         ours = (f"{variant} vs {reference} over {len(wins)} setting{'s' * (len(wins) > 1)}: "
-                f"better in {better}, tied in {ties}, worse in {worse}")
-        if worse <= TOLERATED_LOSSES * len(wins):
+                + "; ".join(f"{word} in {len(by[w])}" + (f" ({', '.join(by[w])})" if w and by[w] else "")
+                            for w, word in ((1, "better"), (0, "tied"), (-1, "worse"))))
+        if len(by[-1]) <= TOLERATED_LOSSES * len(wins):
             return Verdict(CONFIRMED, ours)
         return Verdict(CONTRADICTED, ours, f"{variant} worse in more than "
                        f"{TOLERATED_LOSSES:.0%} of the settings")
@@ -368,10 +369,12 @@ def _with_attention(ev: pd.DataFrame) -> pd.Series:
 CLAIMS: list[Claim] = [
     Claim("adding problem", "Hochreiter & Schmidhuber 1997; Le et al. 2015",
           "the vanilla RNN stays at the baseline for T ≥ 200 while gated cells solve it",
-          "vanilla at MSE 0.167 (predicting the mean); LSTM MSE < 0.01", adding_rule),
+          "tanh RNN stuck at the predict-the-mean baseline; LSTM solves T = 100–1000",
+          adding_rule),
     Claim("copy memory", "Arjovsky et al. 2016",
           "the LSTM and the vanilla RNN do not get below the memoryless baseline for T ≥ 100",
-          "cross-entropy 10 ln 8 / (T + 20)", copy_rule),
+          "LSTM and RNN at the baseline 10 ln 8 / (T + 20) for T = 100–500; the uRNN below it",
+          copy_rule),
     Claim("embedded Reber grammar", "Hochreiter & Schmidhuber 1997",
           "LSTM learns the embedded Reber grammar in nearly every trial",
           "97–100 % of trials successful", reber_rule),
@@ -731,7 +734,7 @@ def markdown(sweep, facts, done, claims, ev, output, csv_path, plots, length_plo
     if ev.empty:
         parts += ["_No completed runs yet._", ""]
         return "\n".join(parts)
-    table = report.summary_table(ev, list(cells.names()))
+    table = report.summary_table(ev, list(cells.names()), report.translation_samples(ev))
     goals = {s: report.goal(rows) for s, rows in ev.groupby("setting")}
     families = ev.get("tags.rnnlab.family", pd.Series(index=ev.index, dtype=object)) \
         .fillna(ev["task"].map(lambda t: FAMILY_OF_TASK.get(t, "long_dependency")))

@@ -12,7 +12,7 @@ from experiments.results_page import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NO
 
 GATED = ("lstm", "peephole", "coupled", "gru")
 METRIC = {"adding": ("mse", "min", 0.01, 1 / 6), "spike_timing": ("on_time", "at_least", 1.0, 0.1),
-          "imdb": ("accuracy", "at_least", 0.88, 0.5)}
+          "imdb": ("accuracy", "at_least", 0.88, 0.5), "copy": ("recall_accuracy", "max", 0.99, 0.1)}
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -72,12 +72,34 @@ def test_ablation_runs_are_not_evidence_for_the_default_bias_claims():
     assert rp.adding_rule(rp.evidence(frame(rows))).verdict == CONFIRMED
 
 
+@pytest.mark.parametrize("lstm_loss, expected", [(0.18, CONFIRMED), (0.05, CONTRADICTED)])
+def test_copy_claim_compares_the_test_loss_with_the_memoryless_baseline(lstm_loss, expected):
+    runs = frame([("copy", cell, 100, 0, 0.2) for cell in ("vanilla", "lstm", "gru")])
+    runs["metrics.baseline"] = 0.17  # 10 ln 8 / 120, the baseline the task logs
+    runs["metrics.test_loss"] = [0.17, lstm_loss, 0.01]
+    verdict = rp.copy_rule(rp.evidence(runs))
+    assert verdict.verdict == expected
+    assert "gru 0.0588 (n = 1" in verdict.ours  # loss / baseline
+    assert rp.copy_rule(rp.evidence(runs[runs["tags.rnnlab.cell"] != "lstm"])).verdict == NOT_RUN
+
+
 @pytest.mark.parametrize("peephole, lstm, expected", [
     (1.0, 0.5, CONFIRMED), (0.5, 1.0, CONTRADICTED), (1.0, 1.0, NOT_REPRODUCED),
 ])
 def test_peephole_claim_compares_the_two_lstms_per_setting(peephole, lstm, expected):
     rows = [("spike_timing", "peephole", 100, 0, peephole), ("spike_timing", "lstm", 100, 0, lstm)]
     assert rp.peephole_rule("spike_timing")(rp.evidence(frame(rows))).verdict == expected
+
+
+def test_variant_claim_holds_unless_the_variant_loses_in_more_than_a_quarter_of_settings():
+    rows = [("adding", cell, length, 0, 0.001) for cell in ("lstm", "coupled") for length in (50, 100)]
+    rule = rp.variant_rule("coupled", "lstm")
+    tied = rule(rp.evidence(frame(rows)))
+    assert tied.verdict == CONFIRMED and "tied in 2" in tied.ours
+    loses = rule(rp.evidence(frame([*rows[:3], ("adding", "coupled", 100, 0, 0.2)])))
+    assert loses.verdict == CONTRADICTED
+    assert "better in 0; tied in 1; worse in 1 (adding (T=100))" in loses.ours
+    assert rule(rp.evidence(frame(rows[:2]))).verdict == NOT_RUN  # no coupled run
 
 
 def test_threshold_claim_needs_every_gated_cell():
