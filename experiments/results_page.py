@@ -254,6 +254,8 @@ def reber_rule(ev: pd.DataFrame) -> Verdict:
     if (early := _not_run("embedded Reber", rows, LSTM_FAMILY)) is not None:
         return early
     total = Outcome.of(rows)
+    if total.solved is None:
+        return Verdict(NOT_RUN, "the Reber runs logged no solved flag")
     ours = (f"{total.solved}/{total.n} LSTM-family runs solved "
             f"({total.solved / total.n:.0%}); "
             + "; ".join(f"{c} {o.text('success')}" for c, o in _per_cell(rows, LSTM_FAMILY).items()))

@@ -263,6 +263,21 @@ def test_gradient_flow_notes_the_runs_it_lacks(lit_page):
     assert jobs == [] and [n.split(" (")[0] for n in notes] == list(rp.GRADIENT_TASKS)
 
 
+def test_progress_matches_runs_by_setting_when_the_config_hashes_moved(lit_store):
+    planned = lit_store[2]
+    runs = pd.DataFrame([{
+        "run_id": f"r{i}", "status": "FINISHED", "tags.rnnlab.status": "FINISHED",
+        "tags.rnnlab.config_hash": f"old{i}", "params.data.name": p.config.data.name,
+        "params.model.cell": p.config.model.cell, "params.data.length": str(p.config.data.length),
+        "params.train.seed": str(p.config.train.seed),
+        "params.model.unit_forget_bias": str(p.config.model.unit_forget_bias)}
+        for i, p in enumerate(planned[1:])])
+    done = rp.progress(planned, runs)
+    assert (done["finished"], done["planned"]) == (len(planned) - 1, len(planned))
+    first = planned[0].config
+    assert done["missing"] == {f"adding (T={first.data.length}, seed=0)": [first.model.cell]}
+
+
 def test_cli_results_exits_1_for_a_sweep_without_runs(lit_store, monkeypatch, capsys):
     from experiments import cli
 
