@@ -139,10 +139,11 @@ def readable(value) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from experiments.config import Config, load_config, validate_names
 
-    config = load_config(args.config) if args.config else Config()
+    # strict: a setting the cell does not have is an error here (a sweep drops it instead)
+    config = load_config(args.config, strict=True) if args.config else Config()
     verbose = ["train.verbose=2"] if config.train.verbose == 0 else []  # Keras's line per epoch
-    config = _with_sets(config, [f"data.name={args.task}", f"model.cell={args.cell}", *verbose,
-                                 *args.set])
+    config = config.with_overrides([f"data.name={args.task}", f"model.cell={args.cell}", *verbose,
+                                    *_distribution_set(args), *args.set], strict=True)
     validate_names(config, "rnnlab run")
     from experiments.guards import Diverged, Stopped, stop_on_signals
     from experiments.run import run
@@ -179,11 +180,14 @@ def run_summary(result) -> tuple[str, str | None, str, dict]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from experiments import sweep
 
-    plan = sweep.load_sweep(args.file, overrides=args.set)
+    plan = sweep.load_sweep(args.file, overrides=[*_distribution_set(args), *args.set])
     if args.dry_run:
         sweep.dry_run(plan)
         return 0
-    from experiments import launch  # loads Keras and MLflow: not needed for a dry run
+    from experiments import distribution, launch  # Keras and MLflow: not needed for a dry run
+
+    for planned in plan.runs:  # the batch against the replica count, before any MLflow run
+        distribution.check(planned.config, plan.source)
     from experiments.guards import Stopped, stop_on_signals
     from experiments.tracking import TrackingUnavailable
 
@@ -198,6 +202,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"rnnlab sweep: {err}", file=sys.stderr)
         return 1
     return 1 if any(o.status == "FAILED" for o in outcomes) else 0
+
+
+def _distribution_set(args: argparse.Namespace) -> list[str]:
+    return [f"train.distribution={args.distribution}"] if args.distribution else []
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -393,12 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, help="dataset / task name, e.g. adding, imdb")
     p.add_argument("--cell", required=True, help="cell name, e.g. lstm (see `rnnlab cells`)")
     p.add_argument("--config", help="a YAML config file (sections data, model, train, tracking)")
+    _add_distribution(p)
     _add_set(p, "section.key=value")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("sweep", help="run a sweep file: one MLflow parent run, a child per config")
     p.add_argument("file", help="sweep YAML, e.g. experiments/sweeps/quick.yaml")
     p.add_argument("--dry-run", action="store_true", help="list the runs without running them")
+    _add_distribution(p)
     _add_set(p, "section.key=value, applied to every run")
     p.set_defaults(func=cmd_sweep)
 
@@ -465,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_predict_parsers(sub)  # predict, evaluate
     return parser
+
+
+def _add_distribution(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--distribution", choices=("mirrored", "data_parallel"),
+                        help="train each run on every local device (= --set train.distribution="
+                             "...; data.batch_size is the global batch)")
 
 
 def _add_set(parser: argparse.ArgumentParser, what: str) -> None:

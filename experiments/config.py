@@ -30,6 +30,7 @@ import datasets
 from cells.base import MemoryCell
 from datasets.base import DataConfig
 from datasets.errors import ConfigError
+from experiments import distribution
 
 ATTENTION_CHOICES = (None, "luong", "bahdanau")
 ATTENTION_SCORE_CHOICES = ("dot", "general", "concat")
@@ -81,6 +82,10 @@ class TrainConfig:
     deterministic: bool = True
     verbose: int = 0  # passed to model.fit
     run_eagerly: bool = False  # skip graph tracing: slower per step, quicker for tiny smoke runs
+    # data parallelism over the local devices: None | "mirrored" | "data_parallel" (same thing:
+    # TF MirroredStrategy / JAX keras.distribution.DataParallel); data.batch_size is the global
+    # batch. How a run computes, not what: left out of config_hash (experiments/distribution.py)
+    distribution: str | None = None
 
 
 @dataclass
@@ -105,7 +110,8 @@ _DATA_SIZES = ("num_train", "num_val", "num_test", "batch_size", "length", "subs
                "max_length", "vocab_size", "min_freq")
 
 # fields that say where or how a run is recorded, not what is computed: left out of config_hash
-_UNHASHED = {"tracking": None, "data": {"data_dir"}, "train": {"verbose", "run_eagerly"}}
+_UNHASHED = {"tracking": None, "data": {"data_dir"},
+             "train": {"verbose", "run_eagerly", "distribution"}}
 # fields added later, left out of config_hash while None (their default), so that the runs recorded
 # before them keep their hashes and a re-run sweep still finds them
 _HASHED_WHEN_SET = {"model": {"unit_forget_bias"}}
@@ -121,8 +127,10 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     @classmethod
-    def from_dict(cls, d: dict | None, source: str = "<dict>") -> Config:
-        """Build and validate a config; missing keys keep their defaults."""
+    def from_dict(cls, d: dict | None, source: str = "<dict>", *, strict: bool = False) -> Config:
+        """Build and validate a config; missing keys keep their defaults. A setting the cell does
+        not have (`model.unit_forget_bias` on vanilla or GRU) is dropped, so that a sweep can
+        cross it with every cell; `strict` (one run asked for by hand) refuses it instead."""
         d = d or {}
         if not isinstance(d, dict):
             raise ConfigError(source, "top level", "must be a mapping of sections", value=d,
@@ -135,7 +143,13 @@ class Config:
                 raise ConfigError(source, name, "must be a mapping (a section)", value=values)
             sections[name] = _build_section(section_cls, values, f"{source}", name)
         config = cls(**sections)
-        if not takes_forget_bias(config.model.cell):
+        if not takes_forget_bias(config.model.cell) and config.model.unit_forget_bias is not None:
+            if strict and config.model.cell in cells.names():  # an unknown name: validate_names
+                raise ConfigError(source, "model.unit_forget_bias",
+                                  f"does not apply to cell {config.model.cell!r}, which has no "
+                                  "forget gate (leave it unset)",
+                                  value=config.model.unit_forget_bias,
+                                  valid=f"cells {', '.join(_forget_bias_cells())}")
             config.model.unit_forget_bias = None
         config.validate(source)
         return config
@@ -145,6 +159,8 @@ class Config:
         _check_choice(self.model.attention, ATTENTION_CHOICES, source, "model.attention")
         _check_choice(self.train.optimizer, OPTIMIZER_CHOICES, source, "train.optimizer")
         _check_choice(self.model.projected, PROJECTED_CHOICES, source, "model.projected")
+        _check_choice(self.train.distribution, distribution.CHOICES, source, "train.distribution")
+        distribution.check_backend(self.train.distribution, source)
         _check_choice(self.model.attention_score, ATTENTION_SCORE_CHOICES, source,
                       "model.attention_score")
         for key, (value, low) in self._bounded().items():
@@ -184,8 +200,10 @@ class Config:
         """`{"data.name": ..., "model.cell": ..., ...}`: the MLflow params of a run."""
         return {f"{s}.{k}": v for s, values in self.to_dict().items() for k, v in values.items()}
 
-    def with_overrides(self, overrides: list[str], source: str = "--set") -> Config:
-        """A new config with `section.key=value` items applied (values parsed as YAML)."""
+    def with_overrides(self, overrides: list[str], source: str = "--set", *,
+                       strict: bool = False) -> Config:
+        """A new config with `section.key=value` items applied (values parsed as YAML); `strict`
+        as in `from_dict`."""
         d = self.to_dict()
         for item in overrides:
             key, sep, raw = item.partition("=")
@@ -195,16 +213,19 @@ class Config:
                                   valid=f"sections {', '.join(SECTIONS)}")
             _check_keys({section: None}, SECTIONS, source, what="section")
             d[section][name] = read_yaml(raw, f"{source} {key.strip()}") if raw.strip() else None
-        return Config.from_dict(d, source=source)
+        return Config.from_dict(d, source=source, strict=strict)
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config file, then apply `overrides` (`["train.lr=3e-3", ...]`)."""
+def load_config(path: str | Path, overrides: list[str] | None = None, *,
+                strict: bool = False) -> Config:
+    """Read a YAML config file, then apply `overrides` (`["train.lr=3e-3", ...]`); `strict` as
+    in `Config.from_dict`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    config = Config.from_dict(read_yaml(path.read_text(), str(path)), source=str(path))
-    return config.with_overrides(overrides) if overrides else config
+    config = Config.from_dict(read_yaml(path.read_text(), str(path)), source=str(path),
+                              strict=strict)
+    return config.with_overrides(overrides, strict=strict) if overrides else config
 
 
 def read_yaml(text: str, source: str) -> Any:
@@ -222,8 +243,9 @@ def read_yaml(text: str, source: str) -> Any:
 def config_hash(config: Config) -> str:
     """A stable 12-hex-digit hash of what a run computes.
 
-    Tracking fields, `data.data_dir` (where the same files live), `train.verbose` and
-    `train.run_eagerly` are ignored, so a sweep recognises a finished run however it was made.
+    Tracking fields, `data.data_dir` (where the same files live), `train.verbose`,
+    `train.run_eagerly` and `train.distribution` (same results, within float rounding) are
+    ignored, so a sweep recognises a finished run however it was made.
     """
     d = config.to_dict()
     for section, keys in _UNHASHED.items():
@@ -247,6 +269,10 @@ def takes_forget_bias(cell: str) -> bool:
         return isinstance(cells.get(cell, units=1), MemoryCell)
     except ValueError:
         return False
+
+
+def _forget_bias_cells() -> list[str]:
+    return [name for name in cells.names() if takes_forget_bias(name)]
 
 
 def validate_names(config: Config, where: str) -> None:

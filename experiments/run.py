@@ -4,6 +4,8 @@
     -> compile -> model.fit (early stopping on val_loss) -> model.evaluate(test) -> family report
     -> RunResult
 
+all on one device, or on every local device with `train.distribution` (experiments/distribution.py).
+
 What is recorded along the way (MLflow params, per-epoch metrics, figures, the model) is the
 tracker's job (`experiments.tracking`); with tracking off the tracker does nothing.
 
@@ -22,7 +24,7 @@ import keras
 
 import datasets
 from datasets.base import MissingDataError
-from experiments import tracking
+from experiments import distribution, tracking
 from experiments.config import Config, config_hash, validate_names
 from experiments.guards import training_callbacks
 from experiments.memory import custom_gradients_released
@@ -43,10 +45,13 @@ def run(config: Config, *, parent_run_id: str | None = None, tags: dict | None =
     """Train and test `config` once; tracked in MLflow (a child of `parent_run_id` if given) when
     `config.tracking.enabled`. A run that raises is recorded FAILED and the error propagates."""
     validate(config)
-    with tracking.tracker(config, parent_run_id=parent_run_id, tags=tags) as tracker:
+    # on every local device when train.distribution is set (its replica count tagged on the run)
+    with distribution.replicas(config, "run") as placed, \
+            tracking.tracker(config, parent_run_id=parent_run_id,
+                             tags={**(tags or {}), **placed.tags}) as tracker:
         try:
             with custom_gradients_released():  # else TF keeps each run's graphs (experiments/memory.py)
-                result = _train_and_test(config, tracker)
+                result = _train_and_test(config, tracker, placed)
         except MissingDataError as err:
             result = _identity(config, status="SKIPPED", reason=str(err).strip().replace("\n", " "))
         tracker.finish(result)
@@ -61,9 +66,11 @@ def validate(config: Config) -> None:
     check_config(config)
 
 
-def _train_and_test(config: Config, tracker: tracking.NoTracker) -> RunResult:
+def _train_and_test(config: Config, tracker: tracking.NoTracker,
+                    placed: distribution.Placement) -> RunResult:
     _seed(config.train)
     train, val, test, spec = datasets.load(config.data)
+    placed.check_splits({"train": train, "validation": val, "test": test})
     family = family_for(spec)
     check_goal(spec, family)
     _check_attention(config, spec)

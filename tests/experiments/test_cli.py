@@ -133,6 +133,10 @@ def test_data_info_prints_the_loaders_info_with_overrides(capsys):
         (["run", "--task", "adder", "--cell", "lstm"], ["data.name", "'adder'", "adding"]),
         (["run", "--task", "adding", "--cell", "lstm", "--set", "train.lr=fast"],
          ["train.lr", "float"]),
+        (["run", "--task", "adding", "--cell", "gru", "--set", "model.unit_forget_bias=false"],
+         ["model.unit_forget_bias", "'gru'", "no forget gate", "lstm, peephole, coupled"]),
+        (["run", "--task", "adding", "--cell", "lstm", "--set", "train.distribution=horovod"],
+         ["train.distribution", "'horovod'", "mirrored, data_parallel"]),
     ],
 )
 def test_bad_input_exits_2_with_one_message_and_runs_nothing(argv, needles, temp_store, capsys):
@@ -157,6 +161,36 @@ def test_run_trains_one_configuration_and_records_it(mlflow_store, capsys):
     assert run.data.params["model.cell"] == "peephole" and run.data.params["data.length"] == "10"
     assert run.data.params["train.verbose"] == "2"  # Keras's line per epoch, unless set otherwise
     assert "rnnlab.sweep" not in run.data.tags
+
+
+def test_a_sweep_still_crosses_the_forget_bias_with_every_cell(tmp_path, capsys):
+    """Only a lone run refuses a setting its cell lacks; a sweep drops it (one GRU run, not two)."""
+    sweep_file = tmp_path / "ablation.yaml"
+    sweep_file.write_text("name: ablation\nbase: {data: {name: adding}}\n"
+                          "grid: {model.cell: [gru, lstm], model.unit_forget_bias: [null, false]}\n")
+    assert cli.main(["sweep", str(sweep_file), "--dry-run"]) == 0
+    assert cli.main(["sweep", str(sweep_file), "--dry-run", "--set",
+                     "model.unit_forget_bias=false"]) == 0
+    out = capsys.readouterr().out
+    assert "3 runs" in out and "2 runs" in out, out
+
+
+def test_distribution_flag_sets_train_distribution(monkeypatch):
+    import experiments.run
+
+    seen = []
+
+    def fake_run(config):
+        seen.append(config)
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(experiments.run, "run", fake_run)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["run", "--task", "adding", "--cell", "gru", "--distribution", "mirrored"])
+    assert seen[0].train.distribution == "mirrored"
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--task", "adding", "--cell", "gru", "--distribution", "horovod"])
+    assert stop.value.code == 2
 
 
 def test_rnnlab_stops_clearly_when_datasets_is_hugging_faces(monkeypatch, capsys):

@@ -108,3 +108,17 @@ def test_unit_forget_bias_is_kept_for_the_lstm_family_and_dropped_for_other_cell
     assert config_hash(gru) == config_hash(Config.from_dict({"model": {"cell": "gru"}}))
     with pytest.raises(ConfigError, match="model.unit_forget_bias"):
         Config.from_dict({"model": {"unit_forget_bias": "yes"}})
+
+
+def test_a_lone_run_refuses_a_forget_bias_its_cell_does_not_have():
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"model": {"cell": "gru", "unit_forget_bias": False}}, source="--set",
+                         strict=True)
+    assert str(err.value) == ("--set: 'model.unit_forget_bias' does not apply to cell 'gru', which "
+                              "has no forget gate (leave it unset), got False; valid: cells lstm, "
+                              "peephole, coupled")
+    with pytest.raises(ConfigError, match="'vanilla'"):
+        Config().with_overrides(["model.cell=vanilla", "model.unit_forget_bias=true"], strict=True)
+    kept = Config.from_dict({"model": {"cell": "coupled", "unit_forget_bias": False}}, strict=True)
+    assert kept.model.unit_forget_bias is False
+    assert Config.from_dict({"model": {"cell": "gru"}}, strict=True).model.unit_forget_bias is None
