@@ -140,7 +140,9 @@ def _compile(model, config: Config, family, spec) -> None:
 
 
 def _optimizer(train_cfg) -> keras.optimizers.Optimizer:
-    return OPTIMIZERS[train_cfg.optimizer](learning_rate=train_cfg.lr, clipnorm=train_cfg.clipnorm)
+    optimizer = OPTIMIZERS[train_cfg.optimizer](learning_rate=train_cfg.lr,
+                                                clipnorm=train_cfg.clipnorm)
+    return distribution.clip_after_summing(optimizer) if train_cfg.distribution else optimizer
 
 
 def _early_stopping(train_cfg) -> list:

@@ -4,8 +4,10 @@ process did long ago). Writes one JSON object per case to the file given as argv
 
     python tests/experiments/distributed_runs.py OUT.json CASE [CASE ...]
 
-Cases: `single` (one device) and `mirrored` (two replicas), the same tiny tracked adding run;
-`killed` (mirrored, stopped after its first epoch's checkpoint) then `resumed` (the same config
+Cases: `single` (one device) and `mirrored` (two replicas), the same tiny tracked adding run, its
+training split in order: the loaders reshuffle it on every pass, and under a strategy Keras starts
+one extra pass before training (TensorFlow: to build the model from a batch), so each epoch would
+see another order than on one device; `killed` (mirrored, stopped after its first epoch's checkpoint) then `resumed` (the same config
 again); `diverged` (mirrored, a learning rate that makes the loss infinite).
 """
 
@@ -17,6 +19,8 @@ import time
 
 import keras
 
+from datasets import synthetic
+from datasets.base import to_dataset
 from experiments import guards, run
 from experiments.config import Config
 
@@ -24,7 +28,8 @@ TINY = {
     "data": {"name": "adding", "length": 8, "num_train": 64, "num_val": 16, "num_test": 32,
              "batch_size": 16},
     "model": {"cell": "lstm", "units": 4},
-    "train": {"epochs": 2, "early_stopping_patience": None},
+    # plain SGD: Adam would hide a gradient off by the replica count (it is scale-invariant)
+    "train": {"epochs": 2, "early_stopping_patience": None, "optimizer": "sgd", "lr": 0.1},
     "tracking": {"experiment": "distribution"},
 }
 EXPLODING = {"optimizer": "sgd", "lr": 1.0e6, "clipnorm": None}
@@ -47,7 +52,12 @@ def config(case: str) -> Config:
     return Config.from_dict(d, source=case)
 
 
+def in_order(inputs, targets, batch_size, shuffle_seed=None, sample_weights=None):
+    return to_dataset(inputs, targets, batch_size, None, sample_weights)
+
+
 def one(case: str) -> dict:
+    synthetic.to_dataset = in_order if case in ("single", "mirrored") else to_dataset
     extra = [StopAfterFirstEpoch()] if case == "killed" else []
     run.training_callbacks = lambda checkpoint: [*guards.training_callbacks(checkpoint), *extra]
     start = time.perf_counter()

