@@ -18,10 +18,11 @@ the backend picks its implementation:
 the loss is the mean over the whole batch (Keras scales each replica's share), so a run's learning
 rate and metrics do not depend on N: with the training data in order, the tests find the same
 test loss on 1 and 2 devices within 1e-4 relative (TensorFlow: with `clip_after_summing`). With
-shuffled data they differ like two seeds: Keras starts one extra pass over the training split
-under a distribution, and the loaders reshuffle on each pass. A batch size that N does not divide is refused before the run starts; on JAX
-the last batch of each split must split evenly too (checked once the data is loaded; TensorFlow
-splits an uneven last batch itself).
+shuffled data they differ like two seeds: the loaders reshuffle on every pass over the training
+split, and under a distribution the epochs get other passes (TensorFlow: Keras starts one extra
+pass to build the model from a batch). A batch size that N does not divide is refused before the
+run starts; on JAX the last batch of each split must split evenly too (checked once the data is
+loaded; TensorFlow splits an uneven last batch itself).
 
 One MirroredStrategy serves the whole process (see `_mirrored`). The run's MLflow record gets the
 tags `rnnlab.distribution` (the implementation) and `rnnlab.replicas`; the param
@@ -78,8 +79,8 @@ def check_backend(value: str | None, source: str, backend: str | None = None) ->
     backend = backend or keras.backend.backend()
     if value is not None and backend not in SUPPORTED_BACKENDS:
         raise ConfigError(source, "train.distribution",
-                          f"is not supported on the {backend} backend (set train.distribution: null,"
-                          f" or KERAS_BACKEND to a supported one)", value=value,
+                          f"is not supported on the {backend} backend (set train.distribution: "
+                          "null, or KERAS_BACKEND to a supported one)", value=value,
                           valid=f"backends {', '.join(SUPPORTED_BACKENDS)}")
 
 

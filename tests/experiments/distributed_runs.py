@@ -5,10 +5,11 @@ process did long ago). Writes one JSON object per case to the file given as argv
     python tests/experiments/distributed_runs.py OUT.json CASE [CASE ...]
 
 Cases: `single` (one device) and `mirrored` (two replicas), the same tiny tracked adding run, its
-training split in order: the loaders reshuffle it on every pass, and under a strategy Keras starts
-one extra pass before training (TensorFlow: to build the model from a batch), so each epoch would
-see another order than on one device; `killed` (mirrored, stopped after its first epoch's checkpoint) then `resumed` (the same config
-again); `diverged` (mirrored, a learning rate that makes the loss infinite).
+training split in order: the loaders reshuffle it on every pass, and under a distribution the
+epochs get other passes (TensorFlow: Keras starts one extra pass to build the model), so each
+epoch would see another order than on one device; `killed` (mirrored, stopped after its first
+epoch's checkpoint) then `resumed` (the same config again); `diverged` (mirrored, a learning rate
+that makes the loss infinite).
 """
 
 from __future__ import annotations
