@@ -175,6 +175,26 @@ def test_a_sweep_still_crosses_the_forget_bias_with_every_cell(tmp_path, capsys)
     assert "3 runs" in out and "2 runs" in out, out
 
 
+def test_a_sweep_checks_every_run_against_the_replicas_before_any_mlflow_run(tmp_path, temp_store,
+                                                                           monkeypatch, capsys):
+    from datasets.errors import ConfigError
+    from experiments import distribution
+
+    checked = []
+
+    def three_replicas(config, source):
+        checked.append(config.train.distribution)
+        raise ConfigError(source, "data.batch_size", "must be a multiple of the 3 replicas")
+
+    monkeypatch.setattr(distribution, "check", three_replicas)
+    sweep_file = tmp_path / "s.yaml"
+    sweep_file.write_text("name: s\nbase: {data: {name: adding, batch_size: 16}}\n")
+    assert cli.main(["sweep", str(sweep_file), "--distribution", "mirrored"]) == 2
+    assert checked == ["mirrored"]
+    assert "'data.batch_size' must be a multiple of the 3 replicas" in capsys.readouterr().err
+    assert not Path(temp_store.removeprefix("sqlite:///")).exists()
+
+
 def test_distribution_flag_sets_train_distribution(monkeypatch):
     import experiments.run
 
