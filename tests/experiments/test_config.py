@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from datasets.errors import ConfigError
@@ -122,3 +124,11 @@ def test_a_lone_run_refuses_a_forget_bias_its_cell_does_not_have():
     kept = Config.from_dict({"model": {"cell": "coupled", "unit_forget_bias": False}}, strict=True)
     assert kept.model.unit_forget_bias is False
     assert Config.from_dict({"model": {"cell": "gru"}}, strict=True).model.unit_forget_bias is None
+
+
+def test_a_lone_runs_config_file_is_read_strictly_too(tmp_path):
+    path = tmp_path / "gru.yaml"
+    path.write_text("model: {cell: gru, unit_forget_bias: false}\n")
+    assert load_config(path).model.unit_forget_bias is None  # as a sweep reads it
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: 'model.unit_forget_bias'"):
+        load_config(path, strict=True)
