@@ -133,7 +133,7 @@ def varying_params(rows: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]
         col for col in rows.columns
         if col.startswith("params.") and col not in exclude
         and not col.startswith(IGNORED_PARAM_PREFIXES)
-        and rows[col].astype(str).nunique() > 1
+        and rows[col].astype(str).nunique(dropna=False) > 1  # set on some runs, absent on others
     ]
 
 
@@ -437,8 +437,8 @@ def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, Goa
 
 
 def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str]) -> Path | None:
-    """Key test metric against T for every task run at two or more lengths, a line per cell;
-    ± std error bars only at lengths with two seeds or more."""
+    """Key test metric against T for every task run at two or more lengths, a line per cell and
+    model variant (see `length_lines`); ± std error bars only at lengths with two seeds or more."""
     if "params.data.length" not in runs:
         return None
     runs = runs.assign(length=pd.to_numeric(runs["params.data.length"], errors="coerce"))
@@ -450,12 +450,9 @@ def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str
     for ax, task in zip(axes[0], tasks):
         rows = runs[runs["task"] == task]
         metric = rows["metric"].iloc[0]
-        for i, cell in enumerate(_ordered(rows["cell"], cell_order)):
-            values = rows[rows["cell"] == cell]
-            values = values.assign(value=pd.to_numeric(values[f"metrics.test_{metric}"],
-                                                       errors="coerce"))
-            stats = values.groupby("length")["value"].agg(["mean", "std", "count"])
-            ax.plot(stats.index, stats["mean"], marker="o", color=f"C{i}", label=cell)
+        for label, i, j, stats in length_lines(rows, metric, cell_order):
+            ax.plot(stats.index, stats["mean"], marker="o", color=f"C{i}", label=label,
+                    linestyle=("-", "--", ":", "-.")[j % 4])
             several = stats[stats["count"] > 1]
             if len(several):
                 ax.errorbar(several.index, several["mean"], yerr=several["std"], fmt="none",
@@ -468,6 +465,27 @@ def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str
         ax.legend(fontsize="small")
     fig.tight_layout()
     return _save(fig, folder / "metric_vs_length.png", plt)
+
+
+def length_lines(rows: pd.DataFrame, metric: str, cell_order: list[str]):
+    """The lines of one task's metric-vs-T panel: (label, cell index, variant index, stats by
+    length with mean, std and count). A model variant (a `params.model.*` that varies between the
+    task's runs besides the per-cell ones, e.g. the forget-gate-bias ablation) is a line of its
+    own, never averaged into the cell's line."""
+    variant_cols = varying_params(rows[[c for c in rows if c.startswith("params.model.")]],
+                                  exclude=PER_CELL_PARAMS)
+    lines = []
+    for i, cell in enumerate(_ordered(rows["cell"], cell_order)):
+        of_cell = rows[rows["cell"] == cell]
+        groups = of_cell.groupby(variant_cols, dropna=False) if variant_cols else [((), of_cell)]
+        for j, (variant, values) in enumerate(groups):
+            variant = variant if isinstance(variant, tuple) else (variant,)
+            label = ", ".join([cell] + [f"{c.rpartition('.')[2]}={v}" for c, v
+                                        in zip(variant_cols, variant) if not missing(v)])
+            value = pd.to_numeric(values[f"metrics.test_{metric}"], errors="coerce")
+            stats = value.groupby(values["length"]).agg(["mean", "std", "count"])
+            lines.append((label, i, j, stats))
+    return lines
 
 
 def _ordered(values: Iterable[str], order: list[str]) -> list[str]:

@@ -161,3 +161,23 @@ def test_learning_curves_leave_out_a_metric_equal_to_the_loss(fake_store, monkey
 def test_translation_flags_from_the_sample_translations(hyps, flags):
     text = "".join(f"SRC: s\nREF: r\nHYP: {h}\n\n" for h in hyps)
     assert report.translation_flags(text) == flags
+
+
+def test_metric_vs_length_draws_a_model_variant_as_its_own_line():
+    runs = fake_runs([
+        {"task": "adding", "cell": "lstm", "T": 50, "seed": 0, "mse": 0.001},
+        {"task": "adding", "cell": "lstm", "T": 100, "seed": 0, "mse": 0.003},
+        {"task": "adding", "cell": "lstm", "T": 100, "seed": 1, "mse": 0.005},
+        {"task": "adding", "cell": "lstm", "T": 100, "seed": 0, "mse": 0.16},  # the ablation
+        {"task": "adding", "cell": "gru", "T": 50, "seed": 0, "mse": 0.002},
+    ])
+    runs["params.model.unit_forget_bias"] = [None, None, None, "False", None]
+    runs = report.add_settings(runs).assign(length=lambda r: pd.to_numeric(r["params.data.length"]))
+    # a param logged on some runs only (the others predate it or leave it unset) still varies
+    assert "adding (T=100, unit_forget_bias=False)" in set(runs["setting"])
+    lines = {label: stats for label, _, _, stats in
+             report.length_lines(runs, "mse", ["lstm", "gru"])}
+    assert set(lines) == {"lstm", "lstm, unit_forget_bias=False", "gru"}
+    assert lines["lstm"].loc[100.0, "mean"] == pytest.approx(0.004)  # the ablation not averaged in
+    assert lines["lstm"].loc[100.0, "count"] == 2
+    assert lines["lstm, unit_forget_bias=False"]["mean"].tolist() == [0.16]
