@@ -177,13 +177,18 @@ def check_pair(trained: Trained, pair: str | None) -> None:
 
 # -- sentiment ----------------------------------------------------------------------------------
 
-def classify_lines(trained: Trained, lines: list[str]) -> list[tuple[str, float]]:
+def classify_lines(trained: Trained, lines: list[str], jit: str | None = None,
+                   batch_size: int = 64) -> list[tuple[str, float]]:
     """(label, probability of that label) per line, vectorised as in training: the run's
-    vocabulary and settings in `datasets.imdb.text_layer`."""
+    vocabulary and settings in `datasets.imdb.text_layer`. `jit` ("auto", "on", "off"; default
+    `$RNNLAB_INFERENCE_JIT`): XLA-compiled prediction, decided by `cells.inference_jit`."""
+    import cells
     from datasets import imdb
 
     layer, names = imdb.from_preprocess(trained.texts)
-    probs = np.asarray(trained.model.predict(np.asarray(layer(lines)), verbose=0)).reshape(-1)
+    cells.compile_inference(trained.model, batches=-(-len(lines) // batch_size), override=jit)
+    probs = np.asarray(trained.model.predict(np.asarray(layer(lines)), batch_size=batch_size,
+                                             verbose=0)).reshape(-1)
     return [(names[1], float(p)) if p >= 0.5 else (names[0], float(1 - p)) for p in probs]
 
 
@@ -205,7 +210,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for line in translate_lines(trained, lines, args.beam, args.max_length):
             print(line)
     else:
-        for label, prob in classify_lines(trained, lines):
+        for label, prob in classify_lines(trained, lines, args.jit):
             print(f"{label}\t{prob:.4f}")
     return 0
 
@@ -236,7 +241,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from datasets import imdb
 
     check_labels(labels, imdb.from_preprocess(trained.texts)[1], args.labels)
-    predicted = [label for label, _ in classify_lines(trained, texts)]
+    predicted = [label for label, _ in classify_lines(trained, texts, args.jit)]
     accuracy = float(np.mean([p == t.strip() for p, t in zip(predicted, labels)]))
     print(f"accuracy {accuracy:.4f} on {len(texts)} texts")
     return 0
@@ -263,3 +268,6 @@ def _common(p) -> None:
     p.add_argument("--beam", type=int, default=1, help="translation: beam width (1 = greedy)")
     p.add_argument("--max-length", type=int, default=50, help="translation: tokens per output")
     p.add_argument("--pair", help="translation: the language pair expected, e.g. de-en")
+    p.add_argument("--jit", choices=("auto", "on", "off"), default=None,
+                   help="sentiment: XLA-compiled prediction; auto (default, or "
+                        "$RNNLAB_INFERENCE_JIT) = where it measured faster (cells/inference.py)")

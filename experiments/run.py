@@ -29,7 +29,7 @@ from experiments.config import Config, config_hash, validate_names
 from experiments.guards import training_callbacks
 from experiments.memory import custom_gradients_released
 from experiments.results import RunResult
-from experiments.tasks import check_config, family_for
+from experiments.tasks import check_config, compile_for_test, family_for
 from experiments.tasks.common import check_goal, count_params, match_units, use_projected
 
 OPTIMIZERS = {
@@ -78,6 +78,7 @@ def _train_and_test(config: Config, tracker: tracking.NoTracker,
     _seed(config.train)
     model = family.build(spec, config.model, units)
     _compile(model, config, family, spec)
+    compile_for_test(model, config.train.epochs, val, test)  # XLA where it pays (cells/inference.py)
     built = _identity(config, units=units, param_count=count_params(model),
                       projected=use_projected(config.model.projected), **_baseline(spec))
     tracker.log_start(config, spec, family.name, built, (train, val, test))

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import datasets
 from experiments.tasks import long_dependency, sentiment, translation
-from experiments.tasks.common import Evaluation, Family, check_goal, recurrent_layer
+from experiments.tasks.common import (
+    Evaluation,
+    Family,
+    check_goal,
+    compile_for_test,
+    recurrent_layer,
+)
 
 FAMILIES: dict[str, Family] = {
     family.name: family
@@ -47,5 +53,5 @@ def check_config(config) -> None:
         family.check_model(spec, config.model)
 
 
-__all__ = ["BY_OUTPUT", "FAMILIES", "Evaluation", "Family", "check_config", "family_for",
-           "recurrent_layer"]
+__all__ = ["BY_OUTPUT", "FAMILIES", "Evaluation", "Family", "check_config", "compile_for_test",
+           "family_for", "recurrent_layer"]

@@ -324,6 +324,19 @@ def head_family(name: str, heads: dict[str, Head]) -> Family:
     return Family(name, tuple(heads), build, compile_args, evaluate, metric_names, check)
 
 
+def compile_for_test(model, epochs: int, val, test) -> bool:
+    """Switch `model`'s inference (fit's validation, `evaluate`, the families' predictions) to
+    XLA where `cells.inference_jit` says it pays for this run: `epochs` validation passes and
+    the test split evaluated and predicted (a split of unknown size counts 0). Training keeps
+    its own setting. Returns whether inference is compiled."""
+    return cells.compile_inference(model, batches=epochs * _batches(val) + 2 * _batches(test))
+
+
+def _batches(split) -> int:
+    size = split.cardinality() if hasattr(split, "cardinality") else -1
+    return max(int(size), 0)
+
+
 def predictions(model, test) -> tuple[np.ndarray, np.ndarray]:
     """Targets and the model's outputs over the whole test split, concatenated."""
     true, pred = [], []

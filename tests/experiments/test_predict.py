@@ -170,6 +170,14 @@ def test_a_logged_sentiment_run_classifies_raw_text_as_in_training(
     expected = [("pos", p) if p >= 0.5 else ("neg", 1 - p) for p in p_pos]
     assert [label for label, _ in out] == [label for label, _ in expected]
     np.testing.assert_allclose([float(p) for _, p in out], [p for _, p in expected], atol=1e-4)
+    # --jit on gives the same labels and probabilities (XLA's exactness per cell is checked in
+    # tests/cells/test_inference.py; here the run's op determinism may keep Keras from XLA)
+    assert cli.main(["predict", result.run_id, "--input", lines_file(tmp_path, "x", lines),
+                     "--jit", "on"]) == 0
+    compiled = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [label for label, _ in compiled] == [label for label, _ in out]
+    np.testing.assert_allclose([float(p) for _, p in compiled], [float(p) for _, p in out],
+                               atol=1e-4)
 
     truth = ["pos", "neg"]
     assert cli.main(["evaluate", result.run_id, "--texts", lines_file(tmp_path, "t", lines),
