@@ -13,7 +13,8 @@ from datasets.base import CorruptDataError
 
 
 def config(root, **kw):
-    return DataConfig(name="imdb", data_dir=str(root), batch_size=64, max_length=12, **kw)
+    return DataConfig(**{"name": "imdb", "data_dir": str(root), "batch_size": 64, "max_length": 12,
+                         **kw})
 
 
 def everything(dataset):
@@ -132,3 +133,21 @@ def test_info_reports_sizes_lengths_and_location(imdb_tarball):
     stats = info["tokens_per_review"]["test"]
     assert stats["max"] == 10
     assert stats["truncated_at_12"] == 0.0
+
+
+def test_vectorised_splits_are_kept_for_the_next_run_of_the_same_selection(imdb_tarball,
+                                                                           monkeypatch):
+    imdb._vectorised.cache_clear()
+    first = [everything(d) for d in imdb.load(config(imdb_tarball))[:3]]
+    adapted = []
+    monkeypatch.setattr(imdb, "vectorizer", lambda texts, cfg: adapted.append(cfg) or
+                        pytest.fail("adapted again for the same selection"))
+    again = imdb.load(config(imdb_tarball, batch_size=4))  # batching is not part of the key
+    for (x, y), split in zip(first, again[:3]):  # train is shuffled: compare its rows as a set
+        x_again, y_again = everything(split)
+        assert sorted(zip(map(tuple, x_again), y_again)) == sorted(zip(map(tuple, x), y))
+    again[3].extras["vocabulary"].append("mutated")  # a run's spec is its own copy
+    assert "mutated" not in imdb.load(config(imdb_tarball))[3].extras["vocabulary"]
+    monkeypatch.undo()
+    shorter = imdb.load(config(imdb_tarball, max_length=5))  # another selection: vectorised anew
+    assert everything(shorter[0])[0].shape[1] == 5
