@@ -221,6 +221,26 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+LEGEND = (
+    "ours = `keras.layers.RNN(cell)` (what `model.projected: auto` runs on a CPU with "
+    "TensorFlow), `predict_on_batch` without XLA; xla = the same model and weights after "
+    "`cells.compile_inference(model, jit=True)` (predictions checked equal first); keras = "
+    "`keras.layers.SimpleRNN/LSTM/GRU` (peephole, coupled: its LSTM); torch = "
+    "`torch.nn.RNN/LSTM/GRU`, 2 threads, and torch 1-thread the same with one (peephole, "
+    "coupled: its LSTM). Ratios are taken round by round. \"XLA extra first call\": the "
+    "compiled model's first call minus the uncompiled one's (the compilation), and the batches "
+    "after which XLA has paid it back. `--phase` tables: a whole run's inference (validation "
+    "every epoch, the test split evaluated and predicted), compilations included."
+)
+
+
+def render(saved: dict) -> str:
+    """Markdown of one result of `main`, or of several kept under names."""
+    results = [saved] if "context" in saved else list(saved.values())
+    return LEGEND + "\n\n" + "\n\n".join(phase_markdown(r) if r["context"].get("task") else markdown(r)
+                       for r in results)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS)
@@ -234,7 +254,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num-val", type=int, default=PHASE_TASK["data"]["num_val"],
                         help="--phase: validation sequences (more = more inference per run)")
     parser.add_argument("--output", type=Path, default=Path("/tmp/benchmarks-inference.json"))
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="print the tables of saved results (one, or several by name, as "
+                             "benchmarks/inference.json) without measuring")
     args = parser.parse_args(argv)
+    if args.render:
+        print(render(json.loads(args.render.read_text())))
+        return {}
     size = {"batch": 64, "steps": args.steps, "features": 32, "units": args.units}
     start, load_before = time.perf_counter(), os.getloadavg()[0]
     if args.phase:

@@ -13,6 +13,7 @@ HERE = Path(__file__).resolve().parent
 SWEEP_COST = HERE / "sweep_cost.json"  # written by `python -m benchmarks.sweep_cost`
 GPU_RESULTS = HERE / "gpu_results.md"  # copied here from the GPU run of `benchmarks/gpu.sh`
 VARIANTS = HERE / "variants.md"  # written by `python -m benchmarks.variants`
+INFERENCE = HERE / "inference.md"  # `python -m benchmarks.inference --render benchmarks/inference.json`
 TARGETS = {"vs_keras": 0.7, "vs_lstm": 1.15, "sweep_min": 15, "tracking_pct": 3}
 
 
@@ -254,7 +255,13 @@ def markdown(grid, compilation, memory, context, plot: Path) -> str:
             "the Python loop, not measured.\n"
         ),
         table(inference_table(compilation)),
-        "\n## jit_compile and unroll\n",
+        "",
+        optional_section(
+            INFERENCE,
+            "Inference side by side: ours, XLA-compiled, Keras, PyTorch (issue 14)",
+            "Not measured yet: `python -m benchmarks.inference` (≈ 1–2 min), then `--render`.",
+        ),
+        "## jit_compile and unroll\n",
         table(compilation_table(compilation)),
         "\n## Peak memory (process RSS high-water mark, one fresh process per case)\n",
         (

@@ -161,3 +161,20 @@ def test_grid_sizes_parse_and_bad_ones_name_the_flag():
     assert parse_size("100x128") == (100, 128)
     with pytest.raises(SystemExit, match="--sizes: '100-128' is not TxUNITS"):
         parse_size("100-128")
+
+
+def test_inference_tables_render_ratios_with_their_spread():
+    from benchmarks import inference
+
+    ctx = {"command": "python -m benchmarks.inference", "date": "d", "machine": "m",
+           "load_before": 1.0, "load_after": 2.0, "wall_s": 60.0, "rounds": 7,
+           "size": {"batch": 64, "steps": 100, "features": 32, "units": 128}, "task": None}
+    row = {**{f"{impl}_ms": 10.0 for impl in inference.IMPLS}, "compile_s": 0.5,
+           "break_even_batches": None,
+           **{f"{a}/{b}": [0.5, 0.4, 1.2] for a, b in inference.RATIOS}}
+    phase = {"context": {**ctx, "task": "adding"},
+             "cells": {"gru": {"batches": 156, "off_s": 5.0, "on_s": 4.9, "on/off": [0.93, 0.9, 1.9]}}}
+    text = inference.render({"a": {"context": ctx, "cells": {"lstm": row}}, "b": phase})
+    assert "| lstm | 10.0 | 10.0 | 10.0 | 10.0 | 10.0 | 0.50 (0.40–1.20) |" in text
+    assert text.count("0.50 (0.40–1.20)") == len(inference.RATIOS) and "| 0.5 | never |" in text
+    assert "| gru | 156 | 5.00 | 4.90 | 0.93 (0.90–1.90) |" in text
