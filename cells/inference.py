@@ -39,7 +39,7 @@ SETTINGS = ("auto", "on", "off")
 
 # XLA-compiled ÷ uncompiled `predict_on_batch` of `keras.layers.RNN(cell)` → Dense(1), TensorFlow
 # on the 2-core CPU, B=64, T=100, D=32, median (min–max) of 7 interleaved rounds in one process
-# (`python -m benchmarks.inference`, 2026-11-28 09:13 UTC, load 3–4; units 40 in the second
+# (`python -m benchmarks.inference`, 2026-11-28 09:14 UTC, load 3.4–4.4; units 40 in the second
 # column). A cell is compiled only where this is below 1; a cell not listed is not compiled.
 XLA_INFERENCE = {
     #          units 128            units 40
@@ -78,9 +78,10 @@ def inference_jit(batches: int | None = None, backend: str | None = None,
 
     `override` ("auto", "on", "off"; default `$RNNLAB_INFERENCE_JIT`, else "auto") forces it.
 
-    * TensorFlow: yes from `MIN_BATCHES` batches on, when every cell is one XLA measured faster
-      for (`XLA_INFERENCE`), no `ProjectedRNN` is in the model (see `model_cells`) and op
-      determinism is off (Keras does not combine it with XLA).
+    * TensorFlow on a GPU: yes, as Keras's "auto" (unless op determinism is on).
+    * TensorFlow on a CPU: yes from `MIN_BATCHES` batches on, when every cell is one XLA
+      measured faster for (`XLA_INFERENCE`), no `ProjectedRNN` is in the model (see
+      `model_cells`) and op determinism is off (Keras does not combine it with XLA).
     * JAX: yes, always; Keras's "auto" does too (without jit every call re-traces the loop).
     * PyTorch: no. `jit_compile=True` there is `torch.compile` of a Python loop of T steps,
       minutes of compilation per shape.
@@ -95,11 +96,22 @@ def inference_jit(batches: int | None = None, backend: str | None = None,
         return False
     if backend == "jax":
         return True
+    if backend != "tensorflow":  # e.g. numpy: nothing to compile with
+        return False
+    if gpu():  # Keras's "auto" compiles on a GPU; only the CPU was measured here: keep it
+        return not op_determinism()
     if cells is not None and not all(XLA_INFERENCE.get(c, (1.0,))[0] < 1.0 for c in cells):
         return False
-    if backend == "tensorflow" and op_determinism():
+    if op_determinism():
         return False
     return batches is None or batches >= MIN_BATCHES
+
+
+def gpu() -> bool:
+    """Whether TensorFlow sees a GPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def op_determinism() -> bool:

@@ -21,6 +21,11 @@ def test_inference_jit_decides_per_backend_and_amount_of_inference(monkeypatch):
     assert cells.inference_jit() is cells.inference_jit(backend=keras.backend.backend())
     monkeypatch.setattr(cells.inference, "op_determinism", lambda: True)  # Keras refuses XLA then
     assert cells.inference_jit(many, backend="tensorflow") is False
+    assert cells.inference_jit(backend="numpy") is False
+    monkeypatch.setattr(cells.inference, "gpu", lambda: True)  # Keras's "auto" compiles there
+    assert cells.inference_jit(few, backend="tensorflow") is False  # ... unless deterministic
+    monkeypatch.setattr(cells.inference, "op_determinism", lambda: False)
+    assert cells.inference_jit(few, backend="tensorflow", cells={"MyOwnCell"}) is True
 
 
 def test_inference_jit_follows_the_measured_table_per_cell(monkeypatch):
