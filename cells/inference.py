@@ -38,16 +38,17 @@ ENV = "RNNLAB_INFERENCE_JIT"
 SETTINGS = ("auto", "on", "off")
 
 # XLA-compiled ÷ uncompiled `predict_on_batch` of `keras.layers.RNN(cell)` → Dense(1), TensorFlow
-# on the 2-core CPU, B=64, T=100, D=32, median (min–max) of 7 interleaved rounds in one process
-# (`python -m benchmarks.inference`, 2026-11-28 09:14 UTC, load 3.4–4.4; units 40 in the second
-# column). A cell is compiled only where this is below 1; a cell not listed is not compiled.
+# on the 2-core CPU, B=64, T=100, D=32, median (min–max) of interleaved rounds in one process
+# (`python -m benchmarks.inference`, 2026-11-28: 7 rounds at 09:14 UTC, load 3.4–4.4; again, 9
+# rounds at 09:57, load 2.7–3.5; units 40, 7 rounds at 09:15; benchmarks/inference.md). A cell is
+# compiled only where the ratio is below 1; a cell not listed is not compiled.
 XLA_INFERENCE = {
-    #          units 128            units 40
-    "vanilla": (0.74, 0.65, 3.91),  # 0.56 (0.30–1.70)
-    "lstm": (0.56, 0.30, 2.87),  # 0.47 (0.08–0.85)
-    "peephole": (0.43, 0.30, 0.57),  # 0.52 (0.32–1.12)
-    "coupled": (0.38, 0.35, 0.87),  # 0.56 (0.41–1.01)
-    "gru": (0.33, 0.22, 0.57),  # 0.43 (0.36–0.52)
+    #          units 128, 09:14     again (09:57)       units 40
+    "vanilla": (0.74, 0.65, 3.91),  # 0.62 (0.39–1.98)  0.56 (0.30–1.70)
+    "lstm": (0.56, 0.30, 2.87),  # 0.36 (0.26–0.45)     0.47 (0.08–0.85)
+    "peephole": (0.43, 0.30, 0.57),  # 0.37 (0.28–2.02) 0.52 (0.32–1.12)
+    "coupled": (0.38, 0.35, 0.87),  # 0.40 (0.28–0.82)  0.56 (0.41–1.01)
+    "gru": (0.33, 0.22, 0.57),  # 0.36 (0.30–1.10)      0.43 (0.36–0.52)
 }
 # `cells.ProjectedRNN` is not compiled: XLA left its inference at 1.02× (benchmarks/variants.md).
 
