@@ -67,6 +67,7 @@ def run_sweep(
     """
     run_fn = run_fn or run
     tracking.configure()
+    tracking.import_model_flavor()
     started = time.monotonic()
     with _open_parent(sweep.name) as parent:
         parent_id = parent.info.run_id

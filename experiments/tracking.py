@@ -799,6 +799,12 @@ def _log_end(config, model, history: dict, result: RunResult, evaluation) -> Non
     _close_figures()
 
 
+def import_model_flavor() -> None:
+    """Import MLflow's Keras flavor (about 1 s of one-off imports) up front: a sweep does it before
+    its first run, so that run's record does not carry a process's start-up as tracking cost."""
+    import mlflow.keras  # noqa: F401
+
+
 def log_model(model) -> None:
     """The model with MLflow's Keras flavor, name "model": `mlflow.keras.load_model(
     "runs:/<run_id>/model")` loads it back (after `import cells`, which registers the cells)."""

@@ -100,6 +100,23 @@ def test_ctrl_c_marks_the_parent_killed_prints_the_summary_and_propagates(mlflow
     assert mlflow.get_run(launch.find_parent_run(plan.name)).info.status == "KILLED"
 
 
+def test_the_model_flavor_is_imported_before_the_first_run(mlflow_store, monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "mlflow.keras", raising=False)
+    seen = []
+
+    def first(config, **kwargs):
+        seen.append("mlflow.keras" in sys.modules)
+        raise KeyboardInterrupt
+
+    plan = make(grid={"model.cell": ["lstm"]})
+    plan.name = "flavor-sweep"
+    with pytest.raises(KeyboardInterrupt):
+        launch.run_sweep(plan, run_fn=first, out=lambda line: None)
+    assert seen == [True]  # its one-off imports are not charged to the first run
+
+
 # --- what a person sees during and after a sweep ------------------------------------------------------
 
 
