@@ -401,9 +401,14 @@ CLAIMS: list[Claim] = [
     Claim("IMDB sentiment", "Maas et al. 2011",
           "gated cells reach the accuracy of the paper's best model", "88.9 % test accuracy",
           threshold_rule("imdb", 0.88, "IMDB")),
-    Claim("Multi30k de→en", "bentrevett/pytorch-seq2seq tutorial 3 (Bahdanau et al. 2015 model)",
+    # The tutorial's notebook 3 builds the model and reports perplexity only; notebook 4 (the same
+    # model with masking) scores it: "BLEU score = 28.11" in the legacy version, torchtext's
+    # bleu_score on lower-cased spaCy tokens, not sacreBLEU on detokenised text. 28.3 is the
+    # target issue 10 sets from it.
+    Claim("Multi30k de→en", "bentrevett/pytorch-seq2seq notebooks 3-4 (Bahdanau et al. 2015 model)",
           "with attention, every gated cell reaches the tutorial's BLEU on test_2016_flickr",
-          "BLEU 28.3 (bidirectional GRU encoder, 512 units, 10 epochs)",
+          "BLEU ≈ 28 (28.11: token-level, lower-cased; bidirectional GRU encoder, 512 units, "
+          "10 epochs); target 28.3",
           threshold_rule("multi30k", 28.3, "Multi30k with attention", _with_attention)),
 ]
 
