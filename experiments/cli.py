@@ -92,7 +92,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for name in datasets.names():
         line = f"{name:15s} {goals.task_description(name)}"
         spec = goals.spec(name, {})
-        goal = goals.Goal.of(spec) if spec is not None else None
+        goal = goals.GoalView.of(spec) if spec is not None else None
         if goal is not None:
             line += (f"\n{'':15s} metric {goal.metric} ({goal.better}); chance "
                      f"{goal.chance_text}; solved when {goal.solved_when} (at T = "

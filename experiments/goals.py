@@ -31,8 +31,9 @@ METRICS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Goal:
-    """A setting's key metric: what it means, which way is better, chance level, solved threshold.
+class GoalView:
+    """A setting's key metric as a reader sees it: what it means, which way is better, chance
+    level, solved threshold (the task's own declaration is `datasets.base.Goal`).
 
     Read from the runs' tags and metrics (`rnnlab.solved_metric`, `rnnlab.baseline_metric`,
     `baseline`, `rnnlab.solved_threshold`, `rnnlab.solved_mode`), else from the generated tasks'
@@ -47,7 +48,7 @@ class Goal:
     threshold: float | None = None
 
     @classmethod
-    def of(cls, spec) -> Goal | None:
+    def of(cls, spec) -> GoalView | None:
         """The goal a DataSpec declares (`spec.goal`), None when it declares none."""
         declared = spec.goal
         if declared is None:

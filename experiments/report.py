@@ -45,7 +45,7 @@ import pandas as pd
 
 import cells
 from experiments import goals, tracking
-from experiments.goals import METRICS, Goal, missing, task_description
+from experiments.goals import METRICS, GoalView, missing, task_description
 from experiments.results import key_metric
 
 SEED_PARAMS = ("params.train.seed", "params.data.seed")
@@ -159,8 +159,8 @@ def _task_metric(rows: pd.DataFrame) -> str | None:
 # --- what a task's metric means --------------------------------------------------------------------
 
 
-def goal(rows: pd.DataFrame) -> Goal:
-    """The :class:`Goal` of the runs of one setting."""
+def goal(rows: pd.DataFrame) -> GoalView:
+    """The :class:`GoalView` of the runs of one setting."""
     metric = rows["metric"].iloc[0]
     first = rows.iloc[0]
     spec = goals.spec(first["task"], first)
@@ -173,7 +173,7 @@ def goal(rows: pd.DataFrame) -> Goal:
     if threshold is None and declared is not None:
         threshold = declared.threshold
     chance = _column(rows, "metrics.baseline")
-    return Goal(
+    return GoalView(
         metric=metric, meaning=meaning, mode=mode,
         chance=float(chance.mean()) if len(chance) else None,
         chance_metric=tags.get("baseline_metric"),
@@ -184,7 +184,7 @@ def goal(rows: pd.DataFrame) -> Goal:
 # --- flags: runs that learned nothing --------------------------------------------------------------
 
 
-def run_flags(row: pd.Series, goal_: Goal, samples: str | None = None) -> list[str]:
+def run_flags(row: pd.Series, goal_: GoalView, samples: str | None = None) -> list[str]:
     """Why a run looks degenerate: key metric at chance, BLEU near 0, sample translations that
     repeat words or collapse onto a few sentences."""
     flags = []
@@ -271,7 +271,7 @@ def natural_key(text: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
-def _summary_row(setting: str, cell: str, group: pd.DataFrame, goal_: Goal,
+def _summary_row(setting: str, cell: str, group: pd.DataFrame, goal_: GoalView,
                  samples: Mapping[str, str | None]) -> dict:
     metric = goal_.metric
     values = _column(group, f"metrics.test_{metric}")
@@ -404,7 +404,7 @@ def _curves(rows: pd.DataFrame, cell_order: list[str]) -> list[tuple[str, str, d
     return panels
 
 
-def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, Goal]) -> Path:
+def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, GoalView]) -> Path:
     """The key test metric by cell, one panel per setting: the mean, ± std error bars only where
     there are two seeds or more, the chance level and the solved threshold as lines."""
     plt = tracking.pyplot()
@@ -582,7 +582,7 @@ def machine() -> str:
             f"{platform.system()} {platform.release()}")
 
 
-def task_text(task: str, goals: list[Goal]) -> str:
+def task_text(task: str, goals: list[GoalView]) -> str:
     """One paragraph on a task: its description, key metric and what it means, which way is
     better, the chance level and the solved rule (the goals of its settings)."""
     g = goals[0]
@@ -623,7 +623,7 @@ class Page:
     sweep: str | None
     table: pd.DataFrame
     others: pd.DataFrame
-    goals: Mapping[str, Goal]
+    goals: Mapping[str, GoalView]
     runs: pd.DataFrame
     facts: Mapping[str, str]
     ui_url: str
