@@ -140,3 +140,18 @@ def test_shipped_sweeps_expand_and_validate():
         ablated = {r.config.model.cell for r in plan.runs if r.config.model.unit_forget_bias is False}
         assert ablated == {"lstm", "peephole", "coupled"}
         assert all(r.config.model.match_params for r in plan.runs if r.config.data.name != "multi30k")
+
+
+def test_the_attention_comparison_differs_from_the_study_only_in_its_attention():
+    import dataclasses
+
+    folder = Path(sweep.__file__).parent / "sweeps"
+    study = {r.config.model.cell: r.config for r in sweep.load_sweep(folder / "study.yaml").runs
+             if r.config.data.name == "multi30k"}
+    plan = sweep.load_sweep(folder / "translation_attention.yaml")
+    assert {r.config.model.cell for r in plan.runs} == {"lstm", "peephole", "coupled", "gru"}
+    for run in plan.runs:
+        assert run.config.model.attention is None and study[run.config.model.cell].model.attention
+        same = dataclasses.replace(run.config, model=dataclasses.replace(
+            run.config.model, attention=study[run.config.model.cell].model.attention))
+        assert config_hash(same) == config_hash(study[run.config.model.cell])  # an equal budget
