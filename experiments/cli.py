@@ -457,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the literature's claims checked, the raw per-run CSV")
     p.add_argument("--sweep", default="study", help="the sweep's name (default study)")
     p.add_argument("--output", default="docs", help="folder for RESULTS.md and results/ (default docs)")
+    p.add_argument("--also", action="append", default=[], metavar="SWEEP",
+                   help="a companion sweep whose runs join the tables and claims (not the progress)")
     p.add_argument("--sweep-file", help="the plan (default: the file the sweep's parent run names)")
     p.add_argument("--no-gradients", action="store_true", help="skip the gradient-flow plot")
     p.add_argument("--gradient-length", type=int, default=100, help="T of the runs measured (100)")

@@ -542,7 +542,7 @@ def _duration(seconds: float) -> str:
 
 # --- the raw data -----------------------------------------------------------------------------------
 
-CSV_COLUMNS = ["run_id", "run_name", "status", "task", "T", "cell", "seed", "unit_forget_bias",
+CSV_COLUMNS = ["run_id", "run_name", "sweep", "status", "task", "T", "cell", "seed", "unit_forget_bias",
                "bidirectional", "attention", "units", "param_count", "metric"]
 CSV_TAIL = ["baseline", "solved", "train_time_s", "wall_s", "epochs", "epochs_run", "git_commit",
             "start_time", "end_time"]
@@ -566,6 +566,7 @@ def runs_csv(runs: pd.DataFrame, epochs_run: Callable[[str], int | None] | None 
             pd.to_datetime(row.get("end_time"), utc=True)
         record = {
             "run_id": row["run_id"], "run_name": row.get("tags.mlflow.runName"),
+            "sweep": row.get("tags.rnnlab.sweep"),
             "status": row["status"] if missing(status) else status,
             "task": row.get("tags.rnnlab.task"), "T": param(row, "data.length"),
             "cell": row.get("tags.rnnlab.cell"), "seed": param(row, "train.seed"),
@@ -672,17 +673,24 @@ GRADIENT_NOTE = ("‖∂L/∂x_t‖ (the task's loss, x_t the recurrent layer's 
 def write_results(sweep: str = "study", output: str | Path = "docs", *,
                   sweep_file: str | Path | None = None, gradients: bool = True,
                   gradient_length: int = 100, gradient_samples: int = 256,
-                  command: str | None = None) -> dict:
+                  command: str | None = None, also: Iterable[str] = ()) -> dict:
     """Write `<output>/RESULTS.md` and `<output>/results/` from the runs of `sweep`; returns the
-    paths, the claims table and the Markdown."""
+    paths, the claims table and the Markdown. The runs of the sweeps in `also` (companions, e.g.
+    the attention comparison beside the study) join the tables, plots, claims and CSV, but not
+    `sweep`'s progress."""
     command = command or f"rnnlab results --sweep {sweep}"
     output = Path(output)
     folder = output / "results"
-    runs = report.load_runs(sweep)
-    if runs.empty:
+    own = report.load_runs(sweep)
+    if own.empty:
         raise LookupError(f"no runs found for sweep {sweep!r}")
     parent = _parent(sweep)
-    planned, planned_from = plan(sweep, parent if not parent.empty else runs, sweep_file)
+    planned, planned_from = plan(sweep, parent if not parent.empty else own, sweep_file)
+    companions = {name: report.load_runs(name) for name in also}
+    for name, found in companions.items():
+        if found.empty:
+            raise LookupError(f"no runs found for sweep {name!r} (--also)")
+    runs = pd.concat([own, *companions.values()], ignore_index=True)
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in RESULT_FILES:  # a re-run overwrites: no plot of a previous run stays behind
         for stale in folder.glob(pattern):
@@ -700,8 +708,11 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *,
         gradient_notes = [f"not computed (`{command}` was run without gradients)"]
     claims = claims_table(ev)
     facts = [*provenance(runs, command),
-             ("progress", progress_line(runs, parent, planned, planned_from))]
-    text = markdown(sweep, facts, progress(planned, runs) if planned is not None else None,
+             ("progress", progress_line(own, parent, planned, planned_from))]
+    facts += [("also", (f"the {len(found)} runs of sweep `{name}` (task "
+                        f"{', '.join(found['tags.rnnlab.task'].dropna().unique())}), in the "
+                        "tables and claims below")) for name, found in companions.items()]
+    text = markdown(sweep, facts, progress(planned, own) if planned is not None else None,
                     claims, ev, output, csv_path, plots, length_plot, gradient_png,
                     gradient_notes, command, gradient_length, gradient_samples)
     page = output / "RESULTS.md"
@@ -782,7 +793,8 @@ def cmd_results(args) -> int:
     """`rnnlab results`: write the page; exit 1 when the sweep has no runs."""
     import sys
 
-    command = "rnnlab results" + (f" --sweep {args.sweep}" if args.sweep != "study" else "")
+    command = "rnnlab results" + (f" --sweep {args.sweep}" if args.sweep != "study" else "") \
+        + "".join(f" --also {name}" for name in args.also)
     for name in ("gradient_length", "gradient_samples"):
         if getattr(args, name) < 1:
             print(f"rnnlab results: --{name.replace('_', '-')} must be >= 1, got "
@@ -792,7 +804,8 @@ def cmd_results(args) -> int:
         result = write_results(args.sweep, args.output, sweep_file=args.sweep_file,
                                gradients=not args.no_gradients,
                                gradient_length=args.gradient_length,
-                               gradient_samples=args.gradient_samples, command=command)
+                               gradient_samples=args.gradient_samples, command=command,
+                               also=args.also)
     except LookupError as err:
         print(f"rnnlab results: {err}", file=sys.stderr)
         return 1

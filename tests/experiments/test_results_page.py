@@ -315,3 +315,32 @@ def test_gradient_flow_measures_the_sweeps_own_trained_models(tiny_sweep, tiny_s
     assert (curves["grad_norm_mean"] > 0).all()
     assert any(n.startswith("adding (T = 8, seed 0): no finished run yet for vanilla") for n in notes)
     assert any(n.startswith("copy (T = 8") for n in notes)
+
+
+def test_a_companion_sweep_joins_the_tables_and_csv_but_not_the_progress(lit_store, tmp_path,
+                                                                        monkeypatch):
+    import mlflow
+
+    uri, sweep_file, planned = lit_store
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("rnn-cell-lab").experiment_id
+    run = client.create_run(experiment, run_name="companion", tags={
+        "rnnlab.sweep": "lit_extra", "rnnlab.task": "adding", "rnnlab.cell": "gru",
+        "rnnlab.config_hash": "companion", "rnnlab.status": "FINISHED",
+        "rnnlab.solved_metric": "mse", "rnnlab.baseline_metric": "mse"})
+    for key, value in {"data.name": "adding", "model.cell": "gru", "data.length": 400,
+                       "train.seed": 0}.items():
+        client.log_param(run.info.run_id, key, value)
+    for key, value in {"test_mse": 0.123, "test_loss": 0.123, "solved": 0.0, "baseline": 1 / 6}.items():
+        client.log_metric(run.info.run_id, key, value)
+    client.set_terminated(run.info.run_id)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    text = rp.write_results("lit", tmp_path, sweep_file=sweep_file, gradients=False,
+                            also=["lit_extra"])["markdown"]
+    assert f"{len(planned) - 1} of {len(planned)} planned runs finished" in text
+    assert "the 1 runs of sweep `lit_extra`" in text
+    assert any(line.startswith("| adding (T=400) ") and "0.123" in line for line in text.splitlines())
+    rows = pd.read_csv(tmp_path / "results" / "lit_runs.csv")
+    assert rows.loc[rows["run_id"] == run.info.run_id, "sweep"].tolist() == ["lit_extra"]
+    with pytest.raises(LookupError, match="no_such"):
+        rp.write_results("lit", tmp_path, sweep_file=sweep_file, gradients=False, also=["no_such"])
