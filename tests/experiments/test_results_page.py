@@ -12,7 +12,8 @@ from experiments.results_page import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NO
 
 GATED = ("lstm", "peephole", "coupled", "gru")
 METRIC = {"adding": ("mse", "min", 0.01, 1 / 6), "spike_timing": ("on_time", "at_least", 1.0, 0.1),
-          "imdb": ("accuracy", "at_least", 0.88, 0.5), "copy": ("recall_accuracy", "max", 0.99, 0.1)}
+          "imdb": ("accuracy", "at_least", 0.88, 0.5), "copy": ("recall_accuracy", "max", 0.99, 0.1),
+          "multi30k": ("bleu", "max", 1000.0, 0.0)}
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -118,6 +119,28 @@ def test_compare_uses_solved_share_then_standard_errors():
     assert rp.compare(*clear, lower_is_better=True) == -1
     noisy = rp.Outcome(3, 0.80, 0.2, None), rp.Outcome(3, 0.70, 0.2, None)
     assert rp.compare(*noisy, lower_is_better=False) == 0
+
+
+def translations(bleu: dict[tuple[str, str | None], float]) -> pd.DataFrame:
+    """Multi30k runs: (cell, attention) -> BLEU."""
+    runs = frame([("multi30k", cell, None, 0, value) for (cell, _), value in bleu.items()])
+    runs["params.model.attention"] = [str(attention) for (_, attention) in bleu]
+    return runs
+
+
+@pytest.mark.parametrize("gru_without, expected", [(20.0, CONFIRMED), (24.5, NOT_REPRODUCED),
+                                                   (30.0, CONTRADICTED)])
+def test_attention_claim_compares_each_gated_cell_with_and_without(gru_without, expected):
+    bleu = {**{(c, "bahdanau"): 25.0 for c in GATED}, **{(c, None): 15.0 for c in GATED}}
+    verdict = rp.attention_rule(rp.evidence(translations({**bleu, ("gru", None): gru_without})))
+    assert verdict.verdict == expected
+    assert f"gru BLEU 25 with, {gru_without:g} without (n = 1, 1)" in verdict.ours
+
+
+def test_attention_claim_waits_for_every_gated_cell_both_ways():
+    bleu = {("gru", "bahdanau"): 25.0, ("gru", None): 15.0, ("lstm", "bahdanau"): 24.0}
+    verdict = rp.attention_rule(rp.evidence(translations(bleu)))
+    assert verdict.verdict == NOT_RUN and "not yet both ways: lstm, peephole, coupled" in verdict.ours
 
 
 def test_every_claim_gives_a_verdict_on_no_runs_at_all():
