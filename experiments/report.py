@@ -543,7 +543,9 @@ def provenance(runs: pd.DataFrame) -> dict[str, str]:
 
     def distinct(column: str) -> str:
         values = runs[column].dropna().unique() if column in runs else []
-        return ", ".join(sorted(str(v)[:12] for v in values)) or "-"
+        # a commit's first 12 hex digits, its "+dirty" mark kept (a run from an edited checkout)
+        return ", ".join(sorted({re.sub(r"^([0-9a-f]{12})[0-9a-f]{28}", r"\1", str(v))
+                                 for v in values})) or "-"
 
     versions = []
     for package in ("keras", "tensorflow", "mlflow", "numpy", "pandas"):

@@ -181,3 +181,11 @@ def test_metric_vs_length_draws_a_model_variant_as_its_own_line():
     assert lines["lstm"].loc[100.0, "mean"] == pytest.approx(0.004)  # the ablation not averaged in
     assert lines["lstm"].loc[100.0, "count"] == 2
     assert lines["lstm, unit_forget_bias=False"]["mean"].tolist() == [0.16]
+
+
+def test_provenance_shortens_the_runs_commits_but_keeps_their_dirty_mark():
+    commit = "1b69f84f48eb0a70eab4a53b62310bd635fc9365"
+    runs = fake_runs([{"task": "adding", "cell": "lstm", "T": 50, "seed": s, "mse": 0.1}
+                      for s in range(3)])
+    runs["tags.rnnlab.git_commit"] = [commit, commit + "+dirty", commit]
+    assert report.provenance(runs)["code (runs)"] == "1b69f84f48eb, 1b69f84f48eb+dirty"
