@@ -297,8 +297,11 @@ def _duel(rows: pd.DataFrame, a: str, b: str) -> tuple[list[tuple[str, int]], st
             continue
         goal = report.goal(group)
         first, second = Outcome.of(group[group["cell"] == a]), Outcome.of(group[group["cell"] == b])
-        wins.append((setting, compare(first, second, goal.mode == "min")))
-        parts.append(f"{setting}: {a} {first.text(goal.metric)} vs {b} {second.text()}")
+        # two cells that both stayed at the chance level learned nothing to compare: a tie
+        both_at_chance = goal.at_chance(first.mean) and goal.at_chance(second.mean)
+        wins.append((setting, 0 if both_at_chance else compare(first, second, goal.mode == "min")))
+        parts.append(f"{setting}: {a} {first.text(goal.metric)} vs {b} {second.text()}"
+                     + (" (both at chance)" if both_at_chance else ""))
     return wins, "; ".join(parts)
 
 

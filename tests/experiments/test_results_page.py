@@ -367,3 +367,11 @@ def test_a_companion_sweep_joins_the_tables_and_csv_but_not_the_progress(lit_sto
     assert rows.loc[rows["run_id"] == run.info.run_id, "sweep"].tolist() == ["lit_extra"]
     with pytest.raises(LookupError, match="no_such"):
         rp.write_results("lit", tmp_path, sweep_file=sweep_file, gradients=False, also=["no_such"])
+
+
+def test_two_cells_both_at_chance_are_no_evidence_for_a_difference():
+    at_chance = frame([("spike_timing", "peephole", 200, 0, 0.10), ("spike_timing", "lstm", 200, 0, 0.11)])
+    verdict = rp.peephole_rule("spike_timing")(rp.evidence(at_chance))
+    assert verdict.verdict == NOT_REPRODUCED and "(both at chance)" in verdict.ours
+    learned = frame([("spike_timing", "peephole", 200, 0, 0.10), ("spike_timing", "lstm", 200, 0, 0.6)])
+    assert rp.peephole_rule("spike_timing")(rp.evidence(learned)).verdict == CONTRADICTED
