@@ -728,6 +728,10 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *,
         if found.empty:
             raise LookupError(f"no runs found for sweep {name!r} (--also)")
     runs = pd.concat([own, *companions.values()], ignore_index=True)
+    # the code's commit is read before this page's own files change, so that regenerating a
+    # committed page from a clean checkout is not reported as "+dirty"
+    facts = [*provenance(runs, command),
+             ("progress", progress_line(own, parent, planned, planned_from))]
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in RESULT_FILES:  # a re-run overwrites: no plot of a previous run stays behind
         for stale in folder.glob(pattern):
@@ -737,15 +741,12 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *,
     ev = evidence(runs)
     order = list(cells.names())
     plots = report.plot_learning_curves(ev, folder, order) if not ev.empty else []
-    length_plot = report.plot_metric_vs_length(ev[~ev["ablation"]], folder, order) \
-        if not ev.empty else None  # the ablation runs are not averaged into their cell's line
+    length_plot = report.plot_metric_vs_length(ev, folder, order) if not ev.empty else None
     gradient_png, gradient_notes = (gradient_flow(ev, folder, gradient_length, gradient_samples)
                                     if gradients and not ev.empty else (None, []))
     if not gradients:
         gradient_notes = [f"not computed (`{command}` was run without gradients)"]
     claims = claims_table(ev)
-    facts = [*provenance(runs, command),
-             ("progress", progress_line(own, parent, planned, planned_from))]
     facts += [("also", (f"the {len(found)} runs of sweep `{name}` (task "
                         f"{', '.join(found['tags.rnnlab.task'].dropna().unique())}), in the "
                         "tables and claims below")) for name, found in companions.items()]

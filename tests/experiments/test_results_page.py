@@ -246,6 +246,30 @@ def test_page_keeps_the_ablation_rows_apart_and_shows_no_error_bar_for_one_seed(
     assert "| 2 " in lstm_200 and "0.0015 ± 0.00071" in lstm_200
 
 
+def test_page_draws_the_ablation_as_its_own_line_and_reads_the_commit_before_writing(
+        lit_store, tmp_path, monkeypatch):
+    """The metric-vs-T plot gets the ablation runs (a line of their own, not averaged into the
+    LSTM's), and the code's commit is read while the previous page's files are still there, so a
+    page regenerated from a clean checkout is not marked "+dirty" by its own stale plots."""
+    from experiments import report, tracking
+
+    uri, sweep_file, _ = lit_store
+    stale = tmp_path / "results" / "gradients_adding.png"  # gradients=False: not redrawn
+    stale.parent.mkdir()
+    stale.write_bytes(b"old plot")
+    seen = {}
+    monkeypatch.setattr(tracking, "git_commit", lambda: seen.setdefault("stale", []).append(
+        stale.exists()) or "0123456789abcdef")
+    drawn = report.plot_metric_vs_length
+    monkeypatch.setattr(report, "plot_metric_vs_length", lambda rows, *a: seen.setdefault(
+        "lines", [line[0] for line in report.length_lines(rows[rows["task"] == "adding"], "mse",
+                                                          ["lstm"])]) and drawn(rows, *a))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    rp.write_results("lit", tmp_path, sweep_file=sweep_file, gradients=False)
+    assert seen["stale"] and all(seen["stale"])
+    assert {"lstm", "lstm, unit_forget_bias=False"} <= set(seen["lines"])
+
+
 def test_page_gives_the_claims_verdicts_from_the_runs(lit_page):
     claims = lit_page[0]["claims"].set_index("topic")
     assert claims.loc["adding problem", "verdict"] == CONFIRMED
