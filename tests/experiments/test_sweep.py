@@ -142,6 +142,19 @@ def test_shipped_sweeps_expand_and_validate():
         assert all(r.config.model.match_params for r in plan.runs if r.config.data.name != "multi30k")
 
 
+def test_the_tutorial_sized_translation_sweep_crosses_gated_cells_with_each_attention_type():
+    plan = sweep.load_sweep(Path(sweep.__file__).parent / "sweeps" / "translation_tutorial.yaml")
+    grid = {(r.config.model.cell, r.config.model.attention) for r in plan.runs}
+    assert grid == {(c, a) for c in ("lstm", "peephole", "coupled", "gru")
+                    for a in ("bahdanau", "luong", None)}
+    for run in plan.runs:  # bentrevett's notebook 3: 512 units, 256-d embeddings, dropout 0.5, ...
+        m, t, d = run.config.model, run.config.train, run.config.data
+        assert (m.units, m.embedding_dim, m.dropout, m.bidirectional, m.match_params) == \
+            (512, 256, 0.5, True, None)
+        assert (t.epochs, t.clipnorm, t.optimizer, d.min_freq, d.name) == \
+            (10, 1.0, "adam", 2, "multi30k")
+
+
 def test_the_attention_comparison_differs_from_the_study_only_in_its_attention():
     import dataclasses
 
