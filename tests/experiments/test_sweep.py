@@ -155,6 +155,24 @@ def test_the_tutorial_sized_translation_sweep_crosses_gated_cells_with_each_atte
             (10, 1.0, "adam", 2, "multi30k")
 
 
+def test_the_long_budget_sweep_trains_the_study_models_with_at_least_five_times_the_updates():
+    folder = Path(sweep.__file__).parent / "sweeps"
+    study = {(r.config.data.name, r.config.data.length, r.config.model.cell): r.config
+             for r in sweep.load_sweep(folder / "study.yaml").runs if r.config.train.seed == 0
+             and r.config.model.unit_forget_bias is not False}
+    plan = sweep.load_sweep(folder / "long_budget.yaml").runs
+    assert len(plan) == 15
+
+    def updates(c):
+        return -(-c.data.num_train // c.data.batch_size) * c.train.epochs
+
+    for run in plan:
+        c = run.config
+        same = study[(c.data.name, c.data.length, c.model.cell)]
+        assert c.model == same.model and c.train.early_stopping_patience is None
+        assert updates(c) >= 5 * updates(same)
+
+
 def test_the_attention_comparison_differs_from_the_study_only_in_its_attention():
     import dataclasses
 
