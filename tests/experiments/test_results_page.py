@@ -13,7 +13,8 @@ from experiments.results_page import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NO
 GATED = ("lstm", "peephole", "coupled", "gru")
 METRIC = {"adding": ("mse", "min", 0.01, 1 / 6), "spike_timing": ("on_time", "at_least", 1.0, 0.1),
           "imdb": ("accuracy", "at_least", 0.88, 0.5), "copy": ("recall_accuracy", "max", 0.99, 0.1),
-          "multi30k": ("bleu", "max", 1000.0, 0.0)}
+          "multi30k": ("bleu", "max", 1000.0, 0.0),
+          "reber": ("reber_success", "at_least", 1.0, 0.5)}
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -109,6 +110,31 @@ def test_threshold_claim_needs_every_gated_cell():
     one_short = [*good[:-1], ("imdb", "gru", None, 0, 0.85)]
     verdict = rp.threshold_rule("imdb", 0.88, "IMDB")(rp.evidence(frame(one_short)))
     assert verdict.verdict == NOT_REPRODUCED and verdict.cause.startswith("gru below 0.88")
+
+
+def test_reber_and_threshold_claims_are_judged_at_the_longest_training_every_cell_had():
+    short = frame([("imdb", cell, None, 0, 0.85) for cell in GATED])
+    long = frame([("imdb", cell, None, 0, 0.9) for cell in GATED])
+    long["params.train.epochs"] = "30"
+    for runs in (short, long):
+        runs["params.data.num_train"], runs["params.data.batch_size"] = "3200", "64"
+    rule = rp.threshold_rule("imdb", 0.88, "IMDB")
+    both = pd.concat([short, long], ignore_index=True)
+    verdict = rule(rp.evidence(both))
+    assert verdict.verdict == CONFIRMED and "gru accuracy 0.9 (n = 1" in verdict.ours
+    assert verdict.ours.endswith("(judged at the longest training every cell had: 30 epochs, "
+                                 "3200 training sequences)")
+    assert list(rp.updates(both)) == [150] * 4 + [1500] * 4
+    no_gru = pd.concat([short, long[long["tags.rnnlab.cell"] != "gru"]], ignore_index=True)
+    assert rule(rp.evidence(no_gru)).verdict == NOT_REPRODUCED  # the longer budget lacks a cell
+
+    reber = frame([("reber", cell, 50, 0, 0.5) for cell in ("lstm", "peephole", "coupled")])
+    solved = frame([("reber", cell, 50, 0, 1.0) for cell in ("lstm", "peephole", "coupled")])
+    solved["params.train.epochs"] = "30"
+    for runs in (reber, solved):
+        runs["params.data.num_train"], runs["params.data.batch_size"] = "3200", "64"
+    verdict = rp.reber_rule(rp.evidence(pd.concat([reber, solved], ignore_index=True)))
+    assert verdict.verdict == CONFIRMED and verdict.ours.startswith("3/3 LSTM-family runs solved")
 
 
 def test_compare_uses_solved_share_then_standard_errors():
