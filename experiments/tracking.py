@@ -380,6 +380,17 @@ def transient(err: BaseException) -> bool:
     return any(text in str(err) for text in TRANSIENT_TEXT)
 
 
+def _end_run(run_id: str, status: str) -> None:
+    """End `run_id` with `status`, and only it. `mlflow.end_run` pops the run off the active-run
+    stack before it writes the status, so a retry after a failed write must not call it again:
+    that would end the run below (a sweep's parent) instead."""
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run(status)
+    else:
+        mlflow.MlflowClient(tracking_uri()).set_terminated(run_id, status)
+
+
 def retrying(fn, *args, what: str = "MLflow call", **kwargs):
     """`fn(*args, **kwargs)`, retried with back-off (1 s doubling to 30 s) while the store is down
     or locked, for at most $RNNLAB_TRACKING_RETRY_S seconds (default 600); then TrackingUnavailable."""
@@ -562,7 +573,7 @@ class MlflowTracker(NoTracker):
             status, reason = "FAILED", str(err) if isinstance(err, (Diverged, CorruptDataError)) \
                 else _first_line(err)
         with self._timed():
-            retrying(mlflow.end_run, status, what=f"ending run {self.run_id}")
+            retrying(_end_run, self.run_id, status, what=f"ending run {self.run_id}")
             if status != "FINISHED":  # finish() wrote the tags of a finished run
                 end_run_as(self.run_id, status, reason)
         return False

@@ -64,6 +64,31 @@ def test_a_transient_lock_is_retried_and_the_run_goes_on(lab, monkeypatch):
     assert steps(result.run_id) == [0, 1, 2]
 
 
+def test_a_lock_while_ending_a_sweeps_child_is_retried_on_that_child_not_its_parent(lab, monkeypatch):
+    """`mlflow.end_run` pops the run before it writes the status: a retry must end the child,
+    not the sweep's parent run below it on the stack."""
+    real, calls = mlflow.MlflowClient.set_terminated, []
+
+    def locked_once(client, run_id, status=None, *args, **kwargs):
+        calls.append((run_id, status))
+        if len(calls) == 1:
+            raise MlflowException("(sqlite3.OperationalError) database is locked")
+        return real(client, run_id, status, *args, **kwargs)
+
+    parent = mlflow.start_run(run_name="parent")
+    try:
+        monkeypatch.setattr(mlflow.MlflowClient, "set_terminated", locked_once)
+        with pytest.warns(UserWarning, match="database is locked; retrying"):
+            result = run(lab.config(), parent_run_id=parent.info.run_id)
+        monkeypatch.undo()
+        assert mlflow.active_run().info.run_id == parent.info.run_id  # still the active one
+        assert mlflow.get_run(parent.info.run_id).info.status == "RUNNING"
+        assert mlflow.get_run(result.run_id).info.status == "FINISHED"
+        assert {run_id for run_id, _ in calls} == {result.run_id}
+    finally:
+        mlflow.end_run()
+
+
 def test_a_lasting_outage_ends_the_run_with_its_checkpoint_and_a_rerun_resumes(lab, monkeypatch):
     class FailFrom(keras.callbacks.Callback):  # the store goes away after epoch 1 is saved
         def on_epoch_end(self, epoch, logs=None):
