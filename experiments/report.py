@@ -467,13 +467,17 @@ def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str
     return _save(fig, folder / "metric_vs_length.png", plt)
 
 
+BUDGET_PARAMS = ("params.train.epochs", "params.data.num_train", "params.data.batch_size")
+
+
 def length_lines(rows: pd.DataFrame, metric: str, cell_order: list[str]):
     """The lines of one task's metric-vs-T panel: (label, cell index, variant index, stats by
     length with mean, std and count). A model variant (a `params.model.*` that varies between the
-    task's runs besides the per-cell ones, e.g. the forget-gate-bias ablation) is a line of its
-    own, never averaged into the cell's line."""
-    variant_cols = varying_params(rows[[c for c in rows if c.startswith("params.model.")]],
-                                  exclude=PER_CELL_PARAMS)
+    task's runs besides the per-cell ones, e.g. the forget-gate-bias ablation) or another training
+    budget (`BUDGET_PARAMS`, e.g. a companion sweep that trains the same models longer) is a line
+    of its own, never averaged into the cell's line."""
+    candidates = [c for c in rows if c.startswith("params.model.") or c in BUDGET_PARAMS]
+    variant_cols = varying_params(rows[candidates], exclude=PER_CELL_PARAMS)
     lines = []
     for i, cell in enumerate(_ordered(rows["cell"], cell_order)):
         of_cell = rows[rows["cell"] == cell]

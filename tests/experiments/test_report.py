@@ -183,6 +183,19 @@ def test_metric_vs_length_draws_a_model_variant_as_its_own_line():
     assert lines["lstm, unit_forget_bias=False"]["mean"].tolist() == [0.16]
 
 
+def test_metric_vs_length_draws_a_longer_training_budget_as_its_own_line():
+    runs = fake_runs([
+        {"task": "copy", "cell": "lstm", "T": 50, "seed": 0, "mse": 0.17},
+        {"task": "copy", "cell": "lstm", "T": 100, "seed": 0, "mse": 0.17},
+        {"task": "copy", "cell": "lstm", "T": 100, "seed": 0, "mse": 0.01},  # long_budget.yaml
+    ])
+    runs["params.train.epochs"] = ["12", "12", "20"]
+    runs = report.add_settings(runs).assign(length=lambda r: pd.to_numeric(r["params.data.length"]))
+    lines = {label: stats["mean"].tolist() for label, _, _, stats in
+             report.length_lines(runs, "mse", ["lstm"])}
+    assert lines == {"lstm, epochs=12": [0.17, 0.17], "lstm, epochs=20": [0.01]}
+
+
 def test_provenance_shortens_the_runs_commits_but_keeps_their_dirty_mark():
     commit = "1b69f84f48eb0a70eab4a53b62310bd635fc9365"
     runs = fake_runs([{"task": "adding", "cell": "lstm", "T": 50, "seed": s, "mse": 0.1}

@@ -74,6 +74,18 @@ def test_ablation_runs_are_not_evidence_for_the_default_bias_claims():
     assert rp.adding_rule(rp.evidence(frame(rows))).verdict == CONFIRMED
 
 
+@pytest.mark.parametrize("bias1, bias0, expected", [
+    (0.001, 0.16, CONFIRMED), (0.16, 0.001, CONTRADICTED),
+    (0.160, 0.175, NOT_REPRODUCED),  # both at the adding baseline (1/6): a tie, not a win
+])
+def test_forget_bias_claim_compares_bias_1_with_bias_0_at_the_same_setting(bias1, bias0, expected):
+    rows = [("adding", "lstm", 100, 0, bias1), ("adding", "lstm", 100, 0, bias0, True),
+            ("adding", "lstm", 200, 0, 0.5)]  # another T: not the ablated setting's evidence
+    verdict = rp.forget_bias_rule(rp.evidence(frame(rows)))
+    assert verdict.verdict == expected
+    assert ("(both at chance)" in verdict.ours) == (expected == NOT_REPRODUCED)
+
+
 @pytest.mark.parametrize("lstm_loss, expected", [(0.18, CONFIRMED), (0.05, CONTRADICTED)])
 def test_copy_claim_compares_the_test_loss_with_the_memoryless_baseline(lstm_loss, expected):
     runs = frame([("copy", cell, 100, 0, 0.2) for cell in ("vanilla", "lstm", "gru")])
@@ -83,6 +95,17 @@ def test_copy_claim_compares_the_test_loss_with_the_memoryless_baseline(lstm_los
     assert verdict.verdict == expected
     assert "gru 0.0588 (n = 1" in verdict.ours  # loss / baseline
     assert rp.copy_rule(rp.evidence(runs[runs["tags.rnnlab.cell"] != "lstm"])).verdict == NOT_RUN
+
+
+def test_copy_claim_is_judged_per_setting_so_short_runs_do_not_average_away_a_long_one():
+    runs = frame([("copy", cell, length, 0, 0.2) for length in (100, 200, 300, 100)
+                  for cell in ("vanilla", "lstm")])
+    runs["metrics.baseline"] = 0.17
+    runs["metrics.test_loss"] = [0.17] * 7 + [0.85 * 0.17]  # the LSTM below it, trained longer
+    runs.loc[6:, "params.train.epochs"] = "30"
+    verdict = rp.copy_rule(rp.evidence(runs))
+    assert verdict.verdict == CONTRADICTED and verdict.cause.startswith("lstm got below")
+    assert "copy (T=100, epochs=30): vanilla 1 (n = 1, solved 0/1), lstm 0.85 (n = 1" in verdict.ours
 
 
 @pytest.mark.parametrize("peephole, lstm, expected", [
@@ -161,6 +184,18 @@ def test_attention_claim_compares_each_gated_cell_with_and_without(gru_without, 
     verdict = rp.attention_rule(rp.evidence(translations({**bleu, ("gru", None): gru_without})))
     assert verdict.verdict == expected
     assert f"gru BLEU 25 with, {gru_without:g} without (n = 1, 1)" in verdict.ours
+
+
+def test_attention_claim_pairs_runs_of_one_budget_and_reads_bahdanau_only():
+    bleu = {**{(c, "bahdanau"): 25.0 for c in GATED}, **{(c, None): 15.0 for c in GATED}}
+    runs = translations(bleu)
+    longer = translations({("gru", None): 40.0, ("gru", "luong"): 50.0})  # 10 epochs, no pair
+    longer["params.train.epochs"] = "10"
+    both = pd.concat([runs, longer], ignore_index=True)
+    both["params.data.num_train"], both["params.data.batch_size"] = "29000", "128"
+    verdict = rp.attention_rule(rp.evidence(both))
+    assert verdict.verdict == CONFIRMED
+    assert "gru BLEU 25 with, 15 without (n = 1, 1)" in verdict.ours
 
 
 def test_attention_claim_waits_for_every_gated_cell_both_ways():
