@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from datetime import UTC, datetime
@@ -43,14 +42,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     import datasets
     from experiments import run as training
+    from experiments.report import machine
     from experiments.tasks import family_for
+    from experiments.tasks.common import units_for
 
     config = _config(args.config, args.cell, args.set)
     training.validate(config)
     training._seed(config.train)
     train, _, _, spec = datasets.load(config.data)
     family = family_for(spec)
-    model = family.build(spec, config.model, config.model.units)
+    units = units_for(config, family, spec)
+    model = family.build(spec, config.model, units)
     training._compile(model, config, family, spec)
     per_epoch = int(train.cardinality())
     batches = iter(train.repeat())
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
         seconds.append(time.perf_counter() - start)
     batch_s = statistics.fmean(seconds)
     result = {
-        "config": args.config, "cell": config.model.cell, "units": config.model.units,
+        "config": args.config, "cell": config.model.cell, "units": units,
         "embedding_dim": config.model.embedding_dim, "attention": config.model.attention,
         "parameters": model.count_params(), "batch_size": config.data.batch_size,
         "batches_per_epoch": per_epoch, "timed_batches": args.batches,
@@ -73,8 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
         "epoch_s_projected": round(batch_s * per_epoch, 1),
         "epochs": config.train.epochs,
         "training_h_projected": round(batch_s * per_epoch * config.train.epochs / 3600, 2),
-        "backend": keras.backend.backend(), "machine": f"{platform.processor() or platform.machine()}"
-        f", {os.cpu_count()} cores", "load_average": os.getloadavg()[0],
+        "backend": keras.backend.backend(), "machine": machine(),
+        "load_average": os.getloadavg()[0],
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     print(json.dumps(result, indent=1))
@@ -92,7 +94,7 @@ def _config(path: str, cell: str | None, overrides: list[str]):
     with open(path) as f:
         text = f.read()
     overrides = [*overrides, *([f"model.cell={cell}"] if cell else [])]
-    if "tasks" not in (read_yaml(text, path) or {}):
+    if not {"tasks", "grid", "name"} & set(read_yaml(text, path) or {}):  # a plain config file
         return load_config(path, overrides)
     first = load_sweep(path).runs[0].config
     return Config.from_dict(first.to_dict()).with_overrides(overrides)

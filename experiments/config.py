@@ -71,7 +71,9 @@ class TrainConfig:
 
     optimizer: str = "adam"
     lr: float = 1e-3
-    clipnorm: float | None = 1.0  # gradient clipping by global norm; None = off
+    clipnorm: float | None = 1.0  # clips each weight's gradient to this norm (Keras); None = off
+    # clips all gradients together to this norm (torch's clip_grad_norm_); one of the two at most
+    global_clipnorm: float | None = None
     epochs: int = 10
     early_stopping_patience: int | None = 3  # epochs without val_loss improvement; None = off
     seed: int = 0  # weights, dropout and op determinism (the data has its own data.seed)
@@ -114,7 +116,7 @@ _UNHASHED = {"tracking": None, "data": {"data_dir"},
              "train": {"verbose", "run_eagerly", "distribution"}}
 # fields added later, left out of config_hash while None (their default), so that the runs recorded
 # before them keep their hashes and a re-run sweep still finds them
-_HASHED_WHEN_SET = {"model": {"unit_forget_bias"}}
+_HASHED_WHEN_SET = {"model": {"unit_forget_bias"}, "train": {"global_clipnorm"}}
 
 
 @dataclass
@@ -170,9 +172,14 @@ class Config:
             value = getattr(self.model, key.partition(".")[2])
             if not 0.0 <= value < 1.0:
                 raise ConfigError(source, key, "must be in [0, 1)", value=value)
-        for key, value in (("train.lr", self.train.lr), ("train.clipnorm", self.train.clipnorm)):
+        for key, value in (("train.lr", self.train.lr), ("train.clipnorm", self.train.clipnorm),
+                           ("train.global_clipnorm", self.train.global_clipnorm)):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ConfigError(source, key, "must be > 0 and finite", value=value)
+        if self.train.clipnorm is not None and self.train.global_clipnorm is not None:
+            raise ConfigError(source, "train.global_clipnorm", "cannot be set together with "
+                              "train.clipnorm (set train.clipnorm: null to clip the global norm)",
+                              value=self.train.global_clipnorm)
 
     def _bounded(self) -> dict[str, tuple[Any, int]]:
         """Integer settings and their least valid value (None, where allowed, is not checked)."""

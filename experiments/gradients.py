@@ -138,13 +138,10 @@ def take_samples(split, samples: int) -> tuple[np.ndarray, ...]:
 def family_and_units(config, spec):
     """The task family and the units `run(config)` uses (matched by parameter count if asked)."""
     from experiments.tasks import family_for
-    from experiments.tasks.common import match_units
+    from experiments.tasks.common import units_for
 
     family = family_for(spec)
-    if config.model.match_params is None:
-        return family, config.model.units
-    return family, match_units(lambda u: family.build(spec, config.model, u),
-                               config.model.match_params)
+    return family, units_for(config, family, spec)
 
 
 def initial_model(config, spec, units: int) -> keras.Model:

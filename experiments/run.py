@@ -30,7 +30,7 @@ from experiments.guards import training_callbacks
 from experiments.memory import custom_gradients_released
 from experiments.results import RunResult
 from experiments.tasks import check_config, compile_for_test, family_for
-from experiments.tasks.common import check_goal, count_params, match_units, use_projected
+from experiments.tasks.common import check_goal, count_params, units_for, use_projected
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -74,7 +74,7 @@ def _train_and_test(config: Config, tracker: tracking.NoTracker,
     family = family_for(spec)
     check_goal(spec, family)
     _check_attention(config, spec)
-    units = _units(config, family, spec)
+    units = units_for(config, family, spec)
     _seed(config.train)
     model = family.build(spec, config.model, units)
     _compile(model, config, family, spec)
@@ -126,12 +126,6 @@ def _check_attention(config: Config, spec) -> None:
         )
 
 
-def _units(config: Config, family, spec) -> int:
-    if config.model.match_params is None:
-        return config.model.units
-    return match_units(lambda u: family.build(spec, config.model, u), config.model.match_params)
-
-
 def _compile(model, config: Config, family, spec) -> None:
     model.compile(
         optimizer=_optimizer(config.train),
@@ -142,7 +136,8 @@ def _compile(model, config: Config, family, spec) -> None:
 
 def _optimizer(train_cfg) -> keras.optimizers.Optimizer:
     optimizer = OPTIMIZERS[train_cfg.optimizer](learning_rate=train_cfg.lr,
-                                                clipnorm=train_cfg.clipnorm)
+                                                clipnorm=train_cfg.clipnorm,
+                                                global_clipnorm=train_cfg.global_clipnorm)
     return distribution.clip_after_summing(optimizer) if train_cfg.distribution else optimizer
 
 

@@ -136,6 +136,14 @@ def count_params(model: keras.Model) -> int:
     return int(sum(np.prod(w.shape) for w in model.weights if w.trainable))
 
 
+def units_for(config, family, spec) -> int:
+    """The units a run of `config` builds with: `model.units`, or matched to
+    `model.match_params` parameters when that is set (`match_units`)."""
+    if config.model.match_params is None:
+        return config.model.units
+    return match_units(lambda u: family.build(spec, config.model, u), config.model.match_params)
+
+
 def match_units(build: Callable[[int], keras.Model], target: int, *, max_units: int = 4096) -> int:
     """The unit count whose model's trainable parameter count is closest to `target`.
 

@@ -85,6 +85,16 @@ def test_load_config_reads_yaml_and_names_the_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+def test_global_clipnorm_reaches_the_optimizer_and_hashes_only_when_set():
+    from experiments.run import _optimizer
+
+    config = Config().with_overrides(["train.clipnorm=null", "train.global_clipnorm=1.0"])
+    optimizer = _optimizer(config.train)
+    assert (optimizer.global_clipnorm, optimizer.clipnorm) == (1.0, None)
+    assert config_hash(Config()) == "82eb15f2708e"  # the recorded runs' hashes stay valid
+    assert config_hash(config) != config_hash(config.with_overrides(["train.global_clipnorm=null"]))
+
+
 def test_hash_is_stable_and_ignores_tracking_only():
     config = Config()
     same = config.with_overrides(["tracking.run_name=x", "tracking.enabled=false",

@@ -151,8 +151,8 @@ def test_the_tutorial_sized_translation_sweep_crosses_gated_cells_with_each_atte
         m, t, d = run.config.model, run.config.train, run.config.data
         assert (m.units, m.embedding_dim, m.dropout, m.bidirectional, m.match_params) == \
             (512, 256, 0.5, True, None)
-        assert (t.epochs, t.clipnorm, t.optimizer, d.min_freq, d.name) == \
-            (10, 1.0, "adam", 2, "multi30k")
+        assert (t.epochs, t.clipnorm, t.global_clipnorm, t.optimizer, d.min_freq, d.name) == \
+            (10, None, 1.0, "adam", 2, "multi30k")
 
 
 def test_the_long_budget_sweep_trains_the_study_models_with_at_least_five_times_the_updates():

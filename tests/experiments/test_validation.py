@@ -41,6 +41,8 @@ def test_the_error_carries_its_parts_and_renders_one_line():
      ("train.lr=.nan", "train.lr", ["> 0 and finite", "nan"]),
      ("train.lr=.inf", "train.lr", ["finite"]),
      ("train.clipnorm=0", "train.clipnorm", ["> 0"]),
+     ("train.global_clipnorm=-1", "train.global_clipnorm", ["> 0"]),
+     ("train.global_clipnorm=1", "train.global_clipnorm", ["together with train.clipnorm"]),
      ("train.early_stopping_patience=-1", "train.early_stopping_patience", [">= 0", "-1"]),
      ("train.seed=-1", "train.seed", [">= 0"]),
      ("data.seed=-2", "data.seed", [">= 0"]),
