@@ -796,9 +796,7 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *,
     facts = [*provenance(runs, command),
              ("progress", progress_line(own, parent, planned, planned_from))]
     folder.mkdir(parents=True, exist_ok=True)
-    for pattern in RESULT_FILES:  # a re-run overwrites: no plot of a previous run stays behind
-        for stale in folder.glob(pattern):
-            stale.unlink()
+    previous = {stale for pattern in RESULT_FILES for stale in folder.glob(pattern)}
     csv_path = folder / f"{report.slug(sweep)}_runs.csv"
     runs_csv(runs, epochs_run).to_csv(csv_path, index=False, float_format="%.6g")
     ev = evidence(runs)
@@ -820,6 +818,8 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *,
     page.write_text(text)
     files = [page, csv_path, *plots, *([length_plot] if length_plot else []),
              *([gradient_png, gradient_png.with_suffix(".csv")] if gradient_png else [])]
+    for stale in previous - set(files):  # only once the new page is written: a failure above
+        stale.unlink()                   # leaves the previous page and its plots as they were
     return {"page": page, "files": files, "claims": claims, "markdown": text}
 
 

@@ -360,6 +360,12 @@ def test_page_links_its_plots_and_a_rerun_overwrites(lit_page, lit_store):
     uri, sweep_file, _ = lit_store
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setattr(rp.report, "plot_metric_vs_length", lambda *a: 1 / 0)
+        with pytest.raises(ZeroDivisionError):  # a failure part-way keeps the previous files
+            rp.write_results("lit", output, sweep_file=sweep_file, gradients=False)
+        assert stale.exists() and (output / "RESULTS.md").read_text() == result["markdown"]
+        patch.undo()
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
         again = rp.write_results("lit", output, sweep_file=sweep_file, gradients=False)
     assert not stale.exists()
     strip = [line for line in again["markdown"].splitlines() if "**generated**" not in line]
