@@ -709,9 +709,10 @@ def epochs_run(run_id: str) -> int | None:
 # --- gradient flow on the sweep's own models --------------------------------------------------------
 
 
-def gradient_jobs(ev: pd.DataFrame, length: int, seed: int = 0):
+def gradient_jobs(ev: pd.DataFrame, length: int, seed: int = 0, sweep: str | None = None):
     """(jobs, notes): for adding and copy at T = `length`, seed `seed`, one finished run per cell
-    (ablation runs aside), loaded from MLflow; a note for each task or cell without one."""
+    (ablation runs aside; sweep `sweep`'s where a companion sweep has one too), loaded from
+    MLflow; a note for each task or cell without one."""
     from experiments import gradients
 
     jobs, notes = [], []
@@ -726,6 +727,9 @@ def gradient_jobs(ev: pd.DataFrame, length: int, seed: int = 0):
                          f"{', '.join(absent)}")
         for cell in cells.names():
             found = rows[rows["cell"] == cell]
+            if sweep is not None and len(found) > 1 and "tags.rnnlab.sweep" in found:  # own first
+                found = found.sort_values("tags.rnnlab.sweep", key=lambda v: v != sweep,
+                                          kind="stable")
             if len(found):
                 run_id = found["run_id"].iloc[0]
                 config, units = gradients.run_config(run_id)
@@ -733,13 +737,14 @@ def gradient_jobs(ev: pd.DataFrame, length: int, seed: int = 0):
     return jobs, notes
 
 
-def gradient_flow(ev: pd.DataFrame, folder: Path, length: int, samples: int):
+def gradient_flow(ev: pd.DataFrame, folder: Path, length: int, samples: int,
+                  sweep: str | None = None):
     """Measure and plot ‖∂L/∂x_t‖ against the lag at init and trained; (png or None, notes)."""
     import keras
 
     from experiments import gradients
 
-    jobs, notes = gradient_jobs(ev, length)
+    jobs, notes = gradient_jobs(ev, length, sweep=sweep)
     if not jobs:
         return None, notes
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -803,7 +808,7 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *,
     order = list(cells.names())
     plots = report.plot_learning_curves(ev, folder, order) if not ev.empty else []
     length_plot = report.plot_metric_vs_length(ev, folder, order) if not ev.empty else None
-    gradient_png, gradient_notes = (gradient_flow(ev, folder, gradient_length, gradient_samples)
+    gradient_png, gradient_notes = (gradient_flow(ev, folder, gradient_length, gradient_samples, sweep)
                                     if gradients and not ev.empty else (None, []))
     if not gradients:
         gradient_notes = [f"not computed (`{command}` was run without gradients)"]

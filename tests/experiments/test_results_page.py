@@ -377,6 +377,16 @@ def test_gradient_flow_notes_the_runs_it_lacks(lit_page):
     assert jobs == [] and [n.split(" (")[0] for n in notes] == list(rp.GRADIENT_TASKS)
 
 
+def test_gradient_flow_takes_the_pages_own_sweeps_run_where_a_companion_has_one_too(monkeypatch):
+    from experiments import gradients
+
+    runs = frame([("copy", "lstm", 100, 0, 0.1), ("copy", "lstm", 100, 0, 0.12)])
+    runs["tags.rnnlab.sweep"] = ["long_budget", "study"]
+    monkeypatch.setattr(gradients, "run_config", lambda run_id: (run_id, 4))
+    jobs, _ = rp.gradient_jobs(rp.evidence(runs), 100, sweep="study")
+    assert [job.run_id for job in jobs] == ["r1"]
+
+
 def test_progress_matches_runs_by_setting_when_the_config_hashes_moved(lit_store):
     planned = lit_store[2]
     runs = pd.DataFrame([{
