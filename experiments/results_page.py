@@ -435,7 +435,8 @@ def attention_rule(ev: pd.DataFrame) -> Verdict:
     rows = select(ev, "multi30k", gated)
     if rows.empty:
         return Verdict(NOT_RUN, "no finished Multi30k run of a gated cell")
-    budget = updates(rows).map(str) + " updates, units " + rows.get(  # map: NaN is "nan" too
+    spent = updates(rows)
+    budget = spent.map(str) + " updates, units " + rows.get(  # map: NaN is "nan" too
         "params.model.units", pd.Series(index=rows.index, dtype=object)).map(str)
     attended, plain = _with_bahdanau(rows), _attention(rows).map(missing)
     pairs = {}
@@ -443,7 +444,7 @@ def attention_rule(ev: pd.DataFrame) -> Verdict:
         of_cell = rows["cell"] == c
         both = [b for b in budget[of_cell & attended].unique() if (budget[of_cell & plain] == b).any()]
         if both:
-            level = max(both, key=lambda b: updates(rows[budget == b]).max())
+            level = max(both, key=lambda b: spent[budget == b].max())
             at = of_cell & (budget == level)
             pairs[c] = (Outcome.of(rows[at & attended]), Outcome.of(rows[at & plain]))
     if not pairs:
