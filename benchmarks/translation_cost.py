@@ -48,12 +48,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     config = _config(args.config, args.cell, args.set)
     training.validate(config)
-    training._seed(config.train)
+    keras.utils.set_random_seed(config.train.seed)  # the run's batch order
     train, _, _, spec = datasets.load(config.data)
     family = family_for(spec)
     units = units_for(config, family, spec)
-    model = family.build(spec, config.model, units)
-    training._compile(model, config, family, spec)
+    model = training.build(config, family, spec, units)
     per_epoch = int(train.cardinality())
     batches = iter(train.repeat())
     for _ in range(args.warmup):

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 import cells
@@ -468,6 +469,17 @@ def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str
 
 
 BUDGET_PARAMS = ("params.train.epochs", "params.data.num_train", "params.data.batch_size")
+"""What a run's training budget is read from: by `updates` and by the metric-vs-T plot's lines."""
+
+
+def updates(rows: pd.DataFrame) -> pd.Series:
+    """Each run's training updates from its `BUDGET_PARAMS`, ⌈training examples / batch size⌉ ×
+    epochs (0 where a param is missing; for the text tasks `data.num_train` is not their size, but
+    their runs differ in epochs, which this still orders)."""
+    epochs, num_train, batch_size = (
+        pd.to_numeric(rows.get(c, pd.Series(index=rows.index, dtype=object)), errors="coerce")
+        for c in BUDGET_PARAMS)
+    return (np.ceil(num_train / batch_size) * epochs).fillna(0)
 
 
 def length_lines(rows: pd.DataFrame, metric: str, cell_order: list[str]):

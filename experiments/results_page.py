@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import cells
@@ -174,24 +173,13 @@ class Claim:
     rule: Callable[[pd.DataFrame], Verdict]
 
 
-def updates(rows: pd.DataFrame) -> pd.Series:
-    """Each run's training updates from its params, ⌈training examples / batch size⌉ × epochs
-    (0 where a param is missing; for the text tasks `data.num_train` is not their size, but their
-    runs differ in epochs, which this still orders)."""
-    def param(column: str) -> pd.Series:
-        return pd.to_numeric(rows.get(column, pd.Series(index=rows.index, dtype=object)),
-                             errors="coerce")
-    batches = np.ceil(param("params.data.num_train") / param("params.data.batch_size"))
-    return (batches * param("params.train.epochs")).fillna(0)
-
-
 def most_trained(rows: pd.DataFrame, needed: Iterable[str]) -> pd.DataFrame:
     """The runs at the largest training budget (`updates`) that every cell in `needed` ran, so a
     claim about what a cell can learn is judged on the longest training tried (e.g. long_budget.yaml
     beside the study); all `rows` when no budget has every cell."""
     if rows.empty:
         return rows
-    spent = updates(rows)
+    spent = report.updates(rows)
     for level in sorted(spent.unique(), reverse=True):
         if not _missing_cells(rows[spent == level], needed):
             return rows[spent == level]
@@ -246,8 +234,10 @@ def _not_run(what: str, rows: pd.DataFrame, needed: Iterable[str]) -> Verdict | 
 
 def adding_rule(ev: pd.DataFrame) -> Verdict:
     gated = gated_cells()
-    rows = select(ev, "adding", ["vanilla", *gated], min_length=200)
-    if (early := _not_run("adding T ≥ 200", rows, ["vanilla", *gated])) is not None:
+    # a run without its logged baseline cannot say whether the vanilla RNN stayed at it
+    rows = select(ev, "adding", ["vanilla", *gated], min_length=200,
+                  where=lambda e: e["baseline"] > 0)
+    if (early := _not_run("adding T ≥ 200 with a logged baseline", rows, ["vanilla", *gated])) is not None:
         return early
     goal = report.goal(rows)
     per_cell = _per_cell(rows, ["vanilla", *gated])
@@ -375,7 +365,7 @@ def forget_bias_rule(ev: pd.DataFrame) -> Verdict:
     if ablated.empty:
         return Verdict(NOT_RUN, "no finished run with model.unit_forget_bias=false")
     wins, parts = [], []
-    spent = updates(ev)
+    spent = report.updates(ev)
     for (task, length, cell, budget), group in ablated.groupby(
             ["task", "length", "cell", spent[ablated.index]], dropna=False):
         at_length = (ev["length"] == length) | (pd.isna(length) & ev["length"].isna())
@@ -435,7 +425,7 @@ def attention_rule(ev: pd.DataFrame) -> Verdict:
     rows = select(ev, "multi30k", gated)
     if rows.empty:
         return Verdict(NOT_RUN, "no finished Multi30k run of a gated cell")
-    spent = updates(rows)
+    spent = report.updates(rows)
     budget = spent.map(str) + " updates, units " + rows.get(  # map: NaN is "nan" too
         "params.model.units", pd.Series(index=rows.index, dtype=object)).map(str)
     attended, plain = _with_bahdanau(rows), _attention(rows).map(missing)

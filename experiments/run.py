@@ -75,9 +75,7 @@ def _train_and_test(config: Config, tracker: tracking.NoTracker,
     check_goal(spec, family)
     _check_attention(config, spec)
     units = units_for(config, family, spec)
-    _seed(config.train)
-    model = family.build(spec, config.model, units)
-    _compile(model, config, family, spec)
+    model = build(config, family, spec, units)
     compile_for_test(model, config.train.epochs, val, test)  # XLA where it pays (cells/inference.py)
     built = _identity(config, units=units, param_count=count_params(model),
                       projected=use_projected(config.model.projected), **_baseline(spec))
@@ -102,6 +100,15 @@ def _train_and_test(config: Config, tracker: tracking.NoTracker,
                      train_time_s=train_time_s, epochs=len(history.epoch))
     tracker.log_end(config, model, history.history, result, evaluation)
     return result
+
+
+def build(config: Config, family, spec, units: int) -> keras.Model:
+    """The run's model, seeded, built and compiled exactly as `run` trains it (also what
+    `benchmarks.translation_cost` times)."""
+    _seed(config.train)
+    model = family.build(spec, config.model, units)
+    _compile(model, config, family, spec)
+    return model
 
 
 def _identity(config: Config, status: str = "FINISHED", **fields) -> RunResult:

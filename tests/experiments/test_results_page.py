@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from experiments import report
 from experiments import results_page as rp
 from experiments.results_page import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NOT_RUN
 
@@ -58,6 +59,13 @@ def test_adding_claim_not_run_yet_without_the_long_setting_or_a_cell():
     no_gru = {k: v for k, v in SOLVED_BY_GATED.items() if k != "gru"}
     verdict = rp.adding_rule(rp.evidence(frame(adding(no_gru))))
     assert verdict.verdict == NOT_RUN and "for gru" in verdict.ours
+
+
+def test_adding_claim_not_run_when_the_vanilla_run_logged_no_baseline():
+    runs = frame(adding(SOLVED_BY_GATED))
+    runs.loc[runs["tags.rnnlab.cell"] == "vanilla", "metrics.baseline"] = float("nan")
+    verdict = rp.adding_rule(rp.evidence(runs))
+    assert verdict.verdict == NOT_RUN and "for vanilla" in verdict.ours
 
 
 def test_adding_claim_not_reproduced_when_a_gated_cell_fails_contradicted_when_vanilla_learns():
@@ -147,7 +155,7 @@ def test_reber_and_threshold_claims_are_judged_at_the_longest_training_every_cel
     assert verdict.verdict == CONFIRMED and "gru accuracy 0.9 (n = 1" in verdict.ours
     assert verdict.ours.endswith("(judged at the longest training every cell had: 30 epochs, "
                                  "3200 training sequences)")
-    assert list(rp.updates(both)) == [150] * 4 + [1500] * 4
+    assert list(report.updates(both)) == [150] * 4 + [1500] * 4
     no_gru = pd.concat([short, long[long["tags.rnnlab.cell"] != "gru"]], ignore_index=True)
     assert rule(rp.evidence(no_gru)).verdict == NOT_REPRODUCED  # the longer budget lacks a cell
 
