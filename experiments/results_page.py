@@ -805,9 +805,7 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *,
     if not gradients:
         gradient_notes = [f"not computed (`{command}` was run without gradients)"]
     claims = claims_table(ev)
-    facts += [("also", (f"the {len(found)} runs of sweep `{name}` (task "
-                        f"{', '.join(found['tags.rnnlab.task'].dropna().unique())}), in the "
-                        "tables and claims below")) for name, found in companions.items()]
+    facts += [("also", _companion(name, found)) for name, found in companions.items()]
     text = markdown(sweep, facts, progress(planned, own) if planned is not None else None,
                     claims, ev, output, csv_path, plots, length_plot, gradient_png,
                     gradient_notes, command, gradient_length, gradient_samples)
@@ -818,6 +816,15 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *,
     for stale in previous - set(files):  # only once the new page is written: a failure above
         stale.unlink()                   # leaves the previous page and its plots as they were
     return {"page": page, "files": files, "claims": claims, "markdown": text}
+
+
+def _companion(name: str, found: pd.DataFrame) -> str:
+    """The page's line for a companion sweep: its finished runs, and how many are not (yet)."""
+    done = len(report.completed(found))
+    tasks = ", ".join(found["tags.rnnlab.task"].dropna().unique())
+    rest = (f"; {len(found) - done} more not finished (running, failed or killed), left out"
+            if done < len(found) else "")
+    return f"the {done} finished runs of sweep `{name}` (task {tasks}), in the tables and claims below{rest}"
 
 
 def _parent(sweep: str) -> pd.DataFrame:

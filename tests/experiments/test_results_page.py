@@ -466,11 +466,15 @@ def test_a_companion_sweep_joins_the_tables_and_csv_but_not_the_progress(lit_sto
     for key, value in {"test_mse": 0.123, "test_loss": 0.123, "solved": 0.0, "baseline": 1 / 6}.items():
         client.log_metric(run.info.run_id, key, value)
     client.set_terminated(run.info.run_id)
+    client.create_run(experiment, run_name="still training", tags={  # not on the page, but counted
+        "rnnlab.sweep": "lit_extra", "rnnlab.task": "adding", "rnnlab.cell": "lstm",
+        "rnnlab.config_hash": "companion2"})
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     text = rp.write_results("lit", tmp_path, sweep_file=sweep_file, gradients=False,
                             also=["lit_extra"])["markdown"]
     assert f"{len(planned) - 1} of {len(planned)} planned runs finished" in text
-    assert "the 1 runs of sweep `lit_extra`" in text
+    assert "the 1 finished runs of sweep `lit_extra`" in text
+    assert "1 more not finished (running, failed or killed), left out" in text
     assert any(line.startswith("| adding (T=400) ") and "0.123" in line for line in text.splitlines())
     rows = pd.read_csv(tmp_path / "results" / "lit_runs.csv")
     assert rows.loc[rows["run_id"] == run.info.run_id, "sweep"].tolist() == ["lit_extra"]
