@@ -129,9 +129,10 @@ def setting_params(task: str) -> tuple[str, ...]:
 
 
 def varying_params(rows: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]:
-    """The `params.*` columns whose values differ between the rows."""
+    """The `params.*` columns whose values differ between the rows, by name (so a setting's label
+    does not depend on the order MLflow returned the columns in, which changes with the runs)."""
     return [
-        col for col in rows.columns
+        col for col in sorted(rows.columns)
         if col.startswith("params.") and col not in exclude
         and not col.startswith(IGNORED_PARAM_PREFIXES)
         and rows[col].astype(str).nunique(dropna=False) > 1  # set on some runs, absent on others
@@ -468,18 +469,23 @@ def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str
     return _save(fig, folder / "metric_vs_length.png", plt)
 
 
-BUDGET_PARAMS = ("params.train.epochs", "params.data.num_train", "params.data.batch_size")
+BUDGET_PARAMS = ("params.train.epochs", "params.data.num_train", "params.data.subset",
+                 "params.data.batch_size")
 """What a run's training budget is read from: by `updates` and by the metric-vs-T plot's lines."""
 
 
 def updates(rows: pd.DataFrame) -> pd.Series:
-    """Each run's training updates from its `BUDGET_PARAMS`, ⌈training examples / batch size⌉ ×
-    epochs (0 where a param is missing; for the text tasks `data.num_train` is not their size, but
-    their runs differ in epochs, which this still orders)."""
-    epochs, num_train, batch_size = (
+    """Each run's training updates from its `BUDGET_PARAMS`: ⌈training examples / batch size⌉ ×
+    epochs, the examples being `data.num_train` (generated tasks) or `data.subset` (a text task's
+    kept part). A text task trained on its whole split (Multi30k; IMDB without a subset) logs
+    neither, and its split is the same for all its runs: there the updates are counted per
+    training example (epochs / batch size), which orders the runs of that task only. 0 where
+    epochs or batch size are missing."""
+    epochs, num_train, subset, batch_size = (
         pd.to_numeric(rows.get(c, pd.Series(index=rows.index, dtype=object)), errors="coerce")
         for c in BUDGET_PARAMS)
-    return (np.ceil(num_train / batch_size) * epochs).fillna(0)
+    batches = np.ceil(num_train.fillna(subset) / batch_size).fillna(1 / batch_size)
+    return (batches * epochs).fillna(0)
 
 
 def length_lines(rows: pd.DataFrame, metric: str, cell_order: list[str]):

@@ -186,11 +186,19 @@ def most_trained(rows: pd.DataFrame, needed: Iterable[str]) -> pd.DataFrame:
     return rows
 
 
-def _longest_note(judged: pd.DataFrame, tried: pd.DataFrame) -> str:
-    """Says so when `most_trained` set shorter-trained runs aside."""
+def _longest_note(judged: pd.DataFrame, tried: pd.DataFrame, metric: str = "") -> str:
+    """Says so when `most_trained` set runs aside, and gives the longest-trained of those when
+    they outlast the judged ones (a budget not every cell has yet, e.g. a sweep still running)."""
     if len(judged) == len(tried):
         return ""
-    return f" (judged at the longest training every cell had: {_budget(judged)})"
+    note = f" (judged at the longest training every cell had: {_budget(judged)})"
+    spent = report.updates(tried)
+    if spent.max() <= report.updates(judged).max():
+        return note
+    longest = tried[spent == spent.max()]
+    outcomes = "; ".join(f"{c} {o.text(metric)}" for c, o
+                         in _per_cell(longest, dict.fromkeys(longest["cell"])).items())
+    return f"{note}; trained longer, not yet every cell: {outcomes} after {_budget(longest)}"
 
 
 def _budget(rows: pd.DataFrame) -> str:
@@ -287,7 +295,7 @@ def reber_rule(ev: pd.DataFrame) -> Verdict:
     ours = (f"{total.solved}/{total.n} LSTM-family runs solved "
             f"({total.solved / total.n:.0%}); "
             + "; ".join(f"{c} {o.text('success')}" for c, o in _per_cell(rows, LSTM_FAMILY).items())
-            + _longest_note(rows, tried))
+            + _longest_note(rows, tried, "success"))
     if total.solved / total.n >= 0.97:
         return Verdict(CONFIRMED, ours)
     return Verdict(NOT_REPRODUCED, ours, f"not every string right in every run within {_budget(rows)}")
@@ -398,7 +406,7 @@ def threshold_rule(task: str, target: float, what: str,
         metric = rows["metric"].iloc[0]
         per_cell = _per_cell(rows, cells.names())
         ours = "; ".join(f"{c} {o.text(metric)}" for c, o in per_cell.items()) \
-            + _longest_note(rows, tried)
+            + _longest_note(rows, tried, metric)
         short = [c for c in gated if per_cell[c].mean < target]
         if not short:
             return Verdict(CONFIRMED, ours)

@@ -202,3 +202,11 @@ def test_provenance_shortens_the_runs_commits_but_keeps_their_dirty_mark():
                       for s in range(3)])
     runs["tags.rnnlab.git_commit"] = [commit, commit + "+dirty", commit]
     assert report.provenance(runs)["code (runs)"] == "1b69f84f48eb, 1b69f84f48eb+dirty"
+
+
+def test_varying_params_do_not_depend_on_the_column_order_mlflow_returns():
+    runs = pd.DataFrame({"params.train.epochs": ["12", "20"], "params.data.num_train": ["3200", "10000"],
+                         "params.data.batch_size": ["64", "32"], "params.data.length": ["100", "100"]})
+    expected = ["params.data.batch_size", "params.data.num_train", "params.train.epochs"]
+    assert report.varying_params(runs) == expected
+    assert report.varying_params(runs[runs.columns[::-1]]) == expected

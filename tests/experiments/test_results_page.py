@@ -482,6 +482,21 @@ def test_a_companion_sweep_joins_the_tables_and_csv_but_not_the_progress(lit_sto
         rp.write_results("lit", tmp_path, sweep_file=sweep_file, gradients=False, also=["no_such"])
 
 
+def test_translation_runs_trained_longer_by_one_cell_are_shown_but_not_averaged_in():
+    """Multi30k logs no data.num_train (its whole split): epochs / batch size still orders it."""
+    small = frame([("multi30k", cell, None, 0, 20.0) for cell in GATED])
+    small["params.train.epochs"], small["params.data.batch_size"] = "2", "128"
+    tutorial = frame([("multi30k", "gru", None, 0, 31.0)])
+    tutorial["params.train.epochs"], tutorial["params.data.batch_size"] = "10", "128"
+    runs = pd.concat([small, tutorial], ignore_index=True)
+    assert list(report.updates(runs)) == [2 / 128] * 4 + [10 / 128]
+    verdict = rp.threshold_rule("multi30k", 28.3, "Multi30k")(rp.evidence(runs))
+    assert verdict.verdict == NOT_REPRODUCED
+    assert "gru bleu 20 (n = 1, solved 0/1)" in verdict.ours  # the 2-epoch run, not (20 + 31) / 2
+    assert verdict.ours.endswith("(judged at the longest training every cell had: 2 epochs); trained "
+                                 "longer, not yet every cell: gru bleu 31 (n = 1, solved 0/1) after 10 epochs")
+
+
 def test_two_cells_both_at_chance_are_no_evidence_for_a_difference():
     at_chance = frame([("spike_timing", "peephole", 200, 0, 0.10), ("spike_timing", "lstm", 200, 0, 0.11)])
     verdict = rp.peephole_rule("spike_timing")(rp.evidence(at_chance))
