@@ -97,7 +97,10 @@ def _train_and_test(config: Config, tracker: tracking.NoTracker,
     evaluation = family.evaluate(model, test, spec, config.train)
     metrics = {k: float(v) for k, v in {**test_metrics, **evaluation.metrics}.items()}
     result = replace(built, metrics=metrics, solved=_solved(spec, metrics),
-                     train_time_s=train_time_s, epochs=len(history.epoch))
+                     train_time_s=train_time_s,
+                     # epochs trained in all: a run resumed by BackupAndRestore numbers its
+                     # epochs from the checkpoint's, so len() would count this sitting's only
+                     epochs=history.epoch[-1] + 1 if history.epoch else 0)
     tracker.log_end(config, model, history.history, result, evaluation)
     return result
 

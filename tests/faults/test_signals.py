@@ -66,6 +66,7 @@ def test_sigterm_kills_child_and_parent_and_the_rerun_resumes_logging_each_epoch
     inject(monkeypatch)  # no more signals
     [outcome] = launch.run_sweep(plan, out=lines.append)
     assert outcome.status == "FINISHED"
+    assert outcome.result.epochs == 4 and not any("early stopping" in line for line in lines)  # not 2
     resumed = mlflow.get_run(outcome.run_id)
     assert resumed.data.tags["rnnlab.resumed_from"] == killed.info.run_id
     assert resumed.data.tags["rnnlab.resumed_epoch"] == "2"
