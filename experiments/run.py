@@ -91,7 +91,7 @@ def _train_and_test(config: Config, tracker: tracking.NoTracker,
         verbose=config.train.verbose,
         shuffle=False,  # the loaders shuffle the training split themselves
     )
-    train_time_s = time.perf_counter() - start
+    train_time_s = time.perf_counter() - start + tracker.earlier_seconds  # + earlier sittings'
 
     test_metrics = model.evaluate(test, return_dict=True, verbose=0)
     evaluation = family.evaluate(model, test, spec, config.train)

@@ -499,6 +499,9 @@ class NoTracker:
     seconds: float | None = None
     gc_seconds: float | None = None
     checkpoint: Path | None = None  # where a tracked run keeps its BackupAndRestore checkpoint
+    # a run resumed from its checkpoint: the epoch times its earlier sittings logged (their
+    # finished epochs; an epoch cut short by the kill is trained again and counted then)
+    earlier_seconds: float = 0.0
 
     def __enter__(self):
         return self
@@ -590,6 +593,7 @@ class MlflowTracker(NoTracker):
                                    what="reading the killed run") if m.step < first_epoch]
         if found:
             retrying(client.log_batch, self.run_id, metrics=found, what="copying resumed epochs")
+        self.earlier_seconds = sum(m.value for m in found if m.key == "epoch_time_s")
         retrying(mlflow.set_tags, {f"{TAG_PREFIX}resumed_from": self.resumed_from,
                                    f"{TAG_PREFIX}resumed_epoch": first_epoch},
                  what="tagging the resumed run")

@@ -72,6 +72,9 @@ def test_sigterm_kills_child_and_parent_and_the_rerun_resumes_logging_each_epoch
     assert resumed.data.tags["rnnlab.resumed_epoch"] == "2"
     assert steps(outcome.run_id) == [0, 1, 2, 3]
     assert steps(outcome.run_id, "val_loss") == [0, 1, 2, 3]
+    epoch_times = mlflow.MlflowClient().get_metric_history(outcome.run_id, "epoch_time_s")
+    assert outcome.result.train_time_s >= sum(m.value for m in epoch_times)  # both sittings'
+    assert resumed.data.metrics["train_time_s"] == pytest.approx(outcome.result.train_time_s)
     parent = mlflow.get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["rnnlab.status"] == "FINISHED"
     assert not _checkpoints(lab, plan.runs[0].hash)  # Keras removes it when training ends
