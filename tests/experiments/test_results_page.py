@@ -206,6 +206,18 @@ def test_attention_claim_pairs_runs_of_one_budget_and_reads_bahdanau_only():
     assert "gru BLEU 25 with, 15 without (n = 1, 1)" in verdict.ours
 
 
+def test_luong_claim_reads_luong_runs_against_the_same_runs_without():
+    bleu = {**{(c, "bahdanau"): 25.0 for c in GATED}, **{(c, None): 15.0 for c in GATED},
+            **{(c, "luong"): 20.0 for c in GATED}, ("gru", "luong"): 14.0}
+    ev = rp.evidence(translations(bleu))
+    verdict = rp.attention_rule(ev, attention="luong")
+    assert verdict.verdict == CONTRADICTED and "gru better without attention" in verdict.cause
+    assert "lstm BLEU 20 with, 15 without (n = 1, 1)" in verdict.ours
+    [luong] = [c for c in rp.CLAIMS if c.source == "Luong et al. 2015"]
+    assert luong.rule(ev) == verdict
+    assert rp.attention_rule(ev).verdict == CONFIRMED  # Bahdanau's claim: its own runs
+
+
 def test_attention_claim_waits_for_every_gated_cell_both_ways():
     bleu = {("gru", "bahdanau"): 25.0, ("gru", None): 15.0, ("lstm", "bahdanau"): 24.0}
     verdict = rp.attention_rule(rp.evidence(translations(bleu)))

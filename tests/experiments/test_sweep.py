@@ -180,9 +180,11 @@ def test_the_attention_comparison_differs_from_the_study_only_in_its_attention()
     study = {r.config.model.cell: r.config for r in sweep.load_sweep(folder / "study.yaml").runs
              if r.config.data.name == "multi30k"}
     plan = sweep.load_sweep(folder / "translation_attention.yaml")
-    assert {r.config.model.cell for r in plan.runs} == {"lstm", "peephole", "coupled", "gru"}
+    assert {(r.config.model.cell, r.config.model.attention) for r in plan.runs} == {
+        (c, a) for c in ("lstm", "peephole", "coupled", "gru") for a in (None, "luong")}
     for run in plan.runs:
-        assert run.config.model.attention is None and study[run.config.model.cell].model.attention
+        theirs = study[run.config.model.cell].model
+        assert theirs.attention == "bahdanau"
         same = dataclasses.replace(run.config, model=dataclasses.replace(
-            run.config.model, attention=study[run.config.model.cell].model.attention))
+            run.config.model, attention=theirs.attention, attention_score=theirs.attention_score))
         assert config_hash(same) == config_hash(study[run.config.model.cell])  # an equal budget
