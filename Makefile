@@ -53,7 +53,7 @@ bench: $(DEV)
 	$(BIN)/python -m benchmarks.run --output benchmarks/RESULTS.md
 
 results: $(STAMP)
-	$(BIN)/rnnlab results --sweep study --also translation_attention --also long_budget --also translation_tutorial --output docs
+	$(BIN)/rnnlab results --sweep study --also translation_attention --also long_budget --also translation_tutorial --also translation_medium --output docs
 
 gpu-bench:
 	bash benchmarks/gpu.sh
