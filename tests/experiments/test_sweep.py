@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,21 @@ def test_the_tutorial_sized_translation_sweep_crosses_gated_cells_with_each_atte
             (10, None, 1.0, "adam", 2, "multi30k")
 
 
+def test_the_medium_translation_sweep_gives_every_gated_cell_one_bahdanau_model_and_budget():
+    folder = Path(sweep.__file__).parent / "sweeps"
+    plan = sweep.load_sweep(folder / "translation_medium.yaml")
+    assert [r.config.model.cell for r in plan.runs] == ["lstm", "peephole", "coupled", "gru"]
+    as_gru = {config_hash(dataclasses.replace(r.config, model=dataclasses.replace(
+        r.config.model, cell="gru"))) for r in plan.runs}
+    assert len(as_gru) == 1  # the cell is all that differs: the threshold claim's equal budget
+    m, t = plan.runs[0].config.model, plan.runs[0].config.train
+    assert (m.attention, m.bidirectional, m.units, t.early_stopping_patience) == \
+        ("bahdanau", True, 256, None)
+    small, tutorial = (sweep.load_sweep(folder / f).runs[0].config.train.epochs
+                       for f in ("translation_attention.yaml", "translation_tutorial.yaml"))
+    assert small < t.epochs < tutorial
+
+
 def test_the_long_budget_sweep_trains_the_study_models_with_at_least_five_times_the_updates():
     folder = Path(sweep.__file__).parent / "sweeps"
     study = {(r.config.data.name, r.config.data.length, r.config.model.cell): r.config
@@ -174,8 +190,6 @@ def test_the_long_budget_sweep_trains_the_study_models_with_at_least_five_times_
 
 
 def test_the_attention_comparison_differs_from_the_study_only_in_its_attention():
-    import dataclasses
-
     folder = Path(sweep.__file__).parent / "sweeps"
     study = {r.config.model.cell: r.config for r in sweep.load_sweep(folder / "study.yaml").runs
              if r.config.data.name == "multi30k"}
