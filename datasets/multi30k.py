@@ -264,6 +264,13 @@ class Preprocessor:
         if truncated:
             warnings.warn(f"{len(truncated)} sentence(s) longer than {self.max_length} tokens "
                           f"cut to that length (first: line {truncated[0] + 1})", stacklevel=2)
+        known = set(self.source_vocab)
+        unknown = [w for sentence in tokens for w in sentence if w not in known]
+        if unknown:  # [UNK] to the model: often why a sentence from another domain reads badly
+            examples = ", ".join(list(dict.fromkeys(unknown))[:5])
+            warnings.warn(f"{len(unknown)} of {sum(map(len, tokens))} words are not in the model's "
+                          f"{self.source_lang} vocabulary and are read as unknown (e.g. {examples})",
+                          stacklevel=2)
         length = max(1, min(self.max_length, max((len(t) for t in tokens), default=1)))
         return encode(tokens, self.source_vocab, length), truncated
 

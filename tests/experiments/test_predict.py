@@ -75,6 +75,15 @@ def test_long_sentences_are_cut_with_a_warning(saved, tmp_path, capsys):
     assert len(captured.out.splitlines()) == 1 and "longer than" in captured.err
 
 
+def test_words_outside_the_vocabulary_are_named_in_a_warning(saved, tmp_path, capsys):
+    source = lines_file(tmp_path, "src", ["ein mann rennt .", "ein quasselstrippe rennt ."])
+    assert cli.main(["predict", str(saved / "model"), "--input", source, "--max-length", "3"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 2
+    assert "1 of 8 words are not in the model's de vocabulary" in captured.err
+    assert "(e.g. quasselstrippe)" in captured.err
+
+
 def expect_exit_2(argv, capsys, message):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
