@@ -447,7 +447,8 @@ def attention_rule(ev: pd.DataFrame, attention: str = "bahdanau") -> Verdict:
             at = of_cell & (budget == level)
             pairs[c] = (Outcome.of(rows[at & attended]), Outcome.of(rows[at & plain]))
     if not pairs:
-        return Verdict(NOT_RUN, "no gated cell has Multi30k runs both with and without attention")
+        return Verdict(NOT_RUN, f"no gated cell has Multi30k runs both with {attention} attention "
+                       "and without")
     ours = "; ".join(f"{c} BLEU {a.mean:.3g} with, {b.mean:.3g} without (n = {a.n}, {b.n})"
                      for c, (a, b) in pairs.items())
     wins = {c: compare(a, b, lower_is_better=False) for c, (a, b) in pairs.items()}
@@ -837,7 +838,9 @@ def _companion(name: str, found: pd.DataFrame) -> str:
     tasks = ", ".join(found["tags.rnnlab.task"].dropna().unique())
     rest = (f"; {len(found) - done} more not finished (running, failed or killed), left out"
             if done < len(found) else "")
-    return f"the {done} finished runs of sweep `{name}` (task {tasks}), in the tables and claims below{rest}"
+    runs = "run" if done == 1 else "runs"
+    return (f"the {done} finished {runs} of sweep `{name}` (task {tasks}), in the tables and "
+            f"claims below{rest}")
 
 
 def _parent(sweep: str) -> pd.DataFrame:

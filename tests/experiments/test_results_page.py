@@ -485,7 +485,7 @@ def test_a_companion_sweep_joins_the_tables_and_csv_but_not_the_progress(lit_sto
     text = rp.write_results("lit", tmp_path, sweep_file=sweep_file, gradients=False,
                             also=["lit_extra"])["markdown"]
     assert f"{len(planned) - 1} of {len(planned)} planned runs finished" in text
-    assert "the 1 finished runs of sweep `lit_extra`" in text
+    assert "the 1 finished run of sweep `lit_extra`" in text
     assert "1 more not finished (running, failed or killed), left out" in text
     assert any(line.startswith("| adding (T=400) ") and "0.123" in line for line in text.splitlines())
     rows = pd.read_csv(tmp_path / "results" / "lit_runs.csv")
