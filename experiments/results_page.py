@@ -188,18 +188,19 @@ def most_trained(rows: pd.DataFrame, needed: Iterable[str]) -> pd.DataFrame:
 
 
 def _longest_note(judged: pd.DataFrame, tried: pd.DataFrame, metric: str = "") -> str:
-    """Says so when `most_trained` set runs aside, and gives the longest-trained of those when
-    they outlast the judged ones (a budget not every cell has yet, e.g. a sweep still running)."""
+    """Says so when `most_trained` set runs aside, and gives those that outlast the judged ones,
+    budget by budget (budgets not every cell has yet, e.g. sweeps still running)."""
     if len(judged) == len(tried):
         return ""
     note = f" (judged at the longest training every cell had: {_budget(judged)})"
     spent = report.updates(tried)
-    if spent.max() <= report.updates(judged).max():
-        return note
-    longest = tried[spent == spent.max()]
-    outcomes = "; ".join(f"{c} {o.text(metric)}" for c, o
-                         in _per_cell(longest, dict.fromkeys(longest["cell"])).items())
-    return f"{note}; trained longer, not yet every cell: {outcomes} after {_budget(longest)}"
+    longer = []
+    for level in sorted(spent[spent > report.updates(judged).max()].unique()):
+        runs = tried[spent == level]
+        outcomes = "; ".join(f"{c} {o.text(metric)}" for c, o
+                             in _per_cell(runs, dict.fromkeys(runs["cell"])).items())
+        longer.append(f"{outcomes} after {_budget(runs)}")
+    return f"{note}; trained longer, not yet every cell: {' | '.join(longer)}" if longer else note
 
 
 def _budget(rows: pd.DataFrame) -> str:

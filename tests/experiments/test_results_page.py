@@ -500,13 +500,17 @@ def test_translation_runs_trained_longer_by_one_cell_are_shown_but_not_averaged_
     small["params.train.epochs"], small["params.data.batch_size"] = "2", "128"
     tutorial = frame([("multi30k", "gru", None, 0, 31.0)])
     tutorial["params.train.epochs"], tutorial["params.data.batch_size"] = "10", "128"
-    runs = pd.concat([small, tutorial], ignore_index=True)
-    assert list(report.updates(runs)) == [2 / 128] * 4 + [10 / 128]
+    medium = frame([("multi30k", cell, None, 0, 30.0) for cell in ("lstm", "coupled")])
+    medium["params.train.epochs"], medium["params.data.batch_size"] = "6", "128"
+    runs = pd.concat([small, tutorial, medium], ignore_index=True)
+    assert list(report.updates(runs)) == [2 / 128] * 4 + [10 / 128] + [6 / 128] * 2
     verdict = rp.threshold_rule("multi30k", 28.3, "Multi30k")(rp.evidence(runs))
     assert verdict.verdict == NOT_REPRODUCED
     assert "gru bleu 20 (n = 1, solved 0/1)" in verdict.ours  # the 2-epoch run, not (20 + 31) / 2
-    assert verdict.ours.endswith("(judged at the longest training every cell had: 2 epochs); trained "
-                                 "longer, not yet every cell: gru bleu 31 (n = 1, solved 0/1) after 10 epochs")
+    assert verdict.ours.endswith(
+        "(judged at the longest training every cell had: 2 epochs); trained longer, not yet every "
+        "cell: lstm bleu 30 (n = 1, solved 0/1); coupled bleu 30 (n = 1, solved 0/1) after 6 "
+        "epochs | gru bleu 31 (n = 1, solved 0/1) after 10 epochs")
 
 
 def test_two_cells_both_at_chance_are_no_evidence_for_a_difference():
