@@ -238,6 +238,7 @@ class Preprocessor:
         try:
             settings = json.loads(texts["preprocess/tokenizer.json"])
             self.source_vocab = texts["preprocess/source_vocab.txt"].split("\n")
+            self._known = frozenset(self.source_vocab)
             self.target_vocab = texts["preprocess/target_vocab.txt"].split("\n")
         except KeyError as err:
             raise ValueError(f"preprocessing file {err.args[0]} is missing") from None
@@ -264,8 +265,7 @@ class Preprocessor:
         if truncated:
             warnings.warn(f"{len(truncated)} sentence(s) longer than {self.max_length} tokens "
                           f"cut to that length (first: line {truncated[0] + 1})", stacklevel=2)
-        known = set(self.source_vocab)
-        unknown = [w for sentence in tokens for w in sentence if w not in known]
+        unknown = [w for sentence in tokens for w in sentence if w not in self._known]
         if unknown:  # [UNK] to the model: often why a sentence from another domain reads badly
             examples = ", ".join(list(dict.fromkeys(unknown))[:5])
             warnings.warn(f"{len(unknown)} of {sum(map(len, tokens))} words are not in the model's "

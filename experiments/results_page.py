@@ -195,7 +195,7 @@ def _longest_note(judged: pd.DataFrame, tried: pd.DataFrame, metric: str = "") -
     note = f" (judged at the longest training every cell had: {_budget(judged)})"
     spent = report.updates(tried)
     longer = []
-    for level in sorted(spent[spent > report.updates(judged).max()].unique()):
+    for level in sorted(spent[spent > spent[judged.index].max()].unique()):  # judged ⊂ tried
         runs = tried[spent == level]
         outcomes = "; ".join(f"{c} {o.text(metric)}" for c, o
                              in _per_cell(runs, dict.fromkeys(runs["cell"])).items())
