@@ -296,8 +296,9 @@ def _claim_state(config_hash: str, parent_id: str, kill_orphans: bool):
     if kill_orphans:
         for r in running:
             if tracking.lease_expired(r):
-                tracking.end_run_as(r.info.run_id, "KILLED",
-                                    "lease expired: its process stopped without ending it")
+                tracking.end_run_as(r.info.run_id, "KILLED",  # ended when it last showed life
+                                    "lease expired: its process stopped without ending it",
+                                    end_time=tracking.last_sign_of_life(r))
                 orphan = r.info.run_id
     killed = [r.info.run_id for r in found if r.info.status == "KILLED"]
     return done, live, orphan or (killed[-1] if killed else None)

@@ -603,7 +603,7 @@ def provenance(runs: pd.DataFrame, command: str) -> list[tuple[str, str]]:
     facts = report.provenance(runs)
     start = pd.to_datetime(runs["start_time"], utc=True)
     end = pd.to_datetime(runs.get("end_time", pd.Series(index=runs.index)), utc=True)
-    wall = (end - start).dt.total_seconds().dropna()
+    wall = wall_seconds(runs).dropna()
     train = report._column(runs, "metrics.train_time_s")
     hosts = runs.get("tags.rnnlab.claimed_by", pd.Series(dtype=object)).dropna() \
         .map(lambda v: str(v).rpartition(":")[0] or str(v))
@@ -624,6 +624,35 @@ def provenance(runs: pd.DataFrame, command: str) -> list[tuple[str, str]]:
                      f"it training (train_time_s), over {len(runs)} runs")),
         ("run status", counts or "-"),
     ]
+
+
+def wall_seconds(runs: pd.DataFrame) -> pd.Series:
+    """Each run's wall time, end less start, plus that of the killed sittings it resumed from
+    (`rnnlab.resumed_from`, followed back), as `train_time_s` counts their epochs too; NaN while
+    a run has no end."""
+    start = pd.to_datetime(runs["start_time"], utc=True)
+    end = pd.to_datetime(runs.get("end_time", pd.Series(index=runs.index)), utc=True)
+    wall = (end - start).dt.total_seconds()
+    earlier = runs.get("tags.rnnlab.resumed_from", pd.Series(index=runs.index, dtype=object)).dropna()
+    if earlier.empty:
+        return wall
+    import mlflow
+
+    from experiments import tracking
+
+    client = mlflow.MlflowClient(tracking.tracking_uri())
+    for index, run_id in earlier.items():
+        seen = set()
+        while run_id and run_id not in seen:
+            seen.add(run_id)
+            try:
+                info = client.get_run(run_id)
+            except mlflow.exceptions.MlflowException:
+                break  # deleted: its sitting is not counted
+            if info.info.end_time:
+                wall[index] += (info.info.end_time - info.info.start_time) / 1000
+            run_id = info.data.tags.get("rnnlab.resumed_from")
+    return wall
 
 
 def progress_line(runs: pd.DataFrame, parent: pd.DataFrame, planned, planned_from: str) -> str:
@@ -666,8 +695,8 @@ def runs_csv(runs: pd.DataFrame, epochs_run: Callable[[str], int | None] | None 
         return None if missing(value) else value
 
     tests = sorted(c for c in runs.columns if c.startswith("metrics.test_"))
-    records = []
-    for _, row in runs.iterrows():
+    records, walls = [], wall_seconds(runs)
+    for index, row in runs.iterrows():
         status = row.get("tags.rnnlab.status")
         start, end = pd.to_datetime(row.get("start_time"), utc=True), \
             pd.to_datetime(row.get("end_time"), utc=True)
@@ -688,7 +717,7 @@ def runs_csv(runs: pd.DataFrame, epochs_run: Callable[[str], int | None] | None 
         record.update({
             "baseline": row.get("metrics.baseline"), "solved": row.get("metrics.solved"),
             "train_time_s": row.get("metrics.train_time_s"),
-            "wall_s": (end - start).total_seconds() if not (pd.isna(start) or pd.isna(end)) else None,
+            "wall_s": None if pd.isna(walls[index]) else walls[index],
             "epochs": param(row, "train.epochs"),
             "epochs_run": epochs_run(row["run_id"]) if epochs_run else None,
             "git_commit": row.get("tags.rnnlab.git_commit"),

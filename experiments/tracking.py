@@ -453,11 +453,21 @@ class Heartbeat:
                     client.set_tag(self.run_id, key, value)
 
 
-def end_run_as(run_id: str, status: str, reason: str | None = None) -> None:
+def last_sign_of_life(run) -> int:
+    """When (epoch milliseconds) a RUNNING run's holder last renewed its lease: its lease's end less
+    one lease length, within [start, now]. The end time of a run whose process died."""
+    until = run.data.tags.get(LEASE_TAG)
+    renewed = int(until) - int(lease_seconds() * 1000) if until else run.info.start_time
+    return max(run.info.start_time, min(renewed, int(time.time() * 1000)))
+
+
+def end_run_as(run_id: str, status: str, reason: str | None = None,
+               end_time: int | None = None) -> None:
     """End `run_id` with MLflow status `status` and the same `rnnlab.status` (and the reason):
-    the run's status first, then the tags, each retried, so they agree once both are written."""
+    the run's status first, then the tags, each retried, so they agree once both are written.
+    `end_time` (epoch milliseconds) defaults to now."""
     client = mlflow.MlflowClient(tracking_uri())
-    retrying(client.set_terminated, run_id, status, what=f"ending run {run_id}")
+    retrying(client.set_terminated, run_id, status, end_time, what=f"ending run {run_id}")
     tags = {f"{TAG_PREFIX}status": status}
     if reason:
         tags[f"{TAG_PREFIX}reason"] = reason[:5000]

@@ -20,7 +20,7 @@ from reliability_fixtures import (
     wait_for_epoch,
 )
 
-from experiments import launch, tracking
+from experiments import launch, report, results_page, tracking
 from experiments.config import config_hash
 from experiments.guards import Stopped, stop_on_signals
 from experiments.run import run
@@ -75,6 +75,10 @@ def test_sigterm_kills_child_and_parent_and_the_rerun_resumes_logging_each_epoch
     epoch_times = mlflow.MlflowClient().get_metric_history(outcome.run_id, "epoch_time_s")
     assert outcome.result.train_time_s >= sum(m.value for m in epoch_times)  # both sittings'
     assert resumed.data.metrics["train_time_s"] == pytest.approx(outcome.result.train_time_s)
+    killed = mlflow.get_run(killed.info.run_id)
+    [wall] = results_page.wall_seconds(report.load_runs(plan.name))
+    sittings = [(r.info.end_time - r.info.start_time) / 1000 for r in (killed, resumed)]
+    assert wall == pytest.approx(sum(sittings)) and min(sittings) > 0
     parent = mlflow.get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.data.tags["rnnlab.status"] == "FINISHED"
     assert not _checkpoints(lab, plan.runs[0].hash)  # Keras removes it when training ends
@@ -109,6 +113,7 @@ def test_after_kill_9_the_next_sweep_kills_the_orphan_and_resumes_its_epochs(lab
     orphan_id = wait_for_epoch(lab, proc, 2)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
+    killed_at = time.time() * 1000
     assert mlflow.get_run(orphan_id).info.status == "RUNNING"  # what kill -9 leaves
     while not tracking.lease_expired(mlflow.get_run(orphan_id)):
         time.sleep(0.5)
@@ -119,6 +124,7 @@ def test_after_kill_9_the_next_sweep_kills_the_orphan_and_resumes_its_epochs(lab
     orphan = mlflow.get_run(orphan_id)
     assert orphan.info.status == "KILLED" and orphan.data.tags["rnnlab.status"] == "KILLED"
     assert "lease expired" in orphan.data.tags["rnnlab.reason"]
+    assert orphan.info.start_time <= orphan.info.end_time <= killed_at  # not when it was found
     assert outcome.status == "FINISHED"
     resumed = mlflow.get_run(outcome.run_id)
     assert resumed.data.tags["rnnlab.resumed_from"] == orphan_id
