@@ -623,6 +623,12 @@ def task_text(task: str, goals: list[GoalView]) -> str:
         .replace("Solved when -.", "No solved threshold.")
 
 
+def markdown_table(frame: pd.DataFrame) -> str:
+    """`frame` as a Markdown (pipe) table, a "|" inside a value escaped so it stays in its cell."""
+    escaped = frame.astype(object).map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)
+    return escaped.to_markdown(index=False, disable_numparse=True)
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """A task's rows as shown: n, `<metric> mean ± std`, chance, solved k/n and when, params, time
     (s), flags; missing as '-'."""
@@ -688,10 +694,9 @@ class Page:
             parts += ["_No completed runs._", ""]
         for task, text, rows in self.tasks():
             parts += [f"## {task}", "", text, "",
-                      display_table(rows).to_markdown(index=False, disable_numparse=True), ""]
+                      markdown_table(display_table(rows)), ""]
         if not self.others.empty:
-            parts += ["## Not completed", "",
-                      self.others.to_markdown(index=False, disable_numparse=True), ""]
+            parts += ["## Not completed", "", markdown_table(self.others), ""]
         if self.plots:
             parts += ["## Plots", ""]
             parts += [f"![{p.stem}]({p.relative_to(self.folder).as_posix()})" for p in self.plots]

@@ -937,7 +937,7 @@ def markdown(sweep, facts, done, claims, ev, output, csv_path, plots, length_plo
 
 
 def _md(frame: pd.DataFrame) -> str:
-    return frame.astype(object).fillna("-").to_markdown(index=False, disable_numparse=True)
+    return report.markdown_table(frame.astype(object).fillna("-"))
 
 
 def cmd_results(args) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -83,6 +84,13 @@ def test_skipped_and_failed_runs_are_listed_with_their_reason():
     others = report.not_completed(RUNS)
     assert others.to_dict("records") == [{"task": "imdb", "cells": "gru, lstm", "status": "SKIPPED",
                                           "reason": "put aclImdb_v1.tar.gz in /data"}]
+
+
+def test_a_pipe_inside_a_value_stays_in_its_markdown_cell():
+    frame = pd.DataFrame({"claim": ["6 epochs | gru after 10"], "verdict": ["confirmed"]})
+    row = report.markdown_table(frame).splitlines()[2]
+    cells = [c.strip() for c in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
+    assert cells == ["6 epochs \\| gru after 10", "confirmed"]  # two cells, the pipe escaped
 
 
 def test_report_files_and_plots_from_the_tiny_sweep(tiny_sweep, tiny_sweep_store, tmp_path):
