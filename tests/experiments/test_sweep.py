@@ -156,13 +156,16 @@ def test_the_tutorial_sized_translation_sweep_crosses_gated_cells_with_each_atte
             (10, None, 1.0, "adam", 2, "multi30k")
 
 
-def test_the_medium_translation_sweep_gives_every_gated_cell_one_bahdanau_model_and_budget():
+def test_the_medium_translation_sweep_gives_every_gated_cell_and_attention_one_model_and_budget():
     folder = Path(sweep.__file__).parent / "sweeps"
     plan = sweep.load_sweep(folder / "translation_medium.yaml")
-    assert [r.config.model.cell for r in plan.runs] == ["lstm", "peephole", "coupled", "gru"]
-    as_gru = {config_hash(dataclasses.replace(r.config, model=dataclasses.replace(
-        r.config.model, cell="gru"))) for r in plan.runs}
-    assert len(as_gru) == 1  # the cell is all that differs: the threshold claim's equal budget
+    gated = ["gru", "lstm", "peephole", "coupled"]
+    assert [(r.config.model.cell, r.config.model.attention) for r in plan.runs] == \
+        [(c, a) for a in ("bahdanau", "luong", None) for c in gated]  # Bahdanau's runs finished first
+    as_one = {config_hash(dataclasses.replace(r.config, model=dataclasses.replace(
+        r.config.model, cell="gru", attention="bahdanau", attention_score="general")))
+        for r in plan.runs}
+    assert len(as_one) == 1  # cell and attention are all that differ: the claims' equal budget
     m, t = plan.runs[0].config.model, plan.runs[0].config.train
     assert (m.attention, m.bidirectional, m.units, t.early_stopping_patience) == \
         ("bahdanau", True, 256, None)
