@@ -439,7 +439,7 @@ def attention_rule(ev: pd.DataFrame, attention: str = "bahdanau") -> Verdict:
     budget = spent.map(str) + " updates, units " + rows.get(  # map: NaN is "nan" too
         "params.model.units", pd.Series(index=rows.index, dtype=object)).map(str)
     attended, plain = _attention(rows) == attention, _attention(rows).map(missing)
-    pairs = {}
+    pairs, compared = {}, {}
     for c in gated:
         of_cell = rows["cell"] == c
         both = [b for b in budget[of_cell & attended].unique() if (budget[of_cell & plain] == b).any()]
@@ -447,6 +447,7 @@ def attention_rule(ev: pd.DataFrame, attention: str = "bahdanau") -> Verdict:
             level = max(both, key=lambda b: spent[budget == b].max())
             at = of_cell & (budget == level)
             pairs[c] = (Outcome.of(rows[at & attended]), Outcome.of(rows[at & plain]))
+            compared[c] = rows[at & (attended | plain)]
     if not pairs:
         return Verdict(NOT_RUN, f"no gated cell has Multi30k runs both with {attention} attention "
                        "and without")
@@ -454,12 +455,15 @@ def attention_rule(ev: pd.DataFrame, attention: str = "bahdanau") -> Verdict:
                      for c, (a, b) in pairs.items())
     wins = {c: compare(a, b, lower_is_better=False) for c, (a, b) in pairs.items()}
     lost, tied = [c for c, w in wins.items() if w < 0], [c for c, w in wins.items() if w == 0]
+    def after(names):  # the budget of the pairs named, not of every run
+        return _budget(pd.concat([compared[c] for c in names]))
+
     if lost:
         return Verdict(CONTRADICTED, ours, f"{', '.join(lost)} better without attention after "
-                       f"{_budget(rows)}")
+                       f"{after(lost)}")
     if tied:
         return Verdict(NOT_REPRODUCED, ours, f"no difference beyond the margin for "
-                       f"{', '.join(tied)} after {_budget(rows)}")
+                       f"{', '.join(tied)} after {after(tied)}")
     if len(pairs) < len(gated):
         return Verdict(NOT_RUN, ours + "; not yet both ways: "
                        + ", ".join(c for c in gated if c not in pairs))

@@ -217,6 +217,14 @@ def test_luong_claim_reads_luong_runs_against_the_same_runs_without():
     assert luong.rule(ev) == verdict
     assert rp.attention_rule(ev).verdict == CONFIRMED  # Bahdanau's claim: its own runs
 
+    longer = translations({("lstm", "luong"): 30.0, ("lstm", None): 25.0})
+    longer["params.train.epochs"] = "10"
+    runs = pd.concat([translations(bleu), longer], ignore_index=True)
+    runs["params.data.batch_size"] = "128"
+    verdict = rp.attention_rule(rp.evidence(runs), attention="luong")
+    assert "lstm BLEU 30 with, 25 without" in verdict.ours  # its pair at its largest budget
+    assert verdict.cause == "gru better without attention after 3 epochs"  # gru's pair's budget
+
 
 def test_attention_claim_waits_for_every_gated_cell_both_ways():
     bleu = {("gru", "bahdanau"): 25.0, ("gru", None): 15.0, ("lstm", "bahdanau"): 24.0}
