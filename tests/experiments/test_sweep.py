@@ -161,7 +161,7 @@ def test_the_medium_translation_sweep_gives_every_gated_cell_and_attention_one_m
     plan = sweep.load_sweep(folder / "translation_medium.yaml")
     gated = ["gru", "lstm", "peephole", "coupled"]
     assert [(r.config.model.cell, r.config.model.attention) for r in plan.runs] == \
-        [(c, a) for a in ("bahdanau", "luong", None) for c in gated]  # Bahdanau's runs finished first
+        [(c, a) for c in gated for a in ("bahdanau", "luong", None)]  # a cell's pairs together
     as_one = {config_hash(dataclasses.replace(r.config, model=dataclasses.replace(
         r.config.model, cell="gru", attention="bahdanau", attention_score="general")))
         for r in plan.runs}
