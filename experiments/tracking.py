@@ -421,12 +421,16 @@ def lease_tags() -> dict[str, str]:
     return {LEASE_TAG: str(int((time.time() + lease_seconds()) * 1000))}
 
 
-def lease_expired(run) -> bool:
-    """Whether a RUNNING run's holder is gone: its lease (or, without one, its start plus a lease
-    length) lies in the past."""
+def lease_until(run) -> int:
+    """When (epoch milliseconds) a run's lease ends: its lease tag, or without one its start plus
+    a lease length."""
     until = run.data.tags.get(LEASE_TAG)
-    until_ms = int(until) if until else run.info.start_time + lease_seconds() * 1000
-    return until_ms < time.time() * 1000
+    return int(until) if until else run.info.start_time + int(lease_seconds() * 1000)
+
+
+def lease_expired(run) -> bool:
+    """Whether a RUNNING run's holder is gone: its lease lies in the past."""
+    return lease_until(run) < time.time() * 1000
 
 
 class Heartbeat:
@@ -456,8 +460,7 @@ class Heartbeat:
 def last_sign_of_life(run) -> int:
     """When (epoch milliseconds) a RUNNING run's holder last renewed its lease: its lease's end less
     one lease length, within [start, now]. The end time of a run whose process died."""
-    until = run.data.tags.get(LEASE_TAG)
-    renewed = int(until) - int(lease_seconds() * 1000) if until else run.info.start_time
+    renewed = lease_until(run) - int(lease_seconds() * 1000)
     return max(run.info.start_time, min(renewed, int(time.time() * 1000)))
 
 
