@@ -34,6 +34,7 @@ from experiments import distribution
 
 ATTENTION_CHOICES = (None, "luong", "bahdanau")
 ATTENTION_SCORE_CHOICES = ("dot", "general", "concat")
+READOUT_CHOICES = (None, "attentional", "deep")
 OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop", "sgd", "nadam")
 PROJECTED_CHOICES = ("auto", True, False)
 
@@ -51,6 +52,13 @@ class ModelConfig:
     recurrent_dropout: float = 0.0  # on each cell's recurrent state
     attention: str | None = None  # translation: None | "luong" | "bahdanau"
     attention_score: str = "general"  # translation, Luong attention: "dot" | "general" | "concat"
+    # translation, Luong attention, two ablations of the paper's model (experiments.tasks.seq2seq):
+    # h~_{t-1} fed to the next input (None = on, the paper; False = off), and what the output layer
+    # reads: None or "attentional" = the vector h~_t (the paper) | "deep" = [s_t; c_t; y_{t-1}] as
+    # Bahdanau's. The paper's own settings are stored as None, so that its runs keep their hashes;
+    # set elsewhere (no attention, Bahdanau's) they are dropped, as unit_forget_bias on a GRU
+    input_feeding: bool | None = None
+    readout: str | None = None
     tie_embeddings: bool = False  # translation: output layer = target embedding transposed
     label_smoothing: float = 0.0  # translation: epsilon of the model's smoothed cross-entropy
     match_params: int | None = None  # target parameter count: choose units per cell to match it
@@ -116,7 +124,8 @@ _UNHASHED = {"tracking": None, "data": {"data_dir"},
              "train": {"verbose", "run_eagerly", "distribution"}}
 # fields added later, left out of config_hash while None (their default), so that the runs recorded
 # before them keep their hashes and a re-run sweep still finds them
-_HASHED_WHEN_SET = {"model": {"unit_forget_bias"}, "train": {"global_clipnorm"}}
+_HASHED_WHEN_SET = {"model": {"unit_forget_bias", "input_feeding", "readout"},
+                    "train": {"global_clipnorm"}}
 
 
 @dataclass
@@ -153,6 +162,7 @@ class Config:
                                   value=config.model.unit_forget_bias,
                                   valid=f"cells {', '.join(_forget_bias_cells())}")
             config.model.unit_forget_bias = None
+        _drop_luong_ablations(config.model, source, strict)
         config.validate(source)
         return config
 
@@ -165,6 +175,7 @@ class Config:
         distribution.check_backend(self.train.distribution, source)
         _check_choice(self.model.attention_score, ATTENTION_SCORE_CHOICES, source,
                       "model.attention_score")
+        _check_choice(self.model.readout, READOUT_CHOICES, source, "model.readout")
         for key, (value, low) in self._bounded().items():
             if value is not None and value < low:
                 raise ConfigError(source, key, f"must be >= {low}", value=value)
@@ -245,6 +256,28 @@ def read_yaml(text: str, source: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
         problem = " ".join(str(getattr(err, "problem", None) or err).split())
         raise ConfigError(source, where, f"is not valid YAML here ({problem})") from None
+
+
+def _drop_luong_ablations(model: ModelConfig, source: str, strict: bool) -> None:
+    """Store Luong's own settings (input feeding on, readout h~) as None, and drop the ablations
+    where there is no Luong attention to ablate; `strict` (one run by hand) refuses those."""
+    _check_choice(model.readout, READOUT_CHOICES, source, "model.readout")
+    if model.input_feeding is True:
+        model.input_feeding = None
+    if model.readout == "attentional":
+        model.readout = None
+    if model.attention == "luong":
+        return
+    for key in ("input_feeding", "readout"):
+        value = getattr(model, key)
+        if value is None:
+            continue
+        if strict:
+            raise ConfigError(source, f"model.{key}",
+                              f"applies to Luong attention only, not to attention "
+                              f"{model.attention!r} (leave it unset)", value=value,
+                              valid="model.attention: luong")
+        setattr(model, key, None)
 
 
 def config_hash(config: Config) -> str:

@@ -421,13 +421,24 @@ def _attention(ev: pd.DataFrame) -> pd.Series:
     return ev.get("params.model.attention", pd.Series(index=ev.index, dtype=object))
 
 
+def _as_published(ev: pd.DataFrame) -> pd.Series:
+    """The runs without an ablation of Luong's model (`model.input_feeding`, `model.readout`):
+    the model the claims are about."""
+    plain = pd.Series(True, index=ev.index)
+    for key in ("params.model.input_feeding", "params.model.readout"):
+        if key in ev:
+            plain &= ev[key].map(missing)
+    return plain
+
+
 def _with_bahdanau(ev: pd.DataFrame) -> pd.Series:
     """The runs with Bahdanau attention: the attention the published claims are about."""
     return _attention(ev) == "bahdanau"
 
 
 def attention_rule(ev: pd.DataFrame, attention: str = "bahdanau") -> Verdict:
-    """Per gated cell, its Multi30k BLEU with `attention` (`model.attention`, any score) against
+    """Per gated cell, its Multi30k BLEU with `attention` (`model.attention`, any score, no
+    ablation: :func:`_as_published`) against
     without, at an equal budget (the same updates and units; e.g. the study's runs and the
     translation_attention sweep's, which differ only in `model.attention`), the largest budget
     that has both, compared with `compare`: confirmed when attention wins for every gated cell."""
@@ -438,7 +449,8 @@ def attention_rule(ev: pd.DataFrame, attention: str = "bahdanau") -> Verdict:
     spent = report.updates(rows)
     budget = spent.map(str) + " updates, units " + rows.get(  # map: NaN is "nan" too
         "params.model.units", pd.Series(index=rows.index, dtype=object)).map(str)
-    attended, plain = _attention(rows) == attention, _attention(rows).map(missing)
+    attended = (_attention(rows) == attention) & _as_published(rows)
+    plain = _attention(rows).map(missing)
     pairs, compared = {}, {}
     for c in gated:
         of_cell = rows["cell"] == c

@@ -731,7 +731,8 @@ def run_name(config) -> str:
 
 
 # Keys only some tasks read; every other key outside `data` applies to every run.
-TRANSLATION_ONLY = ("model.attention", "model.attention_score", "model.tie_embeddings",
+TRANSLATION_ONLY = ("model.attention", "model.attention_score", "model.input_feeding",
+                    "model.readout", "model.tie_embeddings",
                     "model.label_smoothing", "train.max_decode_length", "train.beam_width",
                     "train.length_penalty")
 TOKEN_INPUTS_ONLY = ("model.embedding_dim",)

@@ -13,6 +13,8 @@
         s_t  = Cell([y_{t-1}; h~_{t-1}], s_{t-1}), c_t = sum_s a_ts m_s with a_t = softmax(score)
         score(s_t, m_s) = s_t · m_s (dot) | s_t W_a m_s (general) | v · tanh(W_q s_t + W_k m_s)
         (concat);   h~_t = tanh(W_c [c_t; s_t]),   readout h~_t
+        Two ablations: `input_feeding=False` gives s_t = Cell(y_{t-1}, s_{t-1}); `readout="deep"`
+        reads out [s_t; c_t; y_{t-1}] as Bahdanau does (h~ is then only fed to the next input)
     attention None (Cho et al. 2014, Sutskever et al. 2014): s_t = Cell(y_{t-1}, s_{t-1}),
         readout s_t
     p(y_t | y_<t, x) = softmax(W_o dropout(readout) + b_o); with tied embeddings
@@ -35,6 +37,7 @@ from cells.base import as_list
 
 ATTENTIONS = (None, "bahdanau", "luong")
 SCORES = ("dot", "general", "concat")
+READOUTS = ("attentional", "deep")  # Luong's h~_t | Bahdanau's [s_t; c_t; y_{t-1}]
 NEG_INF = -1e9
 
 
@@ -46,24 +49,32 @@ class AttentionDecoderCell(keras.layers.Layer):
         cells: the stacked cells (or their serialised configs), bottom first.
         attention: None, "bahdanau" or "luong" (see the module docstring).
         score: Luong's score, "dot", "general" or "concat"; Bahdanau's is always "concat".
+        input_feeding: Luong: h~_{t-1} joins the next input (the paper); Bahdanau's is its c_t.
+        readout: Luong: "attentional" (h~_t, the paper) or "deep" ([s_t; c_t], and y_{t-1} in
+            `Seq2Seq.logits`); Bahdanau's is always "deep", no attention's s_t.
         memory_units: the feature size of the encoder outputs attended over.
         attention_units: hidden size of the "concat" score (default: the top cell's units).
 
-    State: the states of every cell, bottom first, then (Luong) the attentional vector h~.
+    State: the states of every cell, bottom first, then (Luong with input feeding) the
+    attentional vector h~.
     Set the memory with :meth:`set_memory` (:class:`Decoder` does) before stepping.
     """
 
     def __init__(self, cells, attention=None, score="general", memory_units=None,
-                 attention_units=None, **kwargs):
+                 attention_units=None, input_feeding=True, readout="attentional", **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         self.cells = [c if isinstance(c, keras.layers.Layer) else keras.layers.deserialize(c)
                       for c in cells]
         self.attention = attention
         self.score = "concat" if attention == "bahdanau" else score
+        self.input_feeding = attention == "luong" and bool(input_feeding)
+        self.readout = {None: None, "bahdanau": "deep", "luong": readout}[attention]
         self.units = self.cells[-1].units
         self.memory_units = memory_units
         self.attention_units = attention_units or self.units
@@ -76,14 +87,14 @@ class AttentionDecoderCell(keras.layers.Layer):
             )
         self._sizes = [as_list(c.state_size) for c in self.cells]
         self.state_size = [s for sizes in self._sizes for s in sizes]
-        if attention == "luong":
+        if self.input_feeding:
             self.state_size.append(self.units)
-        self.output_size = self.units + (memory_units if attention == "bahdanau" else 0)
+        self.output_size = self.units + (memory_units if self.readout == "deep" else 0)
         object.__setattr__(self, "_memory", None)  # not tracked: tensors of one call
 
     def build(self, input_shape):
-        width = input_shape[-1] + {None: 0, "bahdanau": self.memory_units or 0,
-                                   "luong": self.units}[self.attention]
+        width = input_shape[-1] + (self.memory_units if self.attention == "bahdanau" else
+                                   self.units if self.input_feeding else 0)
         for cell in self.cells:
             cell.build((input_shape[0], width))
             width = cell.units
@@ -96,7 +107,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         elif self.score == "general" and self.attention:
             self.key_kernel = self.add_weight(
                 name="key_kernel", shape=(self.memory_units, self.units))
-        if self.attention == "luong":
+        if self.attention == "luong" and (self.readout == "attentional" or self.input_feeding):
             self.combine_kernel = self.add_weight(
                 name="combine_kernel", shape=(self.memory_units + self.units, self.units))
 
@@ -138,7 +149,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         if self.attention == "bahdanau":
             context = self.attend(per_cell[-1][0])
             x = ops.concatenate([inputs, context], axis=-1)
-        elif self.attention == "luong":
+        elif self.input_feeding:
             x = ops.concatenate([inputs, states[-1]], axis=-1)
         else:
             x = inputs
@@ -150,16 +161,22 @@ class AttentionDecoderCell(keras.layers.Layer):
             return ops.concatenate([x, context], axis=-1), new_states
         if self.attention == "luong":
             context = self.attend(x)
+            if self.readout == "deep" and not self.input_feeding:
+                return ops.concatenate([x, context], axis=-1), new_states
             attentional = ops.tanh(
                 ops.matmul(ops.concatenate([context, x], axis=-1), self.combine_kernel))
-            return attentional, [*new_states, attentional]
+            fed = [attentional] if self.input_feeding else []
+            if self.readout == "deep":
+                return ops.concatenate([x, context], axis=-1), [*new_states, *fed]
+            return attentional, [*new_states, *fed]
         return x, new_states
 
     def get_config(self):
         return {**super().get_config(),
                 "cells": [keras.layers.serialize(c) for c in self.cells],
                 "attention": self.attention, "score": self.score,
-                "memory_units": self.memory_units, "attention_units": self.attention_units}
+                "memory_units": self.memory_units, "attention_units": self.attention_units,
+                "input_feeding": self.input_feeding, "readout": self.readout or "attentional"}
 
 
 @keras.saving.register_keras_serializable(package="rnnlab")
@@ -167,7 +184,7 @@ class Decoder(keras.layers.Layer):
     """`keras.layers.RNN` over an :class:`AttentionDecoderCell`, given the encoder's memory.
 
     Call arguments: `inputs` (batch, T, features), `initial_state` (the cells' states, without
-    Luong's h~, which starts at zero), `memory` (batch, S, memory_units), `memory_mask`
+    the h~ of Luong's input feeding, which starts at zero), `memory` (batch, S, memory_units), `memory_mask`
     (batch, S), `mask` (batch, T) of the inputs. Returns the readouts (batch, T, output_size).
     """
 
@@ -180,9 +197,9 @@ class Decoder(keras.layers.Layer):
         self.rnn = keras.layers.RNN(self.cell, return_sequences=True, zero_output_for_mask=True)
 
     def initial_states(self, states, batch_size):
-        """The cell's full state: the given states, then Luong's h~_0 = 0."""
+        """The cell's full state: the given states, then (input feeding) Luong's h~_0 = 0."""
         states = list(states)
-        if self.cell.attention == "luong":
+        if self.cell.input_feeding:
             states.append(ops.zeros((batch_size, self.cell.units), dtype=states[0].dtype))
         return states
 
@@ -223,8 +240,8 @@ class Seq2Seq(keras.Model):
         source_vocab_size, target_vocab_size: vocabulary sizes (id 0 is padding).
         units: hidden units of each encoder direction and of the decoder.
         model: the `ModelConfig` fields as a dict (cell, layers, bidirectional, embedding_dim,
-            dropout, recurrent_dropout, attention, attention_score, tie_embeddings,
-            label_smoothing, projected).
+            dropout, recurrent_dropout, attention, attention_score, input_feeding, readout,
+            tie_embeddings, label_smoothing, projected).
     """
 
     def __init__(self, source_vocab_size, target_vocab_size, units, model, **kwargs):
@@ -261,7 +278,9 @@ class Seq2Seq(keras.Model):
         memory_units = units * (2 if cfg.bidirectional else 1)
         self.decoder = Decoder(AttentionDecoderCell(
             decoder_cells, attention=cfg.attention, score=cfg.attention_score,
-            memory_units=memory_units if cfg.attention else None), name="decoder")
+            memory_units=memory_units if cfg.attention else None,
+            input_feeding=cfg.input_feeding is not False, readout=cfg.readout or "attentional"),
+            name="decoder")
         if cfg.tie_embeddings:
             self.readout = keras.layers.Dense(cfg.embedding_dim, name="readout")
             self.output_bias = self.add_weight(name="output_bias", shape=(target_vocab_size,),
@@ -307,7 +326,7 @@ class Seq2Seq(keras.Model):
         return self.logits(out, y), states
 
     def logits(self, out, y, training=False):
-        if self.decoder.cell.attention == "bahdanau":
+        if self.decoder.cell.readout == "deep":
             out = ops.concatenate([out, y], axis=-1)
         out = self.readout(self.dropout(out, training=training))
         if self.tie_embeddings:

@@ -136,6 +136,23 @@ def test_a_lone_run_refuses_a_forget_bias_its_cell_does_not_have():
     assert Config.from_dict({"model": {"cell": "gru"}}, strict=True).model.unit_forget_bias is None
 
 
+def test_luongs_own_settings_keep_its_hash_and_its_ablations_are_dropped_elsewhere():
+    luong = {"model": {"attention": "luong"}}
+    paper = Config.from_dict(luong)
+    spelled_out = Config.from_dict(
+        {"model": {"attention": "luong", "input_feeding": True, "readout": "attentional"}})
+    assert (spelled_out.model.input_feeding, spelled_out.model.readout) == (None, None)
+    assert config_hash(spelled_out) == config_hash(paper)
+    for ablation in ({"input_feeding": False}, {"readout": "deep"}):
+        one = Config.from_dict({"model": {"attention": "luong", **ablation}})
+        assert config_hash(one) != config_hash(paper)
+        # a sweep crossing them with Bahdanau's attention (no h~ to feed or read) trains it once
+        bahdanau = Config.from_dict({"model": {"attention": "bahdanau", **ablation}})
+        assert config_hash(bahdanau) == config_hash(Config.from_dict({"model": {"attention": "bahdanau"}}))
+        with pytest.raises(ConfigError, match="applies to Luong attention only"):
+            Config.from_dict({"model": {"attention": None, **ablation}}, strict=True)
+
+
 def test_a_lone_runs_config_file_is_read_strictly_too(tmp_path):
     path = tmp_path / "gru.yaml"
     path.write_text("model: {cell: gru, unit_forget_bias: false}\n")

@@ -226,6 +226,17 @@ def test_luong_claim_reads_luong_runs_against_the_same_runs_without():
     assert verdict.cause == "gru better without attention after 3 epochs"  # gru's pair's budget
 
 
+def test_luong_claim_leaves_out_the_ablations_of_its_model():
+    """A run with the deep readout (or without input feeding) is not the paper's model: at the same
+    budget it must not count as another seed of Luong attention."""
+    bleu = {**{(c, "luong"): 20.0 for c in GATED}, **{(c, None): 15.0 for c in GATED}}
+    ablated = translations({("gru", "luong"): 2.0})
+    ablated["params.model.readout"] = "deep"
+    runs = pd.concat([translations(bleu), ablated], ignore_index=True)
+    verdict = rp.attention_rule(rp.evidence(runs), attention="luong")
+    assert verdict.verdict == CONFIRMED and "gru BLEU 20 with, 15 without (n = 1, 1)" in verdict.ours
+
+
 def test_attention_claim_waits_for_every_gated_cell_both_ways():
     bleu = {("gru", "bahdanau"): 25.0, ("gru", None): 15.0, ("lstm", "bahdanau"): 24.0}
     verdict = rp.attention_rule(rp.evidence(translations(bleu)))

@@ -48,7 +48,10 @@ def teacher_forced(model, source, hypotheses, steps):
      ("vanilla", {"attention": "bahdanau", "layers": 2}),
      ("peephole", {"attention": "bahdanau", "bidirectional": True}),
      ("coupled", {"attention": "luong", "attention_score": "dot"}),
-     ("gru", {"attention": "luong", "attention_score": "concat", "tie_embeddings": True})],
+     ("gru", {"attention": "luong", "attention_score": "concat", "tie_embeddings": True}),
+     ("lstm", {"attention": "luong", "readout": "deep", "bidirectional": True}),
+     ("gru", {"attention": "luong", "input_feeding": False, "tie_embeddings": True}),
+     ("peephole", {"attention": "luong", "input_feeding": False, "readout": "deep"})],
 )
 def test_greedy_decoding_steps_the_same_cell_as_the_teacher_forced_model(cell, model):
     """Feeding the greedy output back as decoder input must reproduce it step by step (the
@@ -105,6 +108,24 @@ def test_loss_and_token_accuracy_ignore_padding_and_smoothing_raises_the_loss():
     assert smooth != pytest.approx(plain)
 
 
+@pytest.mark.parametrize(("model", "feeds", "reads_deep"),
+                         [({}, True, False), ({"input_feeding": False}, False, False),
+                          ({"readout": "deep"}, True, True),
+                          ({"input_feeding": False, "readout": "deep"}, False, True)])
+def test_luong_ablations_feed_and_read_out_what_they_say(model, feeds, reads_deep):
+    """Input feeding adds h~ to the state and to the bottom cell's input; the deep readout reads
+    [s; c] (and y) where the paper reads h~, and without input feeding h~ is not computed."""
+    m = tiny("gru", attention="luong", bidirectional=True, **model)
+    cell, units, memory, embedding = m.decoder.cell, 6, 12, 5
+    assert len(cell.state_size) == 1 + feeds
+    assert cell.cells[0].kernel.shape[0] == embedding + units * feeds
+    assert cell.output_size == units + memory * reads_deep
+    assert m.readout.kernel.shape[0] == (units + memory + embedding if reads_deep else units)
+    assert hasattr(cell, "combine_kernel") == (feeds or not reads_deep)
+    config = AttentionDecoderCell.from_config(cell.get_config())
+    assert (config.input_feeding, config.readout) == (feeds, "deep" if reads_deep else "attentional")
+
+
 def test_dot_score_needs_equal_sizes():
     with pytest.raises(ValueError, match="'dot' score needs encoder outputs"):
         tiny("gru", attention="luong", attention_score="dot", bidirectional=True)
@@ -115,8 +136,10 @@ def test_cell_refuses_unknown_attention():
         AttentionDecoderCell([keras.layers.GRUCell(3)], attention="local")
 
 
-def test_saved_model_reloads_safely_and_decodes_identically(tmp_path):
-    m = tiny("lstm", attention="bahdanau", bidirectional=True, tie_embeddings=True)
+@pytest.mark.parametrize("model", [{"attention": "bahdanau"},
+                                   {"attention": "luong", "input_feeding": False, "readout": "deep"}])
+def test_saved_model_reloads_safely_and_decodes_identically(tmp_path, model):
+    m = tiny("lstm", bidirectional=True, tie_embeddings=True, **model)
     m.compile(**translation.compile_args(seq2seq_spec()))
     path = tmp_path / "model.keras"
     m.save(path)

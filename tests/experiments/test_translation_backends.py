@@ -24,7 +24,8 @@ spec = DataSpec(name="m", output="seq2seq", input_encoding="embedding", sequence
 rng = np.random.default_rng(0)
 src = rng.integers(1, 13, (3, 6)).astype("int32"); src[0, 4:] = 0
 for cell, model in (("lstm", dict(attention="bahdanau", bidirectional=True)),
-                    ("gru", dict(attention="luong", attention_score="general", layers=2))):
+                    ("gru", dict(attention="luong", attention_score="general", layers=2)),
+                    ("coupled", dict(attention="luong", input_feeding=False, readout="deep"))):
     keras.utils.set_random_seed(0)
     m = translation.build(spec, ModelConfig(cell=cell, units=5, embedding_dim=4, dropout=0.1,
                                             **model), 5)

@@ -53,7 +53,8 @@ def test_the_error_carries_its_parts_and_renders_one_line():
      ("train.beam_width=0", "train.beam_width", [">= 1"]),
      ("train.length_penalty=-0.5", "train.length_penalty", [">= 0"]),
      ("model.label_smoothing=1.0", "model.label_smoothing", ["[0, 1)"]),
-     ("model.attention_score=cosine", "model.attention_score", ["dot, general, concat"])],
+     ("model.attention_score=cosine", "model.attention_score", ["dot, general, concat"]),
+     ("model.readout=shallow", "model.readout", ["attentional, deep", "shallow"])],
 )
 def test_numeric_ranges_are_checked(override, key, words):
     with pytest.raises(ConfigError) as err:
