@@ -97,3 +97,13 @@ def test_children_of_a_parent_are_found_by_hash(mlflow_store, tiny_config, monke
 def test_git_commit_is_a_commit_hash():
     commit = tracking.git_commit()
     assert commit == "unknown" or len(commit.split("+")[0]) == 40
+
+
+def test_run_names_tell_luongs_ablations_apart():
+    """In the MLflow UI's run list the paper's model and its ablations must not share a name."""
+    names = [tracking.run_name(Config.from_dict({"data": {"name": "multi30k"}, "model": {"cell": "gru", **m}}))
+             for m in ({"attention": "luong"}, {"attention": "luong", "readout": "deep"},
+                       {"attention": "luong", "input_feeding": False, "readout": "deep"},
+                       {"attention": "bahdanau", "readout": "deep"})]
+    assert names == ["multi30k-luong-gru-seed0", "multi30k-luong-deep-gru-seed0",
+                     "multi30k-luong-nofeed-deep-gru-seed0", "multi30k-bahdanau-gru-seed0"]
