@@ -199,9 +199,13 @@ def test_the_attention_comparison_differs_from_the_study_only_in_its_attention()
     plan = sweep.load_sweep(folder / "translation_attention.yaml")
     assert {(r.config.model.cell, r.config.model.attention) for r in plan.runs} == {
         (c, a) for c in ("lstm", "peephole", "coupled", "gru") for a in (None, "luong")}
+    ablations = {(r.config.model.input_feeding, r.config.model.readout) for r in plan.runs
+                 if r.config.model.attention == "luong"}
+    assert ablations == {(None, None), (None, "deep"), (False, "deep")} and len(plan.runs) == 16
     for run in plan.runs:
         theirs = study[run.config.model.cell].model
         assert theirs.attention == "bahdanau"
         same = dataclasses.replace(run.config, model=dataclasses.replace(
-            run.config.model, attention=theirs.attention, attention_score=theirs.attention_score))
+            run.config.model, attention=theirs.attention, attention_score=theirs.attention_score,
+            input_feeding=theirs.input_feeding, readout=theirs.readout))
         assert config_hash(same) == config_hash(study[run.config.model.cell])  # an equal budget
