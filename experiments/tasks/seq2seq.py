@@ -50,8 +50,8 @@ class AttentionDecoderCell(keras.layers.Layer):
         attention: None, "bahdanau" or "luong" (see the module docstring).
         score: Luong's score, "dot", "general" or "concat"; Bahdanau's is always "concat".
         input_feeding: Luong: h~_{t-1} joins the next input (the paper); Bahdanau's is its c_t.
-        readout: Luong: "attentional" (h~_t, the paper) or "deep" ([s_t; c_t], and y_{t-1} in
-            `Seq2Seq.logits`); Bahdanau's is always "deep", no attention's s_t.
+        readout: Luong: "attentional" (h~_t, the paper; also None) or "deep" ([s_t; c_t], and
+            y_{t-1} in `Seq2Seq.logits`); Bahdanau's is always "deep", no attention's s_t.
         memory_units: the feature size of the encoder outputs attended over.
         attention_units: hidden size of the "concat" score (default: the top cell's units).
 
@@ -61,20 +61,23 @@ class AttentionDecoderCell(keras.layers.Layer):
     """
 
     def __init__(self, cells, attention=None, score="general", memory_units=None,
-                 attention_units=None, input_feeding=True, readout="attentional", **kwargs):
+                 attention_units=None, input_feeding=True, readout=None, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-        if readout not in READOUTS:
+        if readout not in (None, *READOUTS):
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         self.cells = [c if isinstance(c, keras.layers.Layer) else keras.layers.deserialize(c)
                       for c in cells]
         self.attention = attention
         self.score = "concat" if attention == "bahdanau" else score
         self.input_feeding = attention == "luong" and bool(input_feeding)
-        self.readout = {None: None, "bahdanau": "deep", "luong": readout}[attention]
+        self.readout = {None: None, "bahdanau": "deep", "luong": readout or "attentional"}[attention]
+        # h~ = tanh(W_c [c; s]) is computed where it is read out or fed to the next input
+        self._combines = attention == "luong" and (self.readout == "attentional"
+                                                   or self.input_feeding)
         self.units = self.cells[-1].units
         self.memory_units = memory_units
         self.attention_units = attention_units or self.units
@@ -107,7 +110,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         elif self.score == "general" and self.attention:
             self.key_kernel = self.add_weight(
                 name="key_kernel", shape=(self.memory_units, self.units))
-        if self.attention == "luong" and (self.readout == "attentional" or self.input_feeding):
+        if self._combines:
             self.combine_kernel = self.add_weight(
                 name="combine_kernel", shape=(self.memory_units + self.units, self.units))
 
@@ -157,26 +160,23 @@ class AttentionDecoderCell(keras.layers.Layer):
         for cell, cell_states in zip(self.cells, per_cell):
             x, s = cell(x, cell_states, training=training)
             new_states += as_list(s)
-        if self.attention == "bahdanau":
-            return ops.concatenate([x, context], axis=-1), new_states
         if self.attention == "luong":
             context = self.attend(x)
-            if self.readout == "deep" and not self.input_feeding:
-                return ops.concatenate([x, context], axis=-1), new_states
+        if self._combines:
             attentional = ops.tanh(
                 ops.matmul(ops.concatenate([context, x], axis=-1), self.combine_kernel))
-            fed = [attentional] if self.input_feeding else []
-            if self.readout == "deep":
-                return ops.concatenate([x, context], axis=-1), [*new_states, *fed]
-            return attentional, [*new_states, *fed]
-        return x, new_states
+            if self.input_feeding:
+                new_states.append(attentional)
+        if self.readout == "deep":
+            return ops.concatenate([x, context], axis=-1), new_states
+        return (attentional if self.readout == "attentional" else x), new_states
 
     def get_config(self):
         return {**super().get_config(),
                 "cells": [keras.layers.serialize(c) for c in self.cells],
                 "attention": self.attention, "score": self.score,
                 "memory_units": self.memory_units, "attention_units": self.attention_units,
-                "input_feeding": self.input_feeding, "readout": self.readout or "attentional"}
+                "input_feeding": self.input_feeding, "readout": self.readout}
 
 
 @keras.saving.register_keras_serializable(package="rnnlab")
@@ -184,8 +184,8 @@ class Decoder(keras.layers.Layer):
     """`keras.layers.RNN` over an :class:`AttentionDecoderCell`, given the encoder's memory.
 
     Call arguments: `inputs` (batch, T, features), `initial_state` (the cells' states, without
-    the h~ of Luong's input feeding, which starts at zero), `memory` (batch, S, memory_units), `memory_mask`
-    (batch, S), `mask` (batch, T) of the inputs. Returns the readouts (batch, T, output_size).
+    the h~ of Luong's input feeding, which starts at zero), `memory` (batch, S, memory_units),
+    `memory_mask` (batch, S), `mask` (batch, T) of the inputs. Returns the readouts (batch, T, output_size).
     """
 
     def __init__(self, cell, **kwargs):
@@ -279,7 +279,7 @@ class Seq2Seq(keras.Model):
         self.decoder = Decoder(AttentionDecoderCell(
             decoder_cells, attention=cfg.attention, score=cfg.attention_score,
             memory_units=memory_units if cfg.attention else None,
-            input_feeding=cfg.input_feeding is not False, readout=cfg.readout or "attentional"),
+            input_feeding=cfg.input_feeding is not False, readout=cfg.readout),
             name="decoder")
         if cfg.tie_embeddings:
             self.readout = keras.layers.Dense(cfg.embedding_dim, name="readout")
