@@ -40,7 +40,7 @@ OUTPUT = HERE / "sweep_cost.json"
 
 
 def quick_config(task: str = "adding", cell: str = "lstm"):
-    from experiments.sweep import load_sweep
+    from experiments.orchestration.plan import load_sweep
 
     for planned in load_sweep(QUICK).runs:
         if planned.config.data.name == task and planned.config.model.cell == cell:
@@ -56,13 +56,13 @@ VARIANTS = {  # name -> TrackingConfig changes
 
 
 PARTS = {  # label -> (module path, attribute) timed in the "tracking on" runs
-    "start of the run": ("experiments.tracking", "_start_run"),
-    "params, tags, config text, dataset inputs": ("experiments.tracking", "_log_start"),
-    "per-epoch metrics": ("experiments.tracking", "EpochLogger.on_epoch_end"),
-    "learning-curve figure: drawing": ("experiments.tracking", "learning_curves"),
+    "start of the run": ("experiments.recording.recorder", "_start_run"),
+    "params, tags, config text, dataset inputs": ("experiments.recording.recorder", "_log_start"),
+    "per-epoch metrics": ("experiments.recording.recorder", "EpochLogger.on_epoch_end"),
+    "learning-curve figure: drawing": ("experiments.recording.recorder", "learning_curves"),
     "figures: rendering the PNG and logging it": ("mlflow", "log_figure"),
-    "model artifact: mlflow.keras.log_model": ("experiments.tracking", "log_model"),
-    "all of the end (metrics, figures, texts, model)": ("experiments.tracking", "_log_end"),
+    "model artifact: mlflow.keras.log_model": ("experiments.recording.recorder", "log_model"),
+    "all of the end (metrics, figures, texts, model)": ("experiments.recording.recorder", "_log_end"),
     "end_run": ("mlflow.tracking.fluent", "end_run"),
 }
 

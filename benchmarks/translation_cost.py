@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import datasets
     from experiments import run as training
-    from experiments.report import machine
+    from experiments.analysis.report import machine
     from experiments.tasks import family_for
     from experiments.tasks.common import units_for
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _config(path: str, cell: str | None, overrides: list[str]):
     from experiments.config import Config, load_config, read_yaml
-    from experiments.sweep import load_sweep
+    from experiments.orchestration.plan import load_sweep
 
     with open(path) as f:
         text = f.read()

@@ -100,7 +100,7 @@ class TrainConfig:
 
 @dataclass
 class TrackingConfig:
-    """What MLflow gets; where it goes is in mlflow.yml (see experiments.tracking)."""
+    """What MLflow gets; where it goes is in mlflow.yml (see experiments.recording.store)."""
 
     enabled: bool = True
     experiment: str | None = None  # None: the pattern in mlflow.yml

@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 import keras
 
 from datasets.errors import ConfigError
+from experiments.recording.tags import TAG_PREFIX
 
 CHOICES = (None, "mirrored", "data_parallel")
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 CPU_DEVICES_ENV = "RNNLAB_CPU_DEVICES"
-TAG_PREFIX = "rnnlab."
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@
 - `checkpoint_callbacks(config)`: Keras's `BackupAndRestore` in
   `$RNNLAB_CHECKPOINT_DIR` (default ~/.cache/rnnlab/checkpoints)/<store>/<config_hash>, so a run
   killed by a signal, kill -9 or a lost tracking store resumes from its last completed epoch.
-  The folder is per tracking store and config: claims (experiments.launch) keep two processes off
+  The folder is per tracking store and config: claims (experiments.orchestration.launch) keep two processes off
   one config of one store. Keras deletes it when training ends.
 """
 

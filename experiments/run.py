@@ -7,7 +7,7 @@
 all on one device, or on every local device with `train.distribution` (experiments/distribution.py).
 
 What is recorded along the way (MLflow params, per-epoch metrics, figures, the model) is the
-tracker's job (`experiments.tracking`); with tracking off the tracker does nothing.
+tracker's job (`experiments.recording.recorder`); with tracking off the tracker does nothing.
 
 When the data files are missing, `run` returns status "SKIPPED" with the one-line instruction as
 `reason` (a tracked run records both as tags `rnnlab.status` and `rnnlab.reason`). A NaN or
@@ -24,10 +24,11 @@ import keras
 
 import datasets
 from datasets.base import MissingDataError
-from experiments import distribution, tracking
+from experiments import distribution
 from experiments.config import Config, config_hash, validate_names
 from experiments.guards import training_callbacks
 from experiments.memory import custom_gradients_released
+from experiments.recording import recorder
 from experiments.results import RunResult
 from experiments.tasks import check_config, compile_for_test, family_for
 from experiments.tasks.common import check_goal, count_params, units_for, use_projected
@@ -47,7 +48,7 @@ def run(config: Config, *, parent_run_id: str | None = None, tags: dict | None =
     validate(config)
     # on every local device when train.distribution is set (its replica count tagged on the run)
     with distribution.replicas(config, "run") as placed, \
-            tracking.tracker(config, parent_run_id=parent_run_id,
+            recorder.tracker(config, parent_run_id=parent_run_id,
                              tags={**(tags or {}), **placed.tags}) as tracker:
         try:
             with custom_gradients_released():  # else TF keeps each run's graphs (experiments/memory.py)
@@ -66,7 +67,7 @@ def validate(config: Config) -> None:
     check_config(config)
 
 
-def _train_and_test(config: Config, tracker: tracking.NoTracker,
+def _train_and_test(config: Config, tracker: recorder.NoTracker,
                     placed: distribution.Placement) -> RunResult:
     _seed(config.train)
     train, val, test, spec = datasets.load(config.data)

@@ -64,7 +64,7 @@ def use_projected(setting: bool | str) -> bool:
     TensorFlow or JAX (the measurements: docs/performance.md)."""
     if setting != "auto":
         return bool(setting)
-    from experiments.tracking import device  # here, not at the top: tracking loads MLflow
+    from experiments.recording.store import device  # here, not at the top: tracking loads MLflow
 
     return device() == "GPU" or keras.backend.backend() == "torch"
 

@@ -130,7 +130,8 @@ def tiny_sweep(tmp_path_factory):
 
     import yaml
 
-    from experiments import launch, sweep
+    from experiments.orchestration import launch
+    from experiments.orchestration import plan as sweep
     from experiments.run import run
 
     built = TinySweep(tmp_path_factory.mktemp("tiny_sweep"))
@@ -156,11 +157,11 @@ def tiny_sweep(tmp_path_factory):
 
 @pytest.fixture
 def tiny_sweep_store(tiny_sweep, monkeypatch):
-    """Point MLflow (through experiments.tracking) at the tiny sweep's store for one test."""
-    from experiments import tracking
+    """Point MLflow (through experiments.recording.store) at the tiny sweep's store for one test."""
+    from experiments.recording import store
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_sweep.uri)
-    tracking.configure()
+    store.configure()
     return tiny_sweep.uri
 
 

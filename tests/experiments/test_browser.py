@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import cli
+from experiments.serving.ui import RUNS_BY_NAME
 
 pytestmark = pytest.mark.slow  # a server start and three page loads: about a minute here
 
@@ -117,7 +117,7 @@ def ui(fake_store):
 def test_ui_prints_the_runs_table_of_the_experiment(ui, fake_store):
     _, experiment_id, _ = fake_store
     assert ui.address == (f"http://127.0.0.1:{ui.port}/#/experiments/{experiment_id}/runs?"
-                          + cli.RUNS_BY_NAME)
+                          + RUNS_BY_NAME)
 
 
 def test_runs_table_in_a_browser(ui, tmp_path):
@@ -147,7 +147,7 @@ def test_sigterm_stops_the_server_and_its_workers(ui):
 
 
 def test_report_page_in_a_browser(fake_store, tmp_path, monkeypatch):
-    from experiments import report
+    from experiments.analysis import report
 
     uri, experiment_id, ids = fake_store
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -95,7 +95,9 @@ def test_native_start_up_noise_is_dropped_and_the_rest_kept(capfd):
 
 def test_ui_warns_when_it_listens_beyond_this_machine(temp_store, capsys, monkeypatch):
     started = []
-    monkeypatch.setattr(cli, "serve", lambda argv: started.append(argv) or 0)
+    from experiments.serving import ui
+
+    monkeypatch.setattr(ui, "serve", lambda argv: started.append(argv) or 0)
     assert cli.main(["ui", "--host", "0.0.0.0", "--port", "5124"]) == 0
     out, err = capsys.readouterr()
     assert "warning: --host 0.0.0.0" in err

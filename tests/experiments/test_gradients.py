@@ -20,7 +20,8 @@ from experiment_fixtures import logged_model_names
 
 import cells
 import datasets
-from experiments import cli, gradients
+from experiments import cli
+from experiments.analysis import gradients
 from experiments.config import Config
 from experiments.tasks import family_for
 

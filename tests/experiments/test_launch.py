@@ -7,7 +7,7 @@ import pytest
 from experiment_fixtures import logged_model_names
 from test_sweep import make
 
-from experiments import launch
+from experiments.orchestration import launch
 
 
 def test_format_duration():

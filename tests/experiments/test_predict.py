@@ -152,8 +152,8 @@ def test_encoded_lines_match_the_model_input_width(saved):
 def test_a_logged_sentiment_run_classifies_raw_text_as_in_training(
         tiny_config, mini_data, offline, mlflow_store, monkeypatch, tmp_path, capsys):
     from datasets import imdb
-    from experiments import predict
     from experiments.run import run
+    from experiments.serving import predict
 
     monkeypatch.setenv("RNNLAB_DATA_DIR", str(mini_data))
     config = tiny_config("imdb", "gru", tracking={"enabled": True})

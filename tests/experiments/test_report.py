@@ -10,7 +10,7 @@ import re
 import pandas as pd
 import pytest
 
-from experiments import report
+from experiments.analysis import report
 
 
 def fake_runs(rows: list[dict]) -> pd.DataFrame:

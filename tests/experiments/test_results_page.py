@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from experiments import report
 from experiments import results_page as rp
-from experiments.results_page import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NOT_RUN
+from experiments.analysis import report
+from experiments.analysis.results_page import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NOT_RUN
 
 GATED = ("lstm", "peephole", "coupled", "gru")
 METRIC = {"adding": ("mse", "min", 0.01, 1 / 6), "spike_timing": ("on_time", "at_least", 1.0, 0.1),
@@ -271,7 +271,7 @@ def lit_store(tmp_path_factory):
     failed; returns (uri, sweep file)."""
     import mlflow
 
-    from experiments.sweep import load_sweep
+    from experiments.orchestration.plan import load_sweep
 
     folder = tmp_path_factory.mktemp("lit_store")
     sweep_file = folder / "lit.yaml"
@@ -351,14 +351,15 @@ def test_page_draws_the_ablation_as_its_own_line_and_reads_the_commit_before_wri
     """The metric-vs-T plot gets the ablation runs (a line of their own, not averaged into the
     LSTM's), and the code's commit is read while the previous page's files are still there, so a
     page regenerated from a clean checkout is not marked "+dirty" by its own stale plots."""
-    from experiments import report, tracking
+    from experiments.analysis import report
+    from experiments.recording import store
 
     uri, sweep_file, _ = lit_store
     stale = tmp_path / "results" / "gradients_adding.png"  # gradients=False: not redrawn
     stale.parent.mkdir()
     stale.write_bytes(b"old plot")
     seen = {}
-    monkeypatch.setattr(tracking, "git_commit", lambda: seen.setdefault("stale", []).append(
+    monkeypatch.setattr(store, "git_commit", lambda: seen.setdefault("stale", []).append(
         stale.exists()) or "0123456789abcdef")
     drawn = report.plot_metric_vs_length
     monkeypatch.setattr(report, "plot_metric_vs_length", lambda rows, *a: seen.setdefault(
@@ -417,7 +418,7 @@ def test_gradient_flow_notes_the_runs_it_lacks(lit_page):
 
 
 def test_gradient_flow_takes_the_pages_own_sweeps_run_where_a_companion_has_one_too(monkeypatch):
-    from experiments import gradients
+    from experiments.analysis import gradients
 
     runs = frame([("copy", "lstm", 100, 0, 0.1), ("copy", "lstm", 100, 0, 0.12)])
     runs["tags.rnnlab.sweep"] = ["long_budget", "study"]
@@ -467,7 +468,7 @@ def test_cli_results_refuses_another_sweeps_file_and_bad_numbers(lit_store, tmp_
 def test_gradient_flow_measures_the_sweeps_own_trained_models(tiny_sweep, tiny_sweep_store,
                                                               tmp_path):
     """The tiny sweep trained lstm and gru on adding at T = 8 and logged their models."""
-    from experiments import report
+    from experiments.analysis import report
 
     ev = rp.evidence(report.load_runs("tiny"))
     png, notes = rp.gradient_flow(ev, tmp_path, length=8, samples=8)

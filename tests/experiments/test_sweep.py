@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from experiments import launch, sweep
 from experiments.config import config_hash
+from experiments.orchestration import launch
+from experiments.orchestration import plan as sweep
 
 BASE = {
     "data": {"name": "adding", "length": 8, "num_train": 32, "num_val": 16, "num_test": 16},
@@ -126,7 +127,7 @@ def test_dry_run_lists_every_run_with_its_hash(tmp_path, capsys):
 
 
 def test_shipped_sweeps_expand_and_validate():
-    folder = Path(sweep.__file__).parent / "sweeps"
+    folder = Path(sweep.__file__).parent.parent / "sweeps"
     quick = sweep.load_sweep(folder / "quick.yaml")
     study = sweep.load_sweep(folder / "study.yaml")
     full = sweep.load_sweep(folder / "study_full.yaml")
@@ -144,7 +145,7 @@ def test_shipped_sweeps_expand_and_validate():
 
 
 def test_the_tutorial_sized_translation_sweep_crosses_gated_cells_with_each_attention_type():
-    plan = sweep.load_sweep(Path(sweep.__file__).parent / "sweeps" / "translation_tutorial.yaml")
+    plan = sweep.load_sweep(Path(sweep.__file__).parent.parent / "sweeps" / "translation_tutorial.yaml")
     grid = {(r.config.model.cell, r.config.model.attention) for r in plan.runs}
     assert grid == {(c, a) for c in ("lstm", "peephole", "coupled", "gru")
                     for a in ("bahdanau", "luong", None)}
@@ -157,7 +158,7 @@ def test_the_tutorial_sized_translation_sweep_crosses_gated_cells_with_each_atte
 
 
 def test_the_medium_translation_sweep_gives_every_gated_cell_and_attention_one_model_and_budget():
-    folder = Path(sweep.__file__).parent / "sweeps"
+    folder = Path(sweep.__file__).parent.parent / "sweeps"
     plan = sweep.load_sweep(folder / "translation_medium.yaml")
     gated = ["gru", "lstm", "peephole", "coupled"]
     assert [(r.config.model.cell, r.config.model.attention) for r in plan.runs] == \
@@ -175,7 +176,7 @@ def test_the_medium_translation_sweep_gives_every_gated_cell_and_attention_one_m
 
 
 def test_the_long_budget_sweep_trains_the_study_models_with_at_least_five_times_the_updates():
-    folder = Path(sweep.__file__).parent / "sweeps"
+    folder = Path(sweep.__file__).parent.parent / "sweeps"
     study = {(r.config.data.name, r.config.data.length, r.config.model.cell): r.config
              for r in sweep.load_sweep(folder / "study.yaml").runs if r.config.train.seed == 0
              and r.config.model.unit_forget_bias is not False}
@@ -193,7 +194,7 @@ def test_the_long_budget_sweep_trains_the_study_models_with_at_least_five_times_
 
 
 def test_the_attention_comparison_differs_from_the_study_only_in_its_attention():
-    folder = Path(sweep.__file__).parent / "sweeps"
+    folder = Path(sweep.__file__).parent.parent / "sweeps"
     study = {r.config.model.cell: r.config for r in sweep.load_sweep(folder / "study.yaml").runs
              if r.config.data.name == "multi30k"}
     plan = sweep.load_sweep(folder / "translation_attention.yaml")

@@ -61,7 +61,7 @@ def test_recurrent_layer_leaves_unit_forget_bias_out_for_cells_without_one():
 )
 def test_projected_auto_follows_the_measurements(setting, device, backend, expected,
                                                  monkeypatch):
-    monkeypatch.setattr("experiments.tracking.device", lambda: device)
+    monkeypatch.setattr("experiments.recording.store.device", lambda: device)
     monkeypatch.setattr(keras.backend, "backend", lambda: backend)
     assert use_projected(setting) is expected
     layer = recurrent_layer(ModelConfig(cell="gru", projected=setting), 3, return_sequences=False)

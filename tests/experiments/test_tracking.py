@@ -7,8 +7,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from experiments import tracking
 from experiments.config import Config, config_hash
+from experiments.recording import recorder, store
 
 
 @pytest.fixture
@@ -28,19 +28,19 @@ def yml(tmp_path, monkeypatch):
 def test_repo_settings_default_to_sqlite_in_the_project(monkeypatch):
     monkeypatch.delenv("RNNLAB_MLFLOW_CONFIG", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    root = Path(tracking.__file__).resolve().parent.parent
-    assert tracking.settings().path == root / "mlflow.yml"
-    assert tracking.tracking_uri() == f"sqlite:///{root / 'mlflow.db'}"
-    assert tracking.artifact_location() == str(root / "mlruns")
+    root = Path(store.__file__).resolve().parents[2]
+    assert store.settings().path == root / "mlflow.yml"
+    assert store.tracking_uri() == f"sqlite:///{root / 'mlflow.db'}"
+    assert store.artifact_location() == str(root / "mlruns")
 
 
 def test_relative_paths_resolve_beside_the_file_and_the_env_wins(yml, tmp_path, monkeypatch):
     yml("tracking_uri: sqlite:///store/runs.db\nartifact_location: art\n")
-    assert tracking.tracking_uri() == f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
-    assert tracking.artifact_location() == str(tmp_path / "store" / "art")
+    assert store.tracking_uri() == f"sqlite:///{tmp_path / 'store' / 'runs.db'}"
+    assert store.artifact_location() == str(tmp_path / "store" / "art")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-    assert tracking.tracking_uri() == "http://127.0.0.1:5000"
-    assert tracking.artifact_location() is None  # the server decides
+    assert store.tracking_uri() == "http://127.0.0.1:5000"
+    assert store.artifact_location() is None  # the server decides
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_relative_paths_resolve_beside_the_file_and_the_env_wins(yml, tmp_path, 
 def test_bad_settings_name_the_file_and_key(yml, text, words):
     path = yml(text, name=f"bad{abs(hash(text))}.yml")
     with pytest.raises(ValueError) as err:
-        tracking.settings()
+        store.settings()
     for word in [str(path), *words]:
         assert word in str(err.value)
 
@@ -64,13 +64,13 @@ def test_bad_settings_name_the_file_and_key(yml, text, words):
 def test_experiment_name_from_pattern_or_config(yml):
     yml("experiment_pattern: 'rnnlab-{task}-{cell}'\n", name="pattern.yml")
     config = Config.from_dict({"data": {"name": "copy"}, "model": {"cell": "gru"}})
-    assert tracking.experiment_name(config) == "rnnlab-copy-gru"
+    assert store.experiment_name(config) == "rnnlab-copy-gru"
     named = config.with_overrides(["tracking.experiment=mine"])
-    assert tracking.experiment_name(named) == "mine"
+    assert store.experiment_name(named) == "mine"
 
 
 def test_configure_sets_uri_and_experiment(mlflow_store):
-    uri = tracking.configure("configure-test")
+    uri = store.configure("configure-test")
     assert uri == mlflow.get_tracking_uri() == f"sqlite:///{mlflow_store}/mlflow.db"
     experiment = mlflow.get_experiment_by_name("configure-test")
     assert experiment.artifact_location.endswith(str(mlflow_store / "mlruns"))
@@ -83,10 +83,10 @@ def test_children_of_a_parent_are_found_by_hash(mlflow_store, tiny_config, monke
     finished = tiny_config("adding", "gru", tracking={"enabled": True})
     skipped = tiny_config("imdb", "gru", tracking={"enabled": True})
     monkeypatch.setenv("RNNLAB_DATA_DIR", str(tmp_path / "none"))
-    with tracking.start_parent_run("unit-sweep", experiment="sweeps-test") as parent:
+    with store.start_parent_run("unit-sweep", experiment="sweeps-test") as parent:
         done = run(finished, parent_run_id=parent.info.run_id, tags={"rnnlab.sweep": "unit-sweep"})
         assert run(skipped, parent_run_id=parent.info.run_id).status == "SKIPPED"
-    children = tracking.find_finished_children(parent.info.run_id)
+    children = store.find_finished_children(parent.info.run_id)
     assert children == {config_hash(finished): done.run_id}
     child = mlflow.get_run(done.run_id)
     assert child.info.experiment_id == parent.info.experiment_id
@@ -95,13 +95,13 @@ def test_children_of_a_parent_are_found_by_hash(mlflow_store, tiny_config, monke
 
 
 def test_git_commit_is_a_commit_hash():
-    commit = tracking.git_commit()
+    commit = store.git_commit()
     assert commit == "unknown" or len(commit.split("+")[0]) == 40
 
 
 def test_run_names_tell_luongs_ablations_apart():
     """In the MLflow UI's run list the paper's model and its ablations must not share a name."""
-    names = [tracking.run_name(Config.from_dict({"data": {"name": "multi30k"}, "model": {"cell": "gru", **m}}))
+    names = [recorder.run_name(Config.from_dict({"data": {"name": "multi30k"}, "model": {"cell": "gru", **m}}))
              for m in ({"attention": "luong"}, {"attention": "luong", "readout": "deep"},
                        {"attention": "luong", "input_feeding": False, "readout": "deep"},
                        {"attention": "bahdanau", "readout": "deep"})]

@@ -12,9 +12,16 @@ import numpy as np
 import pytest
 import yaml
 
-from experiments import cli, sweep, tune
+from experiments import cli
+from experiments.analysis.tuning_report import (
+    Dim,
+    functional_anova,
+    importance_table,
+    tuning_report,
+)
 from experiments.config import config_hash
-from experiments.tuning_report import Dim, functional_anova, importance_table, tuning_report
+from experiments.orchestration import plan as sweep
+from experiments.orchestration import tune
 
 BASE = {
     "data": {"name": "adding", "length": 10, "num_train": 32, "num_val": 16, "num_test": 16,
@@ -295,7 +302,7 @@ def test_importance_table_from_logged_params():
 def fake_run(config, *, parent_run_id=None, tags=None):
     """Logs what run() logs that tuning reads: a child run with params and a val_loss history
     that depends on the learning rate (strongly), units (weakly) and the cell (a constant)."""
-    from experiments import tracking
+    from experiments.recording import store
 
     experiment_id = mlflow.get_run(parent_run_id).info.experiment_id
     loss = np.log10(config.train.lr) + 3 + 0.01 * config.model.units
@@ -306,7 +313,7 @@ def fake_run(config, *, parent_run_id=None, tags=None):
         mlflow.log_params(config.flat())
         for epoch, value in enumerate((loss + 1, loss)):
             mlflow.log_metric("val_loss", value, step=epoch)
-    assert tracking.tracking_uri()
+    assert store.tracking_uri()
     return {"status": "FINISHED", "run_id": active.info.run_id}
 
 

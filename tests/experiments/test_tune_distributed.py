@@ -16,7 +16,7 @@ import mlflow
 import pytest
 import yaml
 
-from experiments import tune
+from experiments.orchestration import tune
 
 REPO = Path(__file__).resolve().parents[2]
 SPACE = {

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datasets.errors import ConfigError
-from experiments import cli, sweep
+from experiments import cli
 from experiments.config import SECTIONS, Config, load_config
+from experiments.orchestration import plan as sweep
 
 TINY = {"data": {"name": "adding", "length": 8, "num_train": 8, "num_val": 8, "num_test": 8},
         "train": {"epochs": 1}}
@@ -117,10 +118,11 @@ def test_a_bad_child_anywhere_in_a_sweep_is_refused_before_any_run(tmp_path, cap
 
 
 def test_sweep_names_with_a_quote_are_escaped_in_mlflow_filters(mlflow_store):
-    from experiments import launch, tracking
+    from experiments.orchestration import launch
+    from experiments.recording import store
 
     plan = sweep.parse_sweep({"name": "it's", "base": TINY}, source="q.yaml")
-    tracking.configure()
+    store.configure()
     assert launch.find_parent_run(plan.name) is None  # no "Invalid clause(s) in filter string"
     with pytest.raises(ConfigError, match="name"):
         sweep.parse_sweep({"name": "it's \"both\"", "base": TINY}, source="q.yaml")

@@ -57,7 +57,7 @@ class Lab:
 
     def sweep(self, grid: dict | None = None, **sections):
         """A planned sweep called `self.name` over the tiny config."""
-        from experiments import sweep
+        from experiments.orchestration import plan as sweep
 
         base = {k: dict(v) for k, v in TINY.items()}
         for section, values in sections.items():

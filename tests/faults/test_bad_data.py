@@ -216,7 +216,8 @@ def test_run_on_a_truncated_archive_exits_2_and_records_the_reason(imdb_archive,
 
 
 def test_sweep_child_on_corrupt_data_is_failed_with_the_reason(imdb_archive, mlflow_uri):
-    from experiments import launch, sweep
+    from experiments.orchestration import launch
+    from experiments.orchestration import plan as sweep
 
     not_gzip(imdb_archive)
     plan = sweep.parse_sweep({

@@ -9,7 +9,9 @@ import mlflow
 import pytest
 from reliability_fixtures import children, rnnlab
 
-from experiments import launch, tracking
+from experiments.orchestration import launch
+from experiments.recording import store
+from experiments.recording.tags import LEASE_TAG
 
 
 def _parent(plan) -> str:
@@ -23,13 +25,13 @@ def _child(parent_id: str, config_hash: str, lease_ms: int, start_ms: int | None
     experiment_id = client.get_run(parent_id).info.experiment_id
     return client.create_run(experiment_id, start_time=start_ms, tags={
         "mlflow.parentRunId": parent_id, "rnnlab.config_hash": config_hash,
-        "rnnlab.status": "RUNNING", tracking.LEASE_TAG: str(lease_ms)}).info.run_id
+        "rnnlab.status": "RUNNING", LEASE_TAG: str(lease_ms)}).info.run_id
 
 
 def test_a_live_claim_is_left_alone_and_an_expired_one_is_killed_then_resumed(lab):
     plan = lab.sweep()
     planned = plan.runs[0]
-    tracking.configure()
+    store.configure()
     parent_id = _parent(plan)
     experiment_id = mlflow.get_run(parent_id).info.experiment_id
     now = int(time.time() * 1000)
@@ -38,7 +40,7 @@ def test_a_live_claim_is_left_alone_and_an_expired_one_is_killed_then_resumed(la
     claim = launch.claim_config(planned, plan.name, experiment_id, parent_id)
     assert (claim.status, claim.run_id) == ("CLAIMED", live)
 
-    mlflow.MlflowClient().set_tag(live, tracking.LEASE_TAG, str(now - 1))  # its process died
+    mlflow.MlflowClient().set_tag(live, LEASE_TAG, str(now - 1))  # its process died
     claim = launch.claim_config(planned, plan.name, experiment_id, parent_id)
     assert claim.status == "MINE" and claim.resumed_from == live
     orphan = mlflow.get_run(live)
@@ -46,14 +48,14 @@ def test_a_live_claim_is_left_alone_and_an_expired_one_is_killed_then_resumed(la
     assert orphan.data.tags["rnnlab.status"] == "KILLED"
     assert "lease expired" in orphan.data.tags["rnnlab.reason"]
     mine = mlflow.get_run(claim.run_id)
-    assert mine.info.status == "RUNNING" and int(mine.data.tags[tracking.LEASE_TAG]) > now
+    assert mine.info.status == "RUNNING" and int(mine.data.tags[LEASE_TAG]) > now
 
 
 def test_two_claims_at_once_the_earliest_wins_and_the_loser_withdraws(lab, monkeypatch):
     """Another process claims during our settle time, with an earlier creation time."""
     plan = lab.sweep()
     planned = plan.runs[0]
-    tracking.configure()
+    store.configure()
     parent_id = _parent(plan)
     experiment_id = mlflow.get_run(parent_id).info.experiment_id
     rival = []
@@ -73,7 +75,7 @@ def test_two_claims_at_once_the_earliest_wins_and_the_loser_withdraws(lab, monke
 
 def test_a_sweep_skips_a_configuration_another_process_holds(lab):
     plan = lab.sweep(grid={"model.cell": ["lstm", "gru"]})
-    tracking.configure()
+    store.configure()
     parent_id = _parent(plan)
     held = _child(parent_id, plan.runs[0].hash, int(time.time() * 1000) + 60_000)
     trained = []

@@ -7,8 +7,9 @@ import mlflow
 import pytest
 from reliability_fixtures import children, runs_of, steps
 
-from experiments import launch, report
+from experiments.analysis import report
 from experiments.guards import Diverged
+from experiments.orchestration import launch
 from experiments.run import run
 
 EXPLODING = {"optimizer": "sgd", "lr": 1.0e6, "clipnorm": None, "epochs": 3}

@@ -20,9 +20,11 @@ from reliability_fixtures import (
     wait_for_epoch,
 )
 
-from experiments import launch, report, results_page, tracking
+from experiments.analysis import report, results_page
 from experiments.config import config_hash
 from experiments.guards import Stopped, stop_on_signals
+from experiments.orchestration import launch
+from experiments.recording import claims
 from experiments.run import run
 
 
@@ -115,10 +117,10 @@ def test_after_kill_9_the_next_sweep_kills_the_orphan_and_resumes_its_epochs(lab
     proc.communicate(timeout=60)
     killed_at = time.time() * 1000
     assert mlflow.get_run(orphan_id).info.status == "RUNNING"  # what kill -9 leaves
-    while not tracking.lease_expired(mlflow.get_run(orphan_id)):
+    while not claims.lease_expired(mlflow.get_run(orphan_id)):
         time.sleep(0.5)
 
-    from experiments import sweep
+    from experiments.orchestration import plan as sweep
 
     [outcome] = launch.run_sweep(sweep.load_sweep(file), out=lambda line: None)
     orphan = mlflow.get_run(orphan_id)

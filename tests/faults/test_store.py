@@ -14,8 +14,9 @@ import pytest
 from mlflow.exceptions import MlflowException
 from reliability_fixtures import inject, runs_of, steps
 
-from experiments import cli, tracking
+from experiments import cli
 from experiments.config import config_hash
+from experiments.recording import store
 from experiments.run import run
 
 DOWN = "http://127.0.0.1:9"  # the discard port: nothing listens there
@@ -55,7 +56,7 @@ class LockedFor:
 
 def test_a_transient_lock_is_retried_and_the_run_goes_on(lab, monkeypatch):
     locked = LockedFor(3)
-    monkeypatch.setattr(tracking.mlflow, "log_metrics", locked)
+    monkeypatch.setattr(store.mlflow, "log_metrics", locked)
     with pytest.warns(UserWarning, match="database is locked; retrying"):
         result = run(lab.config())
     assert result.status == "FINISHED" and locked.calls > 3
@@ -93,12 +94,12 @@ def test_a_lasting_outage_ends_the_run_with_its_checkpoint_and_a_rerun_resumes(l
     class FailFrom(keras.callbacks.Callback):  # the store goes away after epoch 1 is saved
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
-                monkeypatch.setattr(tracking.mlflow, "log_metrics", LockedFor(float("inf")))
+                monkeypatch.setattr(store.mlflow, "log_metrics", LockedFor(float("inf")))
 
     monkeypatch.setenv("RNNLAB_TRACKING_RETRY_S", "0.3")
     inject(monkeypatch, FailFrom())
     config = lab.config(train={"epochs": 4})
-    with pytest.warns(UserWarning), pytest.raises(tracking.TrackingUnavailable, match="during"):
+    with pytest.warns(UserWarning), pytest.raises(store.TrackingUnavailable, match="during"):
         run(config)
     [lost] = runs_of(lab.name)
     assert lost.info.status == "RUNNING" and lost.data.tags["rnnlab.status"] == "RUNNING"

@@ -396,10 +396,10 @@ def jobs_from_args(args) -> list[Job]:
 
 
 def check_model_logging(jobs: list[Job], train_models: bool) -> None:
-    from experiments import tracking
+    from experiments.recording import store
 
-    if train_models and any(job.run_id is None for job in jobs) and not tracking.settings().log.model:
-        raise ValueError(f"{tracking.settings().path} has log.model: false, so a "
+    if train_models and any(job.run_id is None for job in jobs) and not store.settings().log.model:
+        raise ValueError(f"{store.settings().path} has log.model: false, so a "
                          "trained model could not be loaded back; set it to true or use --no-train")
 
 
@@ -407,19 +407,19 @@ def cmd_gradients(args) -> int:
     """`rnnlab gradients`: measure, plot, write CSV + PNG, log them to MLflow."""
     import mlflow
 
-    from experiments import tracking
+    from experiments.recording import store
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     train_models = not args.no_train
-    tracking.configure()
+    store.configure()
     jobs = jobs_from_args(args)  # every name and value checked before any run starts
     check_model_logging(jobs, train_models)
     first = jobs[0].config
-    experiment = tracking.ensure_experiment(tracking.experiment_name(dataclasses.replace(
+    experiment = store.ensure_experiment(store.experiment_name(dataclasses.replace(
         first, model=dataclasses.replace(first.model, cell="all"))))
     tasks = list(dict.fromkeys(job.config.data.name for job in jobs))
     name = f"gradients-{'-'.join(tasks)}-T{first.data.length}"
-    tags = {**tracking.base_tags(), "rnnlab.role": "gradients", "rnnlab.task": ",".join(tasks)}
+    tags = {**store.base_tags(), "rnnlab.role": "gradients", "rnnlab.task": ",".join(tasks)}
     with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags) as active:
         curves = measure(jobs, samples=args.samples, train_models=train_models,
                          parent_run_id=active.info.run_id)

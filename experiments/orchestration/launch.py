@@ -1,4 +1,4 @@
-"""Launching a planned sweep (`experiments.sweep.Sweep`): one MLflow parent run, one child per planned
+"""Launching a planned sweep (`experiments.orchestration.plan.Sweep`): one MLflow parent run, one child per planned
 configuration, children that FINISHED before skipped, failures recorded and the sweep going on, a
 progress line per run and a summary at the end."""
 
@@ -18,11 +18,12 @@ from pathlib import Path
 import mlflow
 from rich import progress as bar
 
-from experiments import report, tracking
+from experiments.analysis import report
 from experiments.guards import Diverged
+from experiments.orchestration.plan import PlannedRun, Sweep
+from experiments.recording import claims, recorder, store
 from experiments.results import RunResult, key_metric
 from experiments.run import run
-from experiments.sweep import PlannedRun, Sweep
 
 
 @dataclass
@@ -66,34 +67,34 @@ def run_sweep(
     the running child and the parent KILLED with the signal as reason, and propagate.
     """
     run_fn = run_fn or run
-    tracking.configure()
-    tracking.import_model_flavor()
+    store.configure()
+    recorder.import_model_flavor()
     started = time.monotonic()
     with _open_parent(sweep.name) as parent:
         parent_id = parent.info.run_id
-        tracking.retrying(mlflow.set_tags, {"rnnlab.sweep_file": sweep.source,
+        store.retrying(mlflow.set_tags, {"rnnlab.sweep_file": sweep.source,
                                             "rnnlab.sweep_runs": len(sweep.runs),
                                             "rnnlab.status": "RUNNING", "rnnlab.reason": ""},
                           what="tagging the sweep")
-        finished = tracking.find_finished_children(parent_id)
+        finished = store.find_finished_children(parent_id)
         todo = sum(p.hash not in finished for p in sweep.runs)
         out(f"sweep {sweep.name!r}: {len(sweep.runs)} runs, {len(sweep.runs) - todo} finished "
-            f"before, {todo} to run (MLflow parent run {parent_id}, {tracking.tracking_uri()})")
+            f"before, {todo} to run (MLflow parent run {parent_id}, {store.tracking_uri()})")
         outcomes: list[Outcome] = []
         try:
             _run_all(sweep, finished, parent.info.experiment_id, parent_id, run_fn, outcomes,
                      todo, out)
         except KeyboardInterrupt as err:
             _end_active_runs("KILLED", keep=parent_id)
-            tracking.retrying(mlflow.end_run, "KILLED", what="ending the sweep")
-            tracking.end_run_as(parent_id, "KILLED", tracking.stop_reason(err))
+            store.retrying(mlflow.end_run, "KILLED", what="ending the sweep")
+            claims.end_run_as(parent_id, "KILLED", claims.stop_reason(err))
             out(summary(outcomes, title=f"sweep {sweep.name!r} interrupted "
-                                            f"({tracking.stop_reason(err)})"))
+                                            f"({claims.stop_reason(err)})"))
             raise
         log_parent(sweep, outcomes, time.monotonic() - started, out)
         status = "FAILED" if any(o.status == "FAILED" for o in outcomes) else "FINISHED"
-        tracking.retrying(mlflow.end_run, status, what="ending the sweep")
-        tracking.end_run_as(parent_id, status)
+        store.retrying(mlflow.end_run, status, what="ending the sweep")
+        claims.end_run_as(parent_id, status)
     out(summary(outcomes, title=f"sweep {sweep.name!r} done in "
                                 f"{format_duration(time.monotonic() - started)}"))
     return outcomes
@@ -121,7 +122,7 @@ def _run_all(sweep: Sweep, finished: dict[str, str], experiment_id: str, parent_
             display.start(f"[{i}/{len(sweep.runs)}] {planned.label}",
                           format_duration(time.monotonic() - started),
                           eta.remaining(left) + resumed)
-            with tracking.claimed(claim.run_id, claim.resumed_from):
+            with claims.claimed(claim.run_id, claim.resumed_from):
                 outcome = _run_one(planned, claim.run_id, sweep.name, parent_id, run_fn)
             outcomes.append(outcome)
             left.remove(planned)
@@ -264,41 +265,41 @@ def claim_config(planned: PlannedRun, sweep_name: str, experiment_id: str,
     if done or live:
         return Claim("DONE", done) if done else Claim("CLAIMED", live[0].info.run_id)
     client = mlflow.MlflowClient()
-    name = planned.config.tracking.run_name or tracking.run_name(planned.config)
-    mine = tracking.retrying(client.create_run, experiment_id, run_name=name, tags={
+    name = planned.config.tracking.run_name or recorder.run_name(planned.config)
+    mine = store.retrying(client.create_run, experiment_id, run_name=name, tags={
         "mlflow.parentRunId": parent_id, "rnnlab.config_hash": planned.hash,
         "rnnlab.sweep": sweep_name, "rnnlab.task": planned.config.data.name,
         "rnnlab.cell": planned.config.model.cell, "rnnlab.status": "RUNNING",
-        "rnnlab.claimed_by": f"{socket.gethostname()}:{os.getpid()}", **tracking.lease_tags(),
+        "rnnlab.claimed_by": f"{socket.gethostname()}:{os.getpid()}", **claims.lease_tags(),
     }, what="claiming a configuration").info.run_id
-    time.sleep(tracking.env_seconds("RNNLAB_CLAIM_SETTLE_S", 1.0))
+    time.sleep(store.env_seconds("RNNLAB_CLAIM_SETTLE_S", 1.0))
     done, live, _ = _claim_state(planned.hash, parent_id, kill_orphans=False)
     winner = done or live[0].info.run_id
     if winner != mine:
-        tracking.retrying(client.delete_run, mine, what="withdrawing a lost claim")
+        store.retrying(client.delete_run, mine, what="withdrawing a lost claim")
         return Claim("DONE" if done else "CLAIMED", winner)
     return Claim("MINE", mine, resumed_from)
 
 
 def _claim_state(config_hash: str, parent_id: str, kill_orphans: bool):
     """(FINISHED run id or None, live RUNNING children oldest first, newest orphan marked KILLED)."""
-    found = tracking.retrying(
+    found = store.retrying(
         mlflow.search_runs, search_all_experiments=True, output_format="list",
         filter_string=(f"tags.mlflow.parentRunId = '{parent_id}' and "
-                       f"tags.`rnnlab.config_hash` = {tracking.quote(config_hash)}"),
+                       f"tags.`rnnlab.config_hash` = {store.quote(config_hash)}"),
         order_by=["attributes.start_time ASC"], what="looking up claims")
     done = next((r.info.run_id for r in found if r.info.status == "FINISHED"
                  and r.data.tags.get("rnnlab.status") == "FINISHED"), None)
     running = [r for r in found if r.info.status == "RUNNING"]
-    live = sorted((r for r in running if not tracking.lease_expired(r)),
+    live = sorted((r for r in running if not claims.lease_expired(r)),
                   key=lambda r: (r.info.start_time, r.info.run_id))
     orphan = None
     if kill_orphans:
         for r in running:
-            if tracking.lease_expired(r):
-                tracking.end_run_as(r.info.run_id, "KILLED",  # ended when it last showed life
+            if claims.lease_expired(r):
+                claims.end_run_as(r.info.run_id, "KILLED",  # ended when it last showed life
                                     "lease expired: its process stopped without ending it",
-                                    end_time=tracking.last_sign_of_life(r))
+                                    end_time=claims.last_sign_of_life(r))
                 orphan = r.info.run_id
     killed = [r.info.run_id for r in found if r.info.status == "KILLED"]
     return done, live, orphan or (killed[-1] if killed else None)
@@ -310,31 +311,31 @@ def _open_parent(sweep_name: str) -> mlflow.ActiveRun:
     since = int(time.time() * 1000)
     found = find_parent_run(sweep_name)
     if found is not None:
-        return tracking.start_parent_run(sweep_name, run_id=found)
-    active = tracking.start_parent_run(sweep_name)
-    time.sleep(tracking.env_seconds("RNNLAB_CLAIM_SETTLE_S", 1.0))
-    racing = tracking.retrying(
+        return store.start_parent_run(sweep_name, run_id=found)
+    active = store.start_parent_run(sweep_name)
+    time.sleep(store.env_seconds("RNNLAB_CLAIM_SETTLE_S", 1.0))
+    racing = store.retrying(
         mlflow.search_runs, search_all_experiments=True, output_format="list",
         filter_string=("tags.`rnnlab.role` = 'sweep' and tags.`rnnlab.sweep` = "
-                       f"{tracking.quote(sweep_name)} and attributes.start_time >= {since - 1}"),
+                       f"{store.quote(sweep_name)} and attributes.start_time >= {since - 1}"),
         what="looking up the sweep's parent run")
     winner = min(racing, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
     if winner == active.info.run_id:
         return active
     mlflow.end_run("KILLED")
-    tracking.retrying(mlflow.MlflowClient().delete_run, active.info.run_id,
+    store.retrying(mlflow.MlflowClient().delete_run, active.info.run_id,
                       what="withdrawing a duplicate parent run")
-    return tracking.start_parent_run(sweep_name, run_id=winner)
+    return store.start_parent_run(sweep_name, run_id=winner)
 
 
 def find_parent_run(sweep_name: str) -> str | None:
     """The id of the newest parent run of the sweep called `sweep_name`, if there is one."""
-    return tracking.find_parent_run("sweep", sweep_name)
+    return store.find_parent_run("sweep", sweep_name)
 
 
 def _done_before(planned: PlannedRun, run_id: str) -> Outcome:
     """An outcome for a run that FINISHED in an earlier invocation, with its recorded key metric."""
-    found = tracking.retrying(mlflow.get_run, run_id, what="reading a finished run")
+    found = store.retrying(mlflow.get_run, run_id, what="reading a finished run")
     metric, value = key_metric(found.data.metrics, found.data.tags.get("rnnlab.solved_metric"))
     return Outcome(planned, "DONE", run_id=run_id, metric=metric, value=value)
 
@@ -344,7 +345,7 @@ def _run_one(planned: PlannedRun, claim_id: str, sweep_name: str, parent_id: str
     t0, t0_ms = time.monotonic(), int(time.time() * 1000)
     try:
         result = run_fn(planned.config, parent_run_id=parent_id, tags={"rnnlab.sweep": sweep_name})
-    except tracking.TrackingUnavailable:
+    except store.TrackingUnavailable:
         raise  # the store is gone: nothing more can be recorded; the claim's lease expires
     except Exception as err:  # noqa: BLE001 - one failing run must not stop the sweep
         _end_active_runs("FAILED", keep=parent_id)
@@ -356,10 +357,10 @@ def _run_one(planned: PlannedRun, claim_id: str, sweep_name: str, parent_id: str
     except KeyboardInterrupt as err:
         _end_active_runs("KILLED", keep=parent_id)
         if _claim_open(claim_id):
-            tracking.end_run_as(claim_id, "KILLED", tracking.stop_reason(err))
+            claims.end_run_as(claim_id, "KILLED", claims.stop_reason(err))
         raise
     if result.run_id is None and _claim_open(claim_id):  # tracking off: nothing to record
-        tracking.retrying(mlflow.MlflowClient().delete_run, claim_id, what="withdrawing a claim")
+        store.retrying(mlflow.MlflowClient().delete_run, claim_id, what="withdrawing a claim")
     elif result.run_id != claim_id:
         _own_child(claim_id, planned, parent_id, since_ms=t0_ms, used=result.run_id)
     metric, value = result.key_metric()
@@ -368,7 +369,7 @@ def _run_one(planned: PlannedRun, claim_id: str, sweep_name: str, parent_id: str
 
 
 def _claim_open(claim_id: str) -> bool:
-    return tracking.retrying(mlflow.get_run, claim_id, what="reading a claim").info.status \
+    return store.retrying(mlflow.get_run, claim_id, what="reading a claim").info.status \
         == "RUNNING"
 
 
@@ -378,14 +379,14 @@ def _own_child(claim_id: str, planned: PlannedRun, parent_id: str, since_ms: int
     `experiments.run.run`) started its own child (`used`, or one for this config since
     `since_ms`), in which case the unused claim is withdrawn."""
     if used is None:
-        found = tracking.retrying(
+        found = store.retrying(
             mlflow.search_runs, search_all_experiments=True, output_format="list",
             filter_string=(f"tags.mlflow.parentRunId = '{parent_id}' and "
-                           f"tags.`rnnlab.config_hash` = {tracking.quote(planned.hash)} and "
+                           f"tags.`rnnlab.config_hash` = {store.quote(planned.hash)} and "
                            f"attributes.start_time >= {since_ms}"), what="looking up a child run")
         used = next((r.info.run_id for r in found if r.info.run_id != claim_id), None)
     if used is not None and used != claim_id and _claim_open(claim_id):
-        tracking.retrying(mlflow.MlflowClient().delete_run, claim_id, what="withdrawing a claim")
+        store.retrying(mlflow.MlflowClient().delete_run, claim_id, what="withdrawing a claim")
         return used
     return claim_id
 
@@ -393,18 +394,18 @@ def _own_child(claim_id: str, planned: PlannedRun, parent_id: str, since_ms: int
 def _end_active_runs(status: str, keep: str | None) -> None:
     """Close child runs a raising run() left open on MLflow's fluent stack (not the parent `keep`)."""
     while (active := mlflow.active_run()) is not None and active.info.run_id != keep:
-        tracking.retrying(mlflow.end_run, status, what="ending a child run")
+        store.retrying(mlflow.end_run, status, what="ending a child run")
 
 
 def _record_failure(run_id: str, message: str) -> None:
     """Mark the child FAILED with the error (unless it already ended FAILED)."""
     client = mlflow.MlflowClient()
-    tracking.retrying(client.log_text, run_id, traceback.format_exc(), "error.txt",
+    store.retrying(client.log_text, run_id, traceback.format_exc(), "error.txt",
                       what="logging the error")
-    tracking.retrying(client.set_tag, run_id, "rnnlab.error", message[:4000],
+    store.retrying(client.set_tag, run_id, "rnnlab.error", message[:4000],
                       what="logging the error")
     if _claim_open(run_id):
-        tracking.end_run_as(run_id, "FAILED", message)
+        claims.end_run_as(run_id, "FAILED", message)
 
 
 def summary(outcomes: list[Outcome], title: str = "sweep summary") -> str:

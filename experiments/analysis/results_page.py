@@ -15,8 +15,8 @@ runs; the literature's numbers are citations, declared once in :data:`CLAIMS` be
 gives each claim its verdict. The output depends only on the store (and the sweep file that says
 what was planned), apart from the generation time; running the command again overwrites it.
 
-The tables, goals and plots are those of `experiments.report` (`rnnlab report`); the gradient flow
-is `experiments.gradients` measured on the sweep's own trained models.
+The tables, goals and plots are those of `experiments.analysis.report` (`rnnlab report`); the gradient flow
+is `experiments.analysis.gradients` measured on the sweep's own trained models.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 import cells
-from experiments import report
+from experiments.analysis import report
 from experiments.goals import missing
 
 CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NOT_RUN = (
@@ -552,11 +552,11 @@ def claims_table(ev: pd.DataFrame, claims: list[Claim] = CLAIMS) -> pd.DataFrame
 
 
 def plan(sweep: str, runs: pd.DataFrame, sweep_file: str | Path | None = None):
-    """`(planned runs, where from)`: `sweep_file` planned by `experiments.sweep` (it must exist,
+    """`(planned runs, where from)`: `sweep_file` planned by `experiments.orchestration.plan` (it must exist,
     be valid and plan `sweep`: else ValueError); without it, the file the parent run names, else
     experiments/sweeps/<sweep>.yaml, the first that exists, is valid and plans `sweep`;
     `(None, why)` when none does."""
-    from experiments.sweep import load_sweep
+    from experiments.orchestration.plan import load_sweep
 
     if sweep_file:
         found = load_sweep(sweep_file)  # ConfigError (a ValueError) names the file and key
@@ -654,9 +654,9 @@ def wall_seconds(runs: pd.DataFrame) -> pd.Series:
         return wall
     import mlflow
 
-    from experiments import tracking
+    from experiments.recording import store
 
-    client = mlflow.MlflowClient(tracking.tracking_uri())
+    client = mlflow.MlflowClient(store.tracking_uri())
     for index, run_id in earlier.items():
         seen = set()
         while run_id and run_id not in seen:
@@ -765,7 +765,7 @@ def gradient_jobs(ev: pd.DataFrame, length: int, seed: int = 0, sweep: str | Non
     """(jobs, notes): for adding and copy at T = `length`, seed `seed`, one finished run per cell
     (ablation runs aside; sweep `sweep`'s where a companion sweep has one too), loaded from
     MLflow; a note for each task or cell without one."""
-    from experiments import gradients
+    from experiments.analysis import gradients
 
     jobs, notes = [], []
     for task in GRADIENT_TASKS:
@@ -794,7 +794,7 @@ def gradient_flow(ev: pd.DataFrame, folder: Path, length: int, samples: int,
     """Measure and plot ‖∂L/∂x_t‖ against the lag at init and trained; (png or None, notes)."""
     import keras
 
-    from experiments import gradients
+    from experiments.analysis import gradients
 
     jobs, notes = gradient_jobs(ev, length, sweep=sweep)
     if not jobs:
@@ -813,7 +813,7 @@ def gradient_flow(ev: pd.DataFrame, folder: Path, length: int, samples: int,
 
 INTRO = ("Generated from the MLflow runs by `{command}`: every number on this page is computed "
          "from the runs (the literature's numbers are citations, declared with the rule that "
-         "gives each verdict in `experiments/results_page.py`). The raw data: [{csv}]({csv}), "
+         "gives each verdict in `experiments/analysis/results_page.py`). The raw data: [{csv}]({csv}), "
          "one row per run.")
 VERDICT_NOTE = ("*confirmed*: our runs agree with the claim; *contradicted*: they go against it; "
                 "*not reproduced*: the claimed result was not reached here (the cause says what "
@@ -824,7 +824,7 @@ VERDICT_NOTE = ("*confirmed*: our runs agree with the claim; *contradicted*: the
                 "settings both ran.")
 GRADIENT_NOTE = ("‖∂L/∂x_t‖ (the task's loss, x_t the recurrent layer's input at step t) against "
                  "the lag, mean over {samples} test sequences, for each cell's run at T = {length}, "
-                 "seed 0: dashed at initialisation, solid after training (`experiments/gradients.py`).")
+                 "seed 0: dashed at initialisation, solid after training (`experiments/analysis/gradients.py`).")
 
 
 def write_results(sweep: str = "study", output: str | Path = "docs", *,
@@ -893,10 +893,10 @@ def _parent(sweep: str) -> pd.DataFrame:
     """The sweep's parent run(s) (tag `rnnlab.role=sweep`)."""
     import mlflow
 
-    from experiments import tracking
+    from experiments.recording import store
 
     found = mlflow.search_runs(search_all_experiments=True, filter_string=(
-        f"tags.`rnnlab.sweep` = {tracking.quote(sweep)} and tags.`rnnlab.role` = 'sweep'"))
+        f"tags.`rnnlab.sweep` = {store.quote(sweep)} and tags.`rnnlab.role` = 'sweep'"))
     return found
 
 

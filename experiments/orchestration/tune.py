@@ -54,6 +54,7 @@ from typing import Any
 import yaml
 
 from experiments.config import Config, config_hash, validate_names
+from experiments.recording.tags import TAG_PREFIX
 
 SPACE_KEYS = ("name", "description", "base", "cells", "tuner", "max_trials", "seed", "objective",
               "space")
@@ -68,9 +69,9 @@ SAMPLINGS = ("linear", "log")
 DIRECTIONS = ("min", "max")
 DEFAULT_OBJECTIVE = {"name": "val_loss", "direction": "min"}
 NOT_TUNABLE = ("data.name", "model.cell")
-SPACES_DIR = Path(__file__).resolve().parent / "spaces"
+SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"
 DEFAULT_SPACE = SPACES_DIR / "default.yaml"
-TAG = "rnnlab."
+TAG = TAG_PREFIX
 SCORE = "tuner_score"
 HYPERBAND_FACTOR = 3
 
@@ -458,18 +459,18 @@ def default_workdir() -> Path:
 
 def find_parent_run(name: str) -> str | None:
     """The newest parent run of the tuning called `name`, if any."""
-    from experiments import tracking
+    from experiments.recording import store
 
-    return tracking.find_parent_run("tuning", name)
+    return store.find_parent_run("tuning", name)
 
 
 def check_tracking() -> str:
     """Fail before any training when the tracking store does not answer (`tracking.configure`
     checks it: one line naming the URI, `TrackingUnavailable`, exit 1 as for run and sweep);
     return its URI."""
-    from experiments import tracking
+    from experiments.recording import store
 
-    return tracking.configure()
+    return store.configure()
 
 
 def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None = None,
@@ -483,7 +484,7 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
     """
     import mlflow
 
-    from experiments import tracking
+    from experiments.recording import store
 
     workdir = Path(workdir or default_workdir())
     check_tracking()
@@ -495,13 +496,13 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
             f"{TAG}tuner": space.tuner, f"{TAG}objective": space.objective,
             f"{TAG}direction": space.direction, f"{TAG}space": space.to_tag(),
             f"{TAG}cells": ",".join(space.cells), f"{TAG}space_file": space.source}
-    with tracking.start_parent_run(space.name, run_id=previous, tags=tags) as parent:
+    with store.start_parent_run(space.name, run_id=previous, tags=tags) as parent:
         parent_id = parent.info.run_id
         if previous:
             mlflow.set_tags(tags)
         out(f"tune {space.name!r}: {space.tuner} search, {len(space.cells)} cell(s) × "
             f"{space.max_trials} trials, objective {space.direction} {space.objective} "
-            f"(MLflow parent run {parent_id}, {tracking.tracking_uri()}; oracle in {workdir})")
+            f"(MLflow parent run {parent_id}, {store.tracking_uri()}; oracle in {workdir})")
         outcome = TuneOutcome(space, parent_id)
         for cell in space.cells:
             tuner = make_tuner(space, cell, parent_run_id=parent_id, workdir=workdir, run_fn=run_fn,

@@ -19,7 +19,7 @@ The runs are tasks × grid × samples, in that order; precedence is base < task 
 ``rnnlab.config_hash``; re-running a sweep skips the children that FINISHED with the same hash and runs
 again those that FAILED, were KILLED or never ran.
 
-This module plans (file -> validated `PlannedRun`s, and the dry run); `experiments.launch` runs a plan
+This module plans (file -> validated `PlannedRun`s, and the dry run); `experiments.orchestration.launch` runs a plan
 and records it in MLflow.
 """
 

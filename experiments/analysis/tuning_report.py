@@ -119,12 +119,13 @@ def tuning_report(name: str, output: str | Path | None = None) -> dict[str, Any]
     """Write the tuning report of `name`; return its markdown, folder and files."""
     import pandas as pd
 
-    from experiments import tracking, tune
+    from experiments.orchestration import tune
+    from experiments.recording import store
 
-    tracking.configure()
+    store.configure()
     parent_id = tune.find_parent_run(name)
     if parent_id is None:
-        raise LookupError(f"no tuning called {name!r} in {tracking.tracking_uri()}")
+        raise LookupError(f"no tuning called {name!r} in {store.tracking_uri()}")
     import mlflow
 
     parent = mlflow.get_run(parent_id)
@@ -160,7 +161,7 @@ def tuning_report(name: str, output: str | Path | None = None) -> dict[str, Any]
 
 
 def _best_row(cell: str, rows: list, params: list[dict], direction: str) -> dict:
-    from experiments.tune import SCORE
+    from experiments.orchestration.tune import SCORE
 
     scores = [r.data.metrics[SCORE] for r in rows]
     best = (min if direction == "min" else max)(rows, key=lambda r: r.data.metrics[SCORE])
@@ -174,7 +175,7 @@ def importance_table(by_cell: dict[str, list], params: list[dict]):
     """Rows: hyperparameters; columns: cells with enough trials; values: main-effect shares."""
     import pandas as pd
 
-    from experiments.tune import SCORE
+    from experiments.orchestration.tune import SCORE
 
     dims = space_dims(params)
     columns = {}

@@ -4,7 +4,7 @@
     rnnlab evaluate RUN_ID|MODEL_PATH --source F --reference F      translation: sacreBLEU
     rnnlab evaluate RUN_ID|MODEL_PATH --texts F --labels F          sentiment: accuracy
 
-A run is read from the MLflow store (`experiments.tracking.tracking_uri()`); a model path is a
+A run is read from the MLflow store (`experiments.recording.store.tracking_uri()`); a model path is a
 ``.keras`` file, or a folder holding one, with the run's ``preprocess/`` files in the same
 folder or the one above (the layout of a run's downloaded artifacts). Models are loaded with
 Keras's ``safe_mode=True``: a file that would run arbitrary code (a ``Lambda`` layer) is refused.
@@ -103,9 +103,9 @@ def _load_run(run_id: str) -> Trained:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from experiments import tracking
+    from experiments.recording import store
 
-    uri = tracking.tracking_uri()
+    uri = store.tracking_uri()
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
     try:

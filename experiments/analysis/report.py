@@ -45,8 +45,9 @@ import numpy as np
 import pandas as pd
 
 import cells
-from experiments import goals, tracking
+from experiments import goals
 from experiments.goals import METRICS, GoalView, missing, task_description
+from experiments.recording import recorder, store
 from experiments.results import key_metric
 
 SEED_PARAMS = ("params.train.seed", "params.data.seed")
@@ -73,10 +74,10 @@ def load_runs(sweep: str | None = None) -> pd.DataFrame:
     """The child runs (those with an `rnnlab.task` tag) of one sweep, or of all sweeps, as a DataFrame
     of `mlflow.search_runs`; one run per config hash (the latest completed one, else the latest), so
     re-runs do not count twice."""
-    tracking.configure()
+    store.configure()
     runs = mlflow.search_runs(
         search_all_experiments=True,
-        filter_string=f"tags.`rnnlab.sweep` = {tracking.quote(sweep)}" if sweep else "",
+        filter_string=f"tags.`rnnlab.sweep` = {store.quote(sweep)}" if sweep else "",
         order_by=["attributes.start_time DESC"],
     )
     if runs.empty or "tags.rnnlab.task" not in runs:
@@ -353,7 +354,7 @@ def plot_learning_curves(runs: pd.DataFrame, folder: Path, cell_order: list[str]
     cell (mean over seeds), integer epochs from 1."""
     from matplotlib.ticker import MaxNLocator
 
-    plt = tracking.pyplot()
+    plt = recorder.pyplot()
     paths = []
     for setting in sorted(runs["setting"].unique(), key=natural_key):
         rows = runs[runs["setting"] == setting]
@@ -409,7 +410,7 @@ def _curves(rows: pd.DataFrame, cell_order: list[str]) -> list[tuple[str, str, d
 def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, GoalView]) -> Path:
     """The key test metric by cell, one panel per setting: the mean, ± std error bars only where
     there are two seeds or more, the chance level and the solved threshold as lines."""
-    plt = tracking.pyplot()
+    plt = recorder.pyplot()
     settings = list(dict.fromkeys(table["setting"]))
     cols = min(3, len(settings))
     nrows = math.ceil(len(settings) / cols)
@@ -447,7 +448,7 @@ def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str
     tasks = [t for t, rows in runs.groupby("task") if rows["length"].nunique() > 1]
     if not tasks:
         return None
-    plt = tracking.pyplot()
+    plt = recorder.pyplot()
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         rows = runs[runs["task"] == task]
@@ -577,13 +578,13 @@ def provenance(runs: pd.DataFrame) -> dict[str, str]:
             continue
     return {
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "code (report)": tracking.git_commit(),
+        "code (report)": store.git_commit(),
         "code (runs)": distinct("tags.rnnlab.git_commit"),
         "machine (report)": machine(),
         "backend / device (runs)": " / ".join([distinct("tags.rnnlab.backend"),
                                                 distinct("tags.rnnlab.device")]),
         "versions": ", ".join([f"Python {platform.python_version()}", *versions]),
-        "MLflow store": tracking.tracking_uri(),
+        "MLflow store": store.tracking_uri(),
         "runs": f"{len(runs)} ({len(completed(runs))} completed)",
     }
 

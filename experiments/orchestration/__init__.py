@@ -1,0 +1,1 @@
+"""Orchestration: sweep plans (plan), claiming and running them (launch), keras-tuner searches (tune)."""

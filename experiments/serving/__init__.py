@@ -1,0 +1,1 @@
+"""Serving: trained runs used on new inputs (predict, evaluate) and the MLflow UI (ui)."""
