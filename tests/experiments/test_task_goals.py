@@ -200,7 +200,7 @@ def test_bidirectional_is_refused_for_per_step_heads(name):
 def test_bidirectional_per_step_run_exits_2_before_any_run(capsys, monkeypatch):
     from experiments import cli, run
 
-    monkeypatch.setattr(run.tracking, "tracker", lambda *a, **k: pytest.fail("a run was tracked"))
+    monkeypatch.setattr(run.recorder, "tracker", lambda *a, **k: pytest.fail("a run was tracked"))
     argv = ["run", "--task", "reber", "--cell", "lstm", "--set", "model.bidirectional=true"]
     assert cli.main(argv) == 2
     assert "dataset 'reber'" in capsys.readouterr().err
