@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import difflib
 import io
@@ -11,9 +10,6 @@ import os
 import re
 import sys
 import threading
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def check_datasets_package() -> None:
@@ -35,49 +31,13 @@ def check_datasets_package() -> None:
 
 
 def cmd_cells(args: argparse.Namespace) -> int:
-    for name, aliases, cls, doc in cell_docs():
-        also = f" (also {', '.join(aliases)})" if aliases else ""
-        summary, equations = _summary_and_equations(doc)
-        print(f"{name}{also}: {cls}\n  {summary}")
+    from experiments.tasks.settings import cell_catalog  # plain data: no Keras to print text
+
+    for cell, summary, equations in cell_catalog().docs():
+        also = f" (also {', '.join(cell.aliases)})" if cell.aliases else ""
+        print(f"{cell.name}{also}: {cell.cls}\n  {summary}")
         print("".join(f"    {line}\n" for line in equations))
     return 0
-
-
-def cell_docs() -> list[tuple[str, tuple[str, ...], str, str]]:
-    """(name, aliases, class name, docstring) of each `@register`ed cell in `cells.names()` order,
-    read from the source files: importing `cells` imports Keras and its backend (20-30 s on a
-    small machine) just to print text."""
-    found = {}
-    order: tuple[str, ...] = ()
-    for path in sorted((ROOT / "cells").glob("*.py")):
-        tree = ast.parse(path.read_text())
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ORDER"
-                                                    for t in node.targets):
-                order = ast.literal_eval(node.value)
-            if not isinstance(node, ast.ClassDef):
-                continue
-            for deco in node.decorator_list:
-                if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "register":
-                    name, *aliases = (ast.literal_eval(a) for a in deco.args)
-                    found[name] = (name, tuple(aliases), node.name, ast.get_docstring(node) or "")
-    rank = {name: i for i, name in enumerate(order)}
-    return [found[n] for n in sorted(found, key=lambda n: rank.get(n, len(order)))]
-
-
-def _summary_and_equations(doc: str) -> tuple[str, list[str]]:
-    """The docstring's first line and the lines of its `Equations ...::` block."""
-    lines = doc.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("Equations")
-                  and line.rstrip().endswith("::")), None)
-    if start is None:
-        return (lines[0] if lines else ""), []
-    block = []
-    for line in lines[start + 1:]:
-        if line and not line.startswith(" "):
-            break
-        block.append(line.strip())
-    return lines[0], [line for line in block if line]
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:

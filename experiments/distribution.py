@@ -45,9 +45,11 @@ from dataclasses import dataclass, field
 import keras
 
 from datasets.errors import ConfigError
+from experiments.config import DISTRIBUTION_CHOICES
 from experiments.recording.tags import TAG_PREFIX
 
-CHOICES = (None, "mirrored", "data_parallel")
+CHOICES = DISTRIBUTION_CHOICES  # the config validates them, without importing this module
+
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 CPU_DEVICES_ENV = "RNNLAB_CPU_DEVICES"
 

@@ -175,7 +175,7 @@ def load_trained(run_id: str) -> keras.Model:
     import mlflow.keras  # the flavor module is not imported by `import mlflow`
 
     import cells  # noqa: F401  (registers the cells for deserialisation)
-    import experiments.tasks  # noqa: F401  (registers OneHot)
+    import experiments.tasks.families  # noqa: F401  (registers OneHot)
 
     try:
         return mlflow.keras.load_model(f"runs:/{run_id}/model")

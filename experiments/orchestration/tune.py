@@ -668,9 +668,7 @@ def cli_tune(args) -> int:
     """`rnnlab tune`: see experiments/cli.py for the flags. Bad input raises ValueError (exit 2)."""
     import sys
 
-    from keras_tuner import errors
-
-    import cells as cell_registry
+    from experiments.tasks.settings import cell_names  # not `cells`: a refusal needs no Keras
 
     if args.chief and args.worker:
         raise ValueError("--chief and --worker exclude each other")
@@ -678,12 +676,14 @@ def cli_tune(args) -> int:
         raise ValueError("give a search-space file (e.g. experiments/spaces/default.yaml) or --task")
     if args.all_cells and args.cell:
         raise ValueError("--cell and --all-cells exclude each other")
-    chosen = cell_registry.names() if args.all_cells else [args.cell] if args.cell else None
+    chosen = cell_names() if args.all_cells else [args.cell] if args.cell else None
     name = args.name
     if not args.space and not name:
         name = f"{args.task}-{'all' if args.all_cells else args.cell or 'lstm'}-{args.tuner or 'random'}"
     space = load_space(args.space or DEFAULT_SPACE, task=args.task, cells=chosen, tuner=args.tuner,
                        max_trials=args.max_trials, name=name, overrides=args.set)
+    from keras_tuner import errors  # Keras: once the space is valid
+
     if args.chief or args.worker:
         role = "chief" if args.chief else "worker"
         os.environ.update(distributed_env(role, args.chief or args.worker, args.tuner_id))

@@ -14,11 +14,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
-import inspect
 import logging
-import re
 import time
 import warnings
 from pathlib import Path
@@ -54,6 +51,7 @@ from experiments.recording.store import (
 )
 from experiments.recording.tags import TAG_PREFIX
 from experiments.results import RunResult
+from experiments.tasks.settings import applicable
 
 
 def tracker(config, *, parent_run_id: str | None = None, tags: dict | None = None) -> NoTracker:
@@ -288,48 +286,15 @@ def run_name(config) -> str:
         parts.append(config.model.attention)
     if config.model.input_feeding is False:
         parts.append("nofeed")
-    if config.model.readout:
+    if config.model.readout != "attentional":  # Luong's own, and what the others are set back to
         parts.append(config.model.readout)
     return "-".join([*parts, config.model.cell, f"seed{config.train.seed}"])
 
 
-# Keys only some tasks read; every other key outside `data` applies to every run.
-TRANSLATION_ONLY = ("model.attention", "model.attention_score", "model.input_feeding",
-                    "model.readout", "model.tie_embeddings",
-                    "model.label_smoothing", "train.max_decode_length", "train.beam_width",
-                    "train.length_penalty")
-TOKEN_INPUTS_ONLY = ("model.embedding_dim",)
-
-
-def applicable_params(config, spec, family_name: str) -> dict:
-    """The flattened config less what this task does not read: `data.*` keys its loader never
-    reads (`data.length` on Multi30k, `data.source_lang` on adding), translation-only keys on other
-    tasks, the embedding size on tasks without token inputs."""
-    read = loader_fields(config.data.name)
-    params = {}
-    for key, value in config.flat().items():
-        section, _, name = key.partition(".")
-        if (section == "data" and name != "name" and name not in read) \
-                or (key in TRANSLATION_ONLY and family_name != "translation") \
-                or (key in TOKEN_INPUTS_ONLY and spec.input_encoding != "embedding"):
-            continue
-        params[key] = "None" if value is None else value
-    return params
-
-
-@functools.cache
-def loader_fields(task: str) -> frozenset[str]:
-    """The DataConfig fields (`config.<field>`) the source of the task's loader reads."""
-    module = datasets.get(task)
-    sources = [inspect.getsource(module)]
-    if module.__name__.startswith("datasets.synthetic."):
-        sources.append(inspect.getsource(datasets.synthetic))
-    return frozenset(re.findall(r"\bconfig\.(\w+)", "\n".join(sources)))
-
-
 def _log_start(config, spec, family_name: str, result: RunResult, splits) -> None:
     log = settings().log
-    params = applicable_params(config, spec, family_name)
+    # the keys this run takes (the task's declaration: experiments/tasks/settings.py)
+    params = {k: "None" if v is None else v for k, v in applicable(config).items()}
     mlflow.log_params({**params, "model.units_used": result.units,
                        "model.projected_used": result.projected})
     metrics = {"param_count": result.param_count}

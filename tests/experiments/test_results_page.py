@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from experiments import results_page as rp
 from experiments.analysis import report
+from experiments.analysis import results_page as rp
 from experiments.analysis.results_page import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NOT_RUN
 
 GATED = ("lstm", "peephole", "coupled", "gru")
