@@ -46,7 +46,7 @@ import keras
 
 from datasets.errors import ConfigError
 from experiments.config import DISTRIBUTION_CHOICES
-from experiments.recording.tags import TAG_PREFIX
+from experiments.recording.tags import DISTRIBUTION_TAG, REPLICAS_TAG
 
 CHOICES = DISTRIBUTION_CHOICES  # the config validates them, without importing this module
 
@@ -188,8 +188,8 @@ def _placement(value: str, count: int, implementation: str, batch_size: int,
                           f"must be a multiple of the {count} replicas of train.distribution="
                           f"{value} (it is the global batch, split evenly across the devices)",
                           value=batch_size)
-    return Placement(count, implementation, {f"{TAG_PREFIX}distribution": implementation,
-                                             f"{TAG_PREFIX}replicas": str(count)})
+    return Placement(count, implementation, {DISTRIBUTION_TAG: implementation,
+                                             REPLICAS_TAG: str(count)})
 
 
 def split_cpu(count: int) -> None:

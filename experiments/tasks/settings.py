@@ -57,15 +57,19 @@ class Declaration:
 
 
 LUONG = (("model.attention", ("luong",)),)
+# translation's choices, also what experiments.tasks.seq2seq's decoder cell accepts
+ATTENTIONS = (None, "luong", "bahdanau")
+SCORES = ("dot", "general", "concat")  # Luong's; Bahdanau's is always concat
+READOUTS = ("attentional", "deep")  # Luong's h~_t (the paper) | Bahdanau's [s_t; c_t; y_{t-1}]
 
 SENTIMENT = Declaration("sentiment", ("binary",))
 TRANSLATION = Declaration("translation", ("seq2seq",), (
-    Setting("model.attention", (None, "luong", "bahdanau")),
-    Setting("model.attention_score", ("dot", "general", "concat")),
+    Setting("model.attention", ATTENTIONS),
+    Setting("model.attention_score", SCORES),
     # Luong's two ablations (experiments.tasks.seq2seq): h~_{t-1} fed to the next input, and
     # what the output layer reads; the paper's own settings are True and "attentional"
     Setting("model.input_feeding", (True, False), when=LUONG),
-    Setting("model.readout", ("attentional", "deep"), when=LUONG),
+    Setting("model.readout", READOUTS, when=LUONG),
     Setting("model.tie_embeddings"),
     Setting("model.label_smoothing"),
     Setting("train.max_decode_length"),
