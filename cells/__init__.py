@@ -6,6 +6,7 @@
 >>> cell = cells.get("cifg", units=16)   # a CoupledLSTMCell
 """
 
+from cells import catalog
 from cells.base import get, names, register
 from cells.coupled import CoupledLSTMCell
 from cells.fast import ProjectedRNN
@@ -22,6 +23,7 @@ __all__ = [
     "PeepholeLSTMCell",
     "ProjectedRNN",
     "VanillaRNNCell",
+    "catalog",
     "compile_inference",
     "get",
     "inference_jit",

@@ -20,7 +20,9 @@ from typing import Any, ClassVar
 import keras
 from keras import ops
 
-ORDER = ("vanilla", "lstm", "peephole", "coupled", "gru")  # how names() lists the five
+from cells import catalog
+
+ORDER = catalog.ORDER  # how names() lists the five
 _CELLS: dict[str, type[RecurrentCell]] = {}
 _ALIASES: dict[str, str] = {}
 
@@ -28,7 +30,8 @@ _ALIASES: dict[str, str] = {}
 def register(name: str, *aliases: str) -> Callable[[type], type]:
     """Class decorator: make a cell available as ``cells.get(name)`` (and under each alias).
 
-    It also registers the class for Keras serialisation under the package ``rnnlab``.
+    It also registers the class for Keras serialisation under the package ``rnnlab``. A name
+    of ``cells/catalog.py`` must match its entry there (aliases, forget gate).
     """
 
     def decorate(cls: type) -> type:
@@ -36,6 +39,11 @@ def register(name: str, *aliases: str) -> Callable[[type], type]:
         for key in (name, *aliases):
             if key in taken:
                 raise ValueError(f"Cell name {key!r} is already registered.")
+        listed = catalog.entry(name)
+        if listed is not None and (listed.aliases, listed.forget_gate) != (
+                tuple(aliases), issubclass(cls, MemoryCell)):
+            raise ValueError(f"Cell {name!r} does not match its entry in cells/catalog.py: "
+                             f"{listed}")
         cls = keras.saving.register_keras_serializable(package="rnnlab")(cls)
         cls.cell_name = name
         _CELLS[name] = cls

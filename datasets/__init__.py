@@ -1,7 +1,8 @@
 """RNN Cell Lab data: IMDB sentiment, Multi30k translation and long-dependency toy tasks.
 
 The registry maps a name to the module that loads it; every module exposes
-``load(config) -> (train, val, test, spec)`` and ``info(config) -> dict``::
+``load(config) -> (train, val, test, spec)``, ``info(config) -> dict`` and ``READS`` (a
+:class:`~datasets.base.Reads`: the config keys it reads, its output kinds, its inputs)::
 
     import datasets
     train, val, test, spec = datasets.load(datasets.DataConfig(name="adding", length=200))
@@ -17,6 +18,7 @@ from datasets.base import (
     DataConfig,
     DataSpec,
     MissingDataError,
+    Reads,
     check_choice,
     data_dir,
 )
@@ -43,6 +45,12 @@ def get(name: str) -> ModuleType:
     return importlib.import_module(REGISTRY[name])
 
 
+def reads(name: str) -> Reads:
+    """What the module of `name` declares it takes (its ``READS``): the data keys its loader
+    reads, its output kinds and its input encoding. Imports NumPy, never TensorFlow."""
+    return get(name).READS
+
+
 def load(config: DataConfig):
     """``(train, val, test, spec)`` of ``config.name``: batched ``tf.data.Dataset`` splits and a
     :class:`DataSpec`."""
@@ -59,9 +67,11 @@ __all__ = [
     "DataConfig",
     "DataSpec",
     "MissingDataError",
+    "Reads",
     "data_dir",
     "get",
     "info",
     "load",
     "names",
+    "reads",
 ]

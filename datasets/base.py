@@ -50,6 +50,21 @@ class DataConfig:
     variant: str | None = None  # task-specific: temporal order "2"|"3" symbols; spike "regression"|"classes"
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What a dataset module takes, declared as ``READS`` beside its ``load``, known before any
+    data is read: the :class:`DataConfig` fields its loader reads (besides ``name``), the
+    ``DataSpec.output`` kinds it yields and its ``DataSpec.input_encoding``.
+
+    The experiments decide from it which ``data.*`` keys a run takes (validated, logged as
+    params), which task family models it, and whether ``model.embedding_dim`` applies.
+    """
+
+    data: tuple[str, ...]
+    outputs: tuple[str, ...]
+    inputs: str  # "embedding" (token ids) | "one_hot" (ids of a small alphabet) | "features"
+
+
 MODES = {
     "min": lambda value, threshold: value < threshold,
     "max": lambda value, threshold: value > threshold,

@@ -1,83 +1,28 @@
-"""The `rnnlab` command line."""
+"""The `rnnlab` command line: parses the arguments and dispatches each command to the room that
+does it (one run: `experiments.run`; orchestration: sweeps, tuning; analysis: reports; serving:
+predict, the MLflow UI). What it prints goes through `experiments.console`."""
 
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
 import difflib
 import io
 import os
 import re
 import sys
-import threading
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def check_datasets_package() -> None:
-    """Fail clearly when `import datasets` finds Hugging Face's package instead of ours.
-
-    Our data package is called `datasets`, like Hugging Face's. If both are installed, whichever comes
-    first on sys.path wins; ours marks itself with `RNNLAB = True`.
-    """
-    import datasets
-
-    if not getattr(datasets, "RNNLAB", False):
-        location = getattr(datasets, "__file__", "?")
-        raise SystemExit(
-            f"rnnlab: `import datasets` resolved to another package ({location}), most likely "
-            "Hugging Face's `datasets`. RNN Cell Lab ships its own `datasets` package: run rnnlab "
-            "from a virtual environment without Hugging Face's (`make run` creates one in .venv), "
-            "or `pip uninstall datasets` there and reinstall this project."
-        )
+from experiments import console
 
 
 def cmd_cells(args: argparse.Namespace) -> int:
-    for name, aliases, cls, doc in cell_docs():
-        also = f" (also {', '.join(aliases)})" if aliases else ""
-        summary, equations = _summary_and_equations(doc)
-        print(f"{name}{also}: {cls}\n  {summary}")
+    from experiments.tasks.settings import cell_catalog  # plain data: no Keras to print text
+
+    for cell, summary, equations in cell_catalog().docs():
+        also = f" (also {', '.join(cell.aliases)})" if cell.aliases else ""
+        print(f"{cell.name}{also}: {cell.cls}\n  {summary}")
         print("".join(f"    {line}\n" for line in equations))
     return 0
-
-
-def cell_docs() -> list[tuple[str, tuple[str, ...], str, str]]:
-    """(name, aliases, class name, docstring) of each `@register`ed cell in `cells.names()` order,
-    read from the source files: importing `cells` imports Keras and its backend (20-30 s on a
-    small machine) just to print text."""
-    found = {}
-    order: tuple[str, ...] = ()
-    for path in sorted((ROOT / "cells").glob("*.py")):
-        tree = ast.parse(path.read_text())
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "ORDER"
-                                                    for t in node.targets):
-                order = ast.literal_eval(node.value)
-            if not isinstance(node, ast.ClassDef):
-                continue
-            for deco in node.decorator_list:
-                if isinstance(deco, ast.Call) and getattr(deco.func, "id", "") == "register":
-                    name, *aliases = (ast.literal_eval(a) for a in deco.args)
-                    found[name] = (name, tuple(aliases), node.name, ast.get_docstring(node) or "")
-    rank = {name: i for i, name in enumerate(order)}
-    return [found[n] for n in sorted(found, key=lambda n: rank.get(n, len(order)))]
-
-
-def _summary_and_equations(doc: str) -> tuple[str, list[str]]:
-    """The docstring's first line and the lines of its `Equations ...::` block."""
-    lines = doc.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("Equations")
-                  and line.rstrip().endswith("::")), None)
-    if start is None:
-        return (lines[0] if lines else ""), []
-    block = []
-    for line in lines[start + 1:]:
-        if line and not line.startswith(" "):
-            break
-        block.append(line.strip())
-    return lines[0], [line for line in block if line]
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
@@ -110,26 +55,8 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     info = datasets.info(config.data)
     items = info.items() if isinstance(info, dict) else vars(info).items()
     for key, value in items:
-        print(f"{key.replace('_', ' '):18s} {readable(value)}")
+        print(f"{key.replace('_', ' '):18s} {console.readable(value)}")
     return 0
-
-
-def readable(value) -> str:
-    """A value of `data info` for people: floats to 4 significant digits, thousands separated,
-    mappings as `key value, ...`, lists comma-separated."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {readable(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(readable(v) for v in value)
-    return str(value)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -155,22 +82,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (Diverged, TrackingUnavailable) as err:
         print(f"rnnlab run: {err}", file=sys.stderr)
         return 1
-    status, run_id, reason, shown = run_summary(result)
-    if status == "SKIPPED":
-        print(f"rnnlab run: skipped: {reason}")
+    shown = result.summary()
+    if result.status == "SKIPPED":
+        print(f"rnnlab run: skipped: {result.reason or ''}")
         return 1
-    print(f"rnnlab run: {config.model.cell} × {config.data.name} {status}, run {run_id}")
+    print(f"rnnlab run: {config.model.cell} × {config.data.name} {result.status}, run "
+          f"{result.run_id}")
     for key, value in shown.items():
-        print(f"  {key:22s} {readable(value)}")
+        print(f"  {key:22s} {console.readable(value)}")
     return 0
-
-
-def run_summary(result) -> tuple[str, str | None, str, dict]:
-    """(status, run id, skip reason, {what to print: value}) of the RunResult `run()` returned:
-    the one place that reads it."""
-    shown = {f"test_{k}": v for k, v in sorted(result.metrics.items())}
-    shown.update(param_count=result.param_count, baseline=result.baseline, solved=result.solved)
-    return result.status, result.run_id, result.reason or "", shown
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -405,10 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    check_datasets_package()
+    console.check_datasets_package()
     from datasets.base import CorruptDataError
 
-    with contextlib.nullcontext() if args.verbose else native_noise_filtered():
+    with contextlib.nullcontext() if args.verbose else console.native_noise_filtered():
         try:
             return args.func(args)
         except (ValueError, FileNotFoundError, CorruptDataError) as err:
@@ -416,45 +336,6 @@ def main(argv: list[str] | None = None) -> int:
             message = str(err).removeprefix(f"{prefix}: ")
             print(f"{prefix}: {message}", file=sys.stderr)
             return 2
-
-
-# Start-up lines of TensorFlow, absl and CUDA that say nothing to a user: absl's notice before its
-# initialisation, C++ INFO/WARNING lines, the CPU-instructions hint, and the CUDA probes' errors on a
-# machine without a GPU. Other C++ errors and everything Python writes pass through.
-NOISE = re.compile(
-    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IW]\d{4} [\d:. ]+\d+ \S+:\d+\] "
-    r"|E\d{4} [\d:. ]+\d+ \S+:\d+\] (failed call to cuInit|Unable to register cu\w+ factory)"
-    r"|To enable the following instructions: "
-)
-
-
-@contextlib.contextmanager
-def native_noise_filtered():
-    """Route file descriptor 2 through a thread that drops the lines NOISE matches: TensorFlow's
-    C++ start-up lines are written before any Python setting can silence them."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    read, write = os.pipe()
-    os.dup2(write, 2)
-    os.close(write)
-    target = os.dup(saved)
-
-    def pump():
-        with os.fdopen(read, "rb") as pipe, os.fdopen(target, "wb", buffering=0) as out:
-            for line in pipe:
-                if not NOISE.match(line.decode(errors="replace")):
-                    out.write(line)
-
-    thread = threading.Thread(target=pump, name="rnnlab-stderr-filter", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)  # closes the pipe's last write end: the thread reads to EOF and stops
-        os.close(saved)
-        thread.join(timeout=5)
 
 
 if __name__ == "__main__":

@@ -25,18 +25,14 @@ from typing import Any
 
 import yaml
 
-import cells
 import datasets
-from cells.base import MemoryCell
 from datasets.base import DataConfig
 from datasets.errors import ConfigError
-from experiments import distribution
+from experiments.tasks import settings
 
-ATTENTION_CHOICES = (None, "luong", "bahdanau")
-ATTENTION_SCORE_CHOICES = ("dot", "general", "concat")
-READOUT_CHOICES = (None, "attentional", "deep")
 OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop", "sgd", "nadam")
 PROJECTED_CHOICES = ("auto", True, False)
+DISTRIBUTION_CHOICES = (None, "mirrored", "data_parallel")  # experiments/distribution.py
 
 
 @dataclass
@@ -53,19 +49,16 @@ class ModelConfig:
     attention: str | None = None  # translation: None | "luong" | "bahdanau"
     attention_score: str = "general"  # translation, Luong attention: "dot" | "general" | "concat"
     # translation, Luong attention, two ablations of the paper's model (experiments.tasks.seq2seq):
-    # h~_{t-1} fed to the next input (None = on, the paper; False = off), and what the output layer
-    # reads: None or "attentional" = the vector h~_t (the paper) | "deep" = [s_t; c_t; y_{t-1}] as
-    # Bahdanau's. The paper's own settings are stored as None, so that its runs keep their hashes;
-    # set elsewhere (no attention, Bahdanau's) they are dropped, as unit_forget_bias on a GRU
-    input_feeding: bool | None = None
-    readout: str | None = None
+    # h~_{t-1} fed to the next input (True, the paper; False = off), and what the output layer
+    # reads: "attentional" = the vector h~_t (the paper) | "deep" = [s_t; c_t; y_{t-1}] as
+    # Bahdanau's. Which runs take which key: experiments/tasks/settings.py
+    input_feeding: bool = True
+    readout: str = "attentional"
     tie_embeddings: bool = False  # translation: output layer = target embedding transposed
     label_smoothing: float = 0.0  # translation: epsilon of the model's smoothed cross-entropy
     match_params: int | None = None  # target parameter count: choose units per cell to match it
     # forget-gate bias starting at 1 (True) or 0 (False; Jozefowicz et al. 2015 ablation), for the
-    # cells that have one (lstm, peephole, coupled); None = the cell's default (1). Other cells have
-    # no such bias: the setting is dropped for them (None), so a sweep crossing it with every cell
-    # does not train the same vanilla or GRU twice
+    # cells that have one (lstm, peephole, coupled: cells/catalog.py); None = the cell's default (1)
     unit_forget_bias: bool | None = None
     # cells.ProjectedRNN (inputs of the whole sequence projected in one matmul) instead of
     # keras.layers.RNN(cell): same results. "auto" = where it measured faster: on a GPU and under
@@ -122,10 +115,13 @@ _DATA_SIZES = ("num_train", "num_val", "num_test", "batch_size", "length", "subs
 # fields that say where or how a run is recorded, not what is computed: left out of config_hash
 _UNHASHED = {"tracking": None, "data": {"data_dir"},
              "train": {"verbose", "run_eagerly", "distribution"}}
-# fields added later, left out of config_hash while None (their default), so that the runs recorded
-# before them keep their hashes and a re-run sweep still finds them
-_HASHED_WHEN_SET = {"model": {"unit_forget_bias", "input_feeding", "readout"},
-                    "train": {"global_clipnorm"}}
+# keys added after runs were recorded, left out of config_hash while they hold the value those runs
+# had (what the model did before the key existed), so that every recorded run keeps its hash and a
+# re-run sweep still finds it (tests/experiments/test_config.py pins hashes computed before)
+# settings stored as None before the paper's value had a name: an older run's config.yaml (or a
+# null in a YAML file) reads back as the value
+NAMED_SINCE = {"model.input_feeding": True, "model.readout": "attentional"}
+LEFT_OUT_OF_HASH_AT = {"model.unit_forget_bias": None, "train.global_clipnorm": None, **NAMED_SINCE}
 
 
 @dataclass
@@ -139,9 +135,10 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict | None, source: str = "<dict>", *, strict: bool = False) -> Config:
-        """Build and validate a config; missing keys keep their defaults. A setting the cell does
-        not have (`model.unit_forget_bias` on vanilla or GRU) is dropped, so that a sweep can
-        cross it with every cell; `strict` (one run asked for by hand) refuses it instead."""
+        """Build and validate a config; missing keys keep their defaults. A key the run does not
+        take (`model.unit_forget_bias` on a GRU, `model.attention` on adding: the task's
+        declaration, experiments/tasks/settings.py) is set back to its default, so that a sweep
+        can cross it with every task and cell; `strict` (one run asked for by hand) refuses it."""
         d = d or {}
         if not isinstance(d, dict):
             raise ConfigError(source, "top level", "must be a mapping of sections", value=d,
@@ -154,28 +151,22 @@ class Config:
                 raise ConfigError(source, name, "must be a mapping (a section)", value=values)
             sections[name] = _build_section(section_cls, values, f"{source}", name)
         config = cls(**sections)
-        if not takes_forget_bias(config.model.cell) and config.model.unit_forget_bias is not None:
-            if strict and config.model.cell in cells.names():  # an unknown name: validate_names
-                raise ConfigError(source, "model.unit_forget_bias",
-                                  f"does not apply to cell {config.model.cell!r}, which has no "
-                                  "forget gate (leave it unset)",
-                                  value=config.model.unit_forget_bias,
-                                  valid=f"cells {', '.join(_forget_bias_cells())}")
-            config.model.unit_forget_bias = None
-        _drop_luong_ablations(config.model, source, strict)
+        settings.check_choices(config, source)
+        settings.check(config, cls(), source, strict=strict)
         config.validate(source)
         return config
 
     def validate(self, source: str = "<config>") -> None:
-        """Check the choices that a type alone cannot (the cell and dataset are checked by run)."""
-        _check_choice(self.model.attention, ATTENTION_CHOICES, source, "model.attention")
+        """Check the choices that a type alone cannot (the cell and dataset names are checked by
+        run; which keys the run takes, by `from_dict`)."""
+        settings.check_choices(self, source)
         _check_choice(self.train.optimizer, OPTIMIZER_CHOICES, source, "train.optimizer")
         _check_choice(self.model.projected, PROJECTED_CHOICES, source, "model.projected")
-        _check_choice(self.train.distribution, distribution.CHOICES, source, "train.distribution")
-        distribution.check_backend(self.train.distribution, source)
-        _check_choice(self.model.attention_score, ATTENTION_SCORE_CHOICES, source,
-                      "model.attention_score")
-        _check_choice(self.model.readout, READOUT_CHOICES, source, "model.readout")
+        _check_choice(self.train.distribution, DISTRIBUTION_CHOICES, source, "train.distribution")
+        if self.train.distribution is not None:
+            from experiments import distribution  # Keras: only where a distribution is asked for
+
+            distribution.check_backend(self.train.distribution, source)
         for key, (value, low) in self._bounded().items():
             if value is not None and value < low:
                 raise ConfigError(source, key, f"must be >= {low}", value=value)
@@ -258,34 +249,13 @@ def read_yaml(text: str, source: str) -> Any:
         raise ConfigError(source, where, f"is not valid YAML here ({problem})") from None
 
 
-def _drop_luong_ablations(model: ModelConfig, source: str, strict: bool) -> None:
-    """Store Luong's own settings (input feeding on, readout h~) as None, and drop the ablations
-    where there is no Luong attention to ablate; `strict` (one run by hand) refuses those."""
-    _check_choice(model.readout, READOUT_CHOICES, source, "model.readout")
-    if model.input_feeding is True:
-        model.input_feeding = None
-    if model.readout == "attentional":
-        model.readout = None
-    if model.attention == "luong":
-        return
-    for key in ("input_feeding", "readout"):
-        value = getattr(model, key)
-        if value is None:
-            continue
-        if strict:
-            raise ConfigError(source, f"model.{key}",
-                              f"applies to Luong attention only, not to attention "
-                              f"{model.attention!r} (leave it unset)", value=value,
-                              valid="model.attention: luong")
-        setattr(model, key, None)
-
-
 def config_hash(config: Config) -> str:
     """A stable 12-hex-digit hash of what a run computes.
 
     Tracking fields, `data.data_dir` (where the same files live), `train.verbose`,
     `train.run_eagerly` and `train.distribution` (same results, within float rounding) are
-    ignored, so a sweep recognises a finished run however it was made.
+    ignored, so a sweep recognises a finished run however it was made; so is a key added later
+    while it holds the value runs had before it (`LEFT_OUT_OF_HASH_AT`).
     """
     d = config.to_dict()
     for section, keys in _UNHASHED.items():
@@ -294,32 +264,19 @@ def config_hash(config: Config) -> str:
         else:
             for key in keys:
                 d[section].pop(key)
-    for section, keys in _HASHED_WHEN_SET.items():
-        for key in keys:
-            if d[section][key] is None:
-                d[section].pop(key)
+    for key, before in LEFT_OUT_OF_HASH_AT.items():
+        section, _, name = key.partition(".")
+        if d[section][name] == before and type(d[section][name]) is type(before):
+            d[section].pop(name)
     blob = json.dumps(d, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def takes_forget_bias(cell: str) -> bool:
-    """Whether the cell `cell` (a registered name or alias) has a forget-gate bias to start at 1 (the
-    LSTM family: `cells.base.MemoryCell`); False for vanilla, GRU and unknown names."""
-    try:
-        return isinstance(cells.get(cell, units=1), MemoryCell)
-    except ValueError:
-        return False
-
-
-def _forget_bias_cells() -> list[str]:
-    return [name for name in cells.names() if takes_forget_bias(name)]
 
 
 def validate_names(config: Config, where: str) -> None:
     """Check the cell and task names against the registries, naming `where`, the key and the valid
     choices; the one name check of `run`, sweeps and the CLI."""
     for key, value, valid in (
-        ("model.cell", config.model.cell, cells.names()),
+        ("model.cell", config.model.cell, settings.cell_names()),
         ("data.name", config.data.name, datasets.names()),
     ):
         if value not in valid:
@@ -331,7 +288,9 @@ def _build_section(section_cls: type, values: dict, source: str, section: str):
     _check_keys(values, fields, source, what=f"key of section '{section}'", prefix=f"{section}.")
     hints = typing.get_type_hints(section_cls)
     coerced = {
-        key: _coerce(value, hints[key], source, f"{section}.{key}") for key, value in values.items()
+        key: _coerce(NAMED_SINCE.get(f"{section}.{key}") if value is None else value, hints[key],
+                     source, f"{section}.{key}")
+        for key, value in values.items()
     }
     return section_cls(**coerced)
 

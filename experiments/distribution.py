@@ -45,9 +45,11 @@ from dataclasses import dataclass, field
 import keras
 
 from datasets.errors import ConfigError
-from experiments.recording.tags import TAG_PREFIX
+from experiments.config import DISTRIBUTION_CHOICES
+from experiments.recording.tags import DISTRIBUTION_TAG, REPLICAS_TAG
 
-CHOICES = (None, "mirrored", "data_parallel")
+CHOICES = DISTRIBUTION_CHOICES  # the config validates them, without importing this module
+
 SUPPORTED_BACKENDS = ("tensorflow", "jax")
 CPU_DEVICES_ENV = "RNNLAB_CPU_DEVICES"
 
@@ -186,8 +188,8 @@ def _placement(value: str, count: int, implementation: str, batch_size: int,
                           f"must be a multiple of the {count} replicas of train.distribution="
                           f"{value} (it is the global batch, split evenly across the devices)",
                           value=batch_size)
-    return Placement(count, implementation, {f"{TAG_PREFIX}distribution": implementation,
-                                             f"{TAG_PREFIX}replicas": str(count)})
+    return Placement(count, implementation, {DISTRIBUTION_TAG: implementation,
+                                             REPLICAS_TAG: str(count)})
 
 
 def split_cpu(count: int) -> None:

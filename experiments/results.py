@@ -40,6 +40,12 @@ class RunResult:
     tracking_time_s: float | None = None
     gc_time_s: float | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What `rnnlab run` prints of it: the test metrics, parameter count, baseline, solved."""
+        shown = {f"test_{k}": v for k, v in sorted(self.metrics.items())}
+        shown.update(param_count=self.param_count, baseline=self.baseline, solved=self.solved)
+        return shown
+
     def key_metric(self) -> tuple[str | None, float | None]:
         """(name, value) of the task's solved metric, else the first fallback the run has."""
         return key_metric(self.metrics, self.solved_metric, prefix="")

@@ -74,7 +74,6 @@ def _train_and_test(config: Config, tracker: recorder.NoTracker,
     placed.check_splits({"train": train, "validation": val, "test": test})
     family = family_for(spec)
     check_goal(spec, family)
-    _check_attention(config, spec)
     units = units_for(config, family, spec)
     model = build(config, family, spec, units)
     compile_for_test(model, config.train.epochs, val, test)  # XLA where it pays (cells/inference.py)
@@ -127,14 +126,6 @@ def _seed(train_cfg) -> None:
         import tensorflow as tf  # only under the TensorFlow backend (others may lack it)
 
         tf.config.experimental.enable_op_determinism()
-
-
-def _check_attention(config: Config, spec) -> None:
-    if config.model.attention and spec.output != "seq2seq":
-        raise ValueError(
-            f"model.attention={config.model.attention!r} applies to translation only; "
-            f"dataset '{spec.name}' has output '{spec.output}' (set model.attention: null)"
-        )
 
 
 def _compile(model, config: Config, family, spec) -> None:

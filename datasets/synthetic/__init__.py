@@ -24,6 +24,8 @@ from datasets.base import DataConfig, DataSpec, to_dataset
 from datasets.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
+# the DataConfig fields every generated task reads (its module's READS adds its own, e.g. variant)
+GENERATED = ("batch_size", "seed", "length", "num_train", "num_val", "num_test")
 
 
 def split_rng(config: DataConfig, task: str, split: str) -> np.random.Generator:

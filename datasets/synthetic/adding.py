@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from datasets import synthetic
-from datasets.base import DataConfig, DataSpec, Goal
+from datasets.base import DataConfig, DataSpec, Goal, Reads
 
 NAME = "adding"
+READS = Reads(data=synthetic.GENERATED, outputs=("regression",), inputs="features")
 BASELINE_MSE = 1.0 / 6.0
 
 

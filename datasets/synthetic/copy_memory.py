@@ -27,9 +27,10 @@ import math
 import numpy as np
 
 from datasets import synthetic
-from datasets.base import DataConfig, DataSpec, Goal, Scorer
+from datasets.base import DataConfig, DataSpec, Goal, Reads, Scorer
 
 NAME = "copy"
+READS = Reads(data=synthetic.GENERATED, outputs=("sequence_categorical",), inputs="one_hot")
 NUM_SYMBOLS = 10  # symbols to remember
 NUM_CATEGORIES = 8  # ids 1 … 8
 BLANK, DELIMITER = 9, 10

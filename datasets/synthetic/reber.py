@@ -48,9 +48,10 @@ from __future__ import annotations
 import numpy as np
 
 from datasets import synthetic
-from datasets.base import DataConfig, DataSpec, Goal, Scorer
+from datasets.base import DataConfig, DataSpec, Goal, Reads, Scorer
 
 NAME = "reber"
+READS = Reads(data=synthetic.GENERATED, outputs=("sequence_multilabel",), inputs="one_hot")
 SYMBOLS = "BTPSXVE"
 ID = {s: i + 1 for i, s in enumerate(SYMBOLS)}
 INPUT_DIM = len(SYMBOLS) + 1

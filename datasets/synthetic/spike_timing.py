@@ -28,9 +28,11 @@ from __future__ import annotations
 import numpy as np
 
 from datasets import synthetic
-from datasets.base import DataConfig, DataSpec, Goal, Scorer, check_choice
+from datasets.base import DataConfig, DataSpec, Goal, Reads, Scorer, check_choice
 
 NAME = "spike_timing"
+READS = Reads(data=(*synthetic.GENERATED, "variant"), outputs=("regression", "categorical"),
+              inputs="features")
 VARIANTS = ("regression", "classes")
 
 

@@ -28,9 +28,10 @@ import math
 import numpy as np
 
 from datasets import synthetic
-from datasets.base import DataConfig, DataSpec, Goal, check_choice
+from datasets.base import DataConfig, DataSpec, Goal, Reads, check_choice
 
 NAME = "temporal_order"
+READS = Reads(data=(*synthetic.GENERATED, "variant"), outputs=("categorical",), inputs="one_hot")
 DISTRACTORS = (1, 2, 3, 4)
 B, E, X, Y = 5, 6, 7, 8
 INPUT_DIM = 9

@@ -43,6 +43,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from experiments.recording.tags import ROLE_TAG, TASK_TAG
+
 STAGES = ("init", "trained")
 FAMILY = "long_dependency"
 
@@ -157,7 +159,7 @@ def train(config, parent_run_id: str | None) -> str:
     from experiments.run import run
 
     return finished_run_id(run(config, parent_run_id=parent_run_id,
-                               tags={"rnnlab.role": "gradients-training"}), config)
+                               tags={ROLE_TAG: "gradients-training"}), config)
 
 
 def finished_run_id(result, config) -> str:
@@ -169,29 +171,11 @@ def finished_run_id(result, config) -> str:
 
 
 def load_trained(run_id: str) -> keras.Model:
-    """The model a run logged as "model": MLflow's Keras flavor (`runs:/<id>/model`), or, for runs
-    logged before it, a `model/*.keras` artifact."""
-    import mlflow
-    import mlflow.keras  # the flavor module is not imported by `import mlflow`
+    """The model a run logged as "model", through the one loader (`predict.load_run_model`)."""
+    from experiments.serving.predict import load_run_model
 
-    import cells  # noqa: F401  (registers the cells for deserialisation)
-    import experiments.tasks  # noqa: F401  (registers OneHot)
-
-    try:
-        return mlflow.keras.load_model(f"runs:/{run_id}/model")
-    except (mlflow.exceptions.MlflowException, OSError):
-        pass
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            folder = Path(mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="model", dst_path=tmp))
-        except (mlflow.exceptions.MlflowException, OSError):
-            folder = Path(tmp)
-        found = sorted(folder.rglob("*.keras"))
-        if not found:
-            raise FileNotFoundError(f"run {run_id} logged no model (MLflow model 'model' or "
-                                    "model/*.keras artifact); was tracking.log_model off?")
-        return keras.saving.load_model(found[0], compile=False)
+        return load_run_model(run_id, Path(tmp))
 
 
 def run_config(run_id: str):
@@ -419,7 +403,7 @@ def cmd_gradients(args) -> int:
         first, model=dataclasses.replace(first.model, cell="all"))))
     tasks = list(dict.fromkeys(job.config.data.name for job in jobs))
     name = f"gradients-{'-'.join(tasks)}-T{first.data.length}"
-    tags = {**store.base_tags(), "rnnlab.role": "gradients", "rnnlab.task": ",".join(tasks)}
+    tags = {**store.base_tags(), ROLE_TAG: "gradients", TASK_TAG: ",".join(tasks)}
     with mlflow.start_run(experiment_id=experiment, run_name=name, tags=tags) as active:
         curves = measure(jobs, samples=args.samples, train_models=train_models,
                          parent_run_id=active.info.run_id)

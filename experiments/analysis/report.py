@@ -48,6 +48,21 @@ import cells
 from experiments import goals
 from experiments.goals import METRICS, GoalView, missing, task_description
 from experiments.recording import recorder, store
+from experiments.recording.tags import (
+    BACKEND_TAG,
+    CELL_TAG,
+    CONFIG_HASH_TAG,
+    DEVICE_TAG,
+    ERROR_TAG,
+    GIT_COMMIT_TAG,
+    REASON_TAG,
+    SOLVED_METRIC_TAG,
+    STATUS_TAG,
+    SWEEP_TAG,
+    TAG_PREFIX,
+    TASK_TAG,
+    TUNING_TAG,
+)
 from experiments.results import key_metric
 
 SEED_PARAMS = ("params.train.seed", "params.data.seed")
@@ -77,13 +92,13 @@ def load_runs(sweep: str | None = None) -> pd.DataFrame:
     store.configure()
     runs = mlflow.search_runs(
         search_all_experiments=True,
-        filter_string=f"tags.`rnnlab.sweep` = {store.quote(sweep)}" if sweep else "",
+        filter_string=f"tags.`{SWEEP_TAG}` = {store.quote(sweep)}" if sweep else "",
         order_by=["attributes.start_time DESC"],
     )
-    if runs.empty or "tags.rnnlab.task" not in runs:
+    if runs.empty or f"tags.{TASK_TAG}" not in runs:
         return pd.DataFrame()
-    trials = runs.get("tags.rnnlab.tuning", pd.Series(index=runs.index, dtype=object))
-    keep = runs["tags.rnnlab.task"].notna() & trials.fillna("").eq("")  # no tuning trials
+    trials = runs.get(f"tags.{TUNING_TAG}", pd.Series(index=runs.index, dtype=object))
+    keep = runs[f"tags.{TASK_TAG}"].notna() & trials.fillna("").eq("")  # no tuning trials
     return one_per_config(runs[keep])
 
 
@@ -91,7 +106,7 @@ def one_per_config(runs: pd.DataFrame) -> pd.DataFrame:
     """Per config hash, the latest completed run, else the latest run."""
     ranked = runs.assign(_done=runs.index.isin(completed(runs).index))
     ranked = ranked.sort_values(["_done", "start_time"], ascending=False, kind="stable")
-    return ranked.drop_duplicates("tags.rnnlab.config_hash").drop(columns="_done") \
+    return ranked.drop_duplicates(f"tags.{CONFIG_HASH_TAG}").drop(columns="_done") \
         .reset_index(drop=True)
 
 
@@ -99,7 +114,7 @@ def completed(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs that trained and were tested (MLflow FINISHED and not tagged SKIPPED)."""
     if runs.empty:
         return runs
-    status = runs.get("tags.rnnlab.status", pd.Series("FINISHED", index=runs.index)).fillna("FINISHED")
+    status = runs.get(f"tags.{STATUS_TAG}", pd.Series("FINISHED", index=runs.index)).fillna("FINISHED")
     return runs[(runs["status"] == "FINISHED") & (status != "SKIPPED")].copy()
 
 
@@ -107,8 +122,8 @@ def add_settings(runs: pd.DataFrame) -> pd.DataFrame:
     """Add the columns `task`, `cell`, `setting` (task + defining and varying parameters) and
     `metric` (key metric)."""
     runs = runs.copy()
-    runs["task"] = runs["tags.rnnlab.task"]
-    runs["cell"] = runs["tags.rnnlab.cell"]
+    runs["task"] = runs[f"tags.{TASK_TAG}"]
+    runs["cell"] = runs[f"tags.{CELL_TAG}"]
     runs["setting"] = runs["task"]
     runs["metric"] = None
     for task, rows in runs.groupby("task"):
@@ -151,7 +166,7 @@ def _setting_label(task: str, row: pd.Series, columns: list[str]) -> str:
 
 
 def _task_metric(rows: pd.DataFrame) -> str | None:
-    preferred = rows.get("tags.rnnlab.solved_metric", pd.Series(dtype=object)).dropna()
+    preferred = rows.get(f"tags.{SOLVED_METRIC_TAG}", pd.Series(dtype=object)).dropna()
     available = {
         col.removeprefix("metrics."): rows[col].dropna().iloc[0]
         for col in rows.columns if col.startswith("metrics.test_") and rows[col].notna().any()
@@ -167,8 +182,8 @@ def goal(rows: pd.DataFrame) -> GoalView:
     metric = rows["metric"].iloc[0]
     first = rows.iloc[0]
     spec = goals.spec(first["task"], first)
-    tags = {k.removeprefix("tags.rnnlab."): v for k, v in first.items()
-            if k.startswith("tags.rnnlab.") and not missing(v)}
+    tags = {k.removeprefix(f"tags.{TAG_PREFIX}"): v for k, v in first.items()
+            if k.startswith(f"tags.{TAG_PREFIX}") and not missing(v)}
     meaning, default_mode = METRICS.get(metric, ("", "max"))
     declared = spec.goal if spec is not None and spec.goal and spec.goal.metric == metric else None
     mode = tags.get("solved_mode") or (declared.mode if declared else default_mode)
@@ -321,10 +336,10 @@ def not_completed(runs: pd.DataFrame) -> pd.DataFrame:
     rest = runs.drop(index=completed(runs).index) if not runs.empty else runs
     if rest.empty:
         return pd.DataFrame(columns=columns)
-    reason_cols = [c for c in ("tags.rnnlab.reason", "tags.rnnlab.error") if c in rest]
+    reason_cols = [c for c in (f"tags.{REASON_TAG}", f"tags.{ERROR_TAG}") if c in rest]
     reason = rest[reason_cols].bfill(axis=1).iloc[:, 0].fillna("") if reason_cols else ""
-    status = rest.get("tags.rnnlab.status", rest["status"]).fillna(rest["status"])
-    flat = pd.DataFrame({"task": rest["tags.rnnlab.task"], "cell": rest["tags.rnnlab.cell"],
+    status = rest.get(f"tags.{STATUS_TAG}", rest["status"]).fillna(rest["status"])
+    flat = pd.DataFrame({"task": rest[f"tags.{TASK_TAG}"], "cell": rest[f"tags.{CELL_TAG}"],
                          "status": status, "reason": reason})
     grouped = flat.groupby(["task", "status", "reason"], sort=True)["cell"] \
         .agg(lambda cells: ", ".join(sorted(set(cells)))).rename("cells").reset_index()
@@ -579,10 +594,10 @@ def provenance(runs: pd.DataFrame) -> dict[str, str]:
     return {
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "code (report)": store.git_commit(),
-        "code (runs)": distinct("tags.rnnlab.git_commit"),
+        "code (runs)": distinct(f"tags.{GIT_COMMIT_TAG}"),
         "machine (report)": machine(),
-        "backend / device (runs)": " / ".join([distinct("tags.rnnlab.backend"),
-                                                distinct("tags.rnnlab.device")]),
+        "backend / device (runs)": " / ".join([distinct(f"tags.{BACKEND_TAG}"),
+                                                distinct(f"tags.{DEVICE_TAG}")]),
         "versions": ", ".join([f"Python {platform.python_version()}", *versions]),
         "MLflow store": store.tracking_uri(),
         "runs": f"{len(runs)} ({len(completed(runs))} completed)",

@@ -33,6 +33,7 @@ import pandas as pd
 import cells
 from experiments.analysis import report
 from experiments.goals import missing
+from experiments.tasks import family_name, forget_gate_cells, settings
 
 CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NOT_RUN = (
     "confirmed", "contradicted", "not reproduced", "not run yet")
@@ -41,8 +42,6 @@ FAMILIES = {  # family tag -> heading
     "sentiment": "IMDB (sentiment)",
     "translation": "Multi30k (translation)",
 }
-FAMILY_OF_TASK = {"imdb": "sentiment", "multi30k": "translation"}  # for runs without the tag
-LSTM_FAMILY = ("lstm", "peephole", "coupled")
 GRADIENT_TASKS = ("adding", "copy")
 # comparisons of two cells: a difference counts when it is beyond this many standard errors, or,
 # with one seed on a side, beyond this relative margin
@@ -287,16 +286,16 @@ def copy_rule(ev: pd.DataFrame) -> Verdict:
 
 
 def reber_rule(ev: pd.DataFrame) -> Verdict:
-    tried = select(ev, "reber", LSTM_FAMILY)
-    rows = most_trained(tried, LSTM_FAMILY)
-    if (early := _not_run("embedded Reber", rows, LSTM_FAMILY)) is not None:
+    tried = select(ev, "reber", forget_gate_cells())
+    rows = most_trained(tried, forget_gate_cells())
+    if (early := _not_run("embedded Reber", rows, forget_gate_cells())) is not None:
         return early
     total = Outcome.of(rows)
     if total.solved is None:
         return Verdict(NOT_RUN, "the Reber runs logged no solved flag")
     ours = (f"{total.solved}/{total.n} LSTM-family runs solved "
             f"({total.solved / total.n:.0%}); "
-            + "; ".join(f"{c} {o.text('success')}" for c, o in _per_cell(rows, LSTM_FAMILY).items())
+            + "; ".join(f"{c} {o.text('success')}" for c, o in _per_cell(rows, forget_gate_cells()).items())
             + _longest_note(rows, tried, "success"))
     if total.solved / total.n >= 0.97:
         return Verdict(CONFIRMED, ours)
@@ -371,7 +370,7 @@ def variant_rule(variant: str, reference: str) -> Callable[[pd.DataFrame], Verdi
 
 
 def forget_bias_rule(ev: pd.DataFrame) -> Verdict:
-    ablated = ev[ev["ablation"] & ev["cell"].isin(LSTM_FAMILY)] if not ev.empty else ev
+    ablated = ev[ev["ablation"] & ev["cell"].isin(forget_gate_cells())] if not ev.empty else ev
     if ablated.empty:
         return Verdict(NOT_RUN, "no finished run with model.unit_forget_bias=false")
     wins, parts = [], []
@@ -425,9 +424,10 @@ def _as_published(ev: pd.DataFrame) -> pd.Series:
     """The runs without an ablation of Luong's model (`model.input_feeding`, `model.readout`):
     the model the claims are about."""
     plain = pd.Series(True, index=ev.index)
-    for key in ("params.model.input_feeding", "params.model.readout"):
-        if key in ev:
-            plain &= ev[key].map(missing)
+    for key in ("model.input_feeding", "model.readout"):
+        if f"params.{key}" in ev:  # "None" before the paper's own values were stored as written
+            plain &= ev[f"params.{key}"].map(lambda v, key=key: missing(v)
+                                             or v == str(settings.default(key)))
     return plain
 
 
@@ -922,7 +922,7 @@ def markdown(sweep, facts, done, claims, ev, output, csv_path, plots, length_plo
     table = report.summary_table(ev, list(cells.names()), report.translation_samples(ev))
     goals = {s: report.goal(rows) for s, rows in ev.groupby("setting")}
     families = ev.get("tags.rnnlab.family", pd.Series(index=ev.index, dtype=object)) \
-        .fillna(ev["task"].map(lambda t: FAMILY_OF_TASK.get(t, "long_dependency")))
+        .fillna(ev["task"].map(lambda t: family_name(t, unknown="long_dependency")))
     task_family = dict(zip(ev["task"], families))
     parts += [report.TABLE_NOTE.replace("<em>", "*").replace("</em>", "*")
               + " Runs with `model.unit_forget_bias=False` (the forget-gate-bias ablation) are "

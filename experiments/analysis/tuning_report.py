@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from experiments.recording.tags import DIRECTION_TAG, OBJECTIVE_TAG, SPACE_TAG, TUNING_CELL_TAG
+
 MIN_TRIALS_FOR_IMPORTANCE = 4
 
 
@@ -123,15 +125,15 @@ def tuning_report(name: str, output: str | Path | None = None) -> dict[str, Any]
     from experiments.recording import store
 
     store.configure()
-    parent_id = tune.find_parent_run(name)
+    parent_id = store.find_parent_run("tuning", name)
     if parent_id is None:
         raise LookupError(f"no tuning called {name!r} in {store.tracking_uri()}")
     import mlflow
 
     parent = mlflow.get_run(parent_id)
-    params = json.loads(parent.data.tags.get(f"{tune.TAG}space", "[]"))
-    objective = parent.data.tags.get(f"{tune.TAG}objective", "val_loss")
-    direction = parent.data.tags.get(f"{tune.TAG}direction", "min")
+    params = json.loads(parent.data.tags.get(SPACE_TAG, "[]"))
+    objective = parent.data.tags.get(OBJECTIVE_TAG, "val_loss")
+    direction = parent.data.tags.get(DIRECTION_TAG, "min")
     runs = tune.trial_runs(parent_id)
     if not runs:
         raise LookupError(f"tuning {name!r} (run {parent_id}) has no finished trials yet")
@@ -139,7 +141,7 @@ def tuning_report(name: str, output: str | Path | None = None) -> dict[str, Any]
     folder.mkdir(parents=True, exist_ok=True)
     by_cell: dict[str, list] = {}
     for run in runs:
-        by_cell.setdefault(run.data.tags[f"{tune.TAG}tuning_cell"], []).append(run)
+        by_cell.setdefault(run.data.tags[TUNING_CELL_TAG], []).append(run)
     best_rows = [_best_row(cell, rows, params, direction) for cell, rows in by_cell.items()]
     importance = importance_table(by_cell, params)
     lines = [f"# Tuning `{name}` — {direction} {objective} (MLflow parent run {parent_id})", "",

@@ -22,6 +22,20 @@ from experiments.analysis import report
 from experiments.guards import Diverged
 from experiments.orchestration.plan import PlannedRun, Sweep
 from experiments.recording import claims, recorder, store
+from experiments.recording.tags import (
+    CELL_TAG,
+    CLAIMED_BY_TAG,
+    CONFIG_HASH_TAG,
+    ERROR_TAG,
+    REASON_TAG,
+    ROLE_TAG,
+    SOLVED_METRIC_TAG,
+    STATUS_TAG,
+    SWEEP_FILE_TAG,
+    SWEEP_RUNS_TAG,
+    SWEEP_TAG,
+    TASK_TAG,
+)
 from experiments.results import RunResult, key_metric
 from experiments.run import run
 
@@ -72,9 +86,9 @@ def run_sweep(
     started = time.monotonic()
     with _open_parent(sweep.name) as parent:
         parent_id = parent.info.run_id
-        store.retrying(mlflow.set_tags, {"rnnlab.sweep_file": sweep.source,
-                                            "rnnlab.sweep_runs": len(sweep.runs),
-                                            "rnnlab.status": "RUNNING", "rnnlab.reason": ""},
+        store.retrying(mlflow.set_tags, {SWEEP_FILE_TAG: sweep.source,
+                                            SWEEP_RUNS_TAG: len(sweep.runs),
+                                            STATUS_TAG: "RUNNING", REASON_TAG: ""},
                           what="tagging the sweep")
         finished = store.find_finished_children(parent_id)
         todo = sum(p.hash not in finished for p in sweep.runs)
@@ -267,10 +281,10 @@ def claim_config(planned: PlannedRun, sweep_name: str, experiment_id: str,
     client = mlflow.MlflowClient()
     name = planned.config.tracking.run_name or recorder.run_name(planned.config)
     mine = store.retrying(client.create_run, experiment_id, run_name=name, tags={
-        "mlflow.parentRunId": parent_id, "rnnlab.config_hash": planned.hash,
-        "rnnlab.sweep": sweep_name, "rnnlab.task": planned.config.data.name,
-        "rnnlab.cell": planned.config.model.cell, "rnnlab.status": "RUNNING",
-        "rnnlab.claimed_by": f"{socket.gethostname()}:{os.getpid()}", **claims.lease_tags(),
+        "mlflow.parentRunId": parent_id, CONFIG_HASH_TAG: planned.hash,
+        SWEEP_TAG: sweep_name, TASK_TAG: planned.config.data.name,
+        CELL_TAG: planned.config.model.cell, STATUS_TAG: "RUNNING",
+        CLAIMED_BY_TAG: f"{socket.gethostname()}:{os.getpid()}", **claims.lease_tags(),
     }, what="claiming a configuration").info.run_id
     time.sleep(store.env_seconds("RNNLAB_CLAIM_SETTLE_S", 1.0))
     done, live, _ = _claim_state(planned.hash, parent_id, kill_orphans=False)
@@ -286,10 +300,10 @@ def _claim_state(config_hash: str, parent_id: str, kill_orphans: bool):
     found = store.retrying(
         mlflow.search_runs, search_all_experiments=True, output_format="list",
         filter_string=(f"tags.mlflow.parentRunId = '{parent_id}' and "
-                       f"tags.`rnnlab.config_hash` = {store.quote(config_hash)}"),
+                       f"tags.`{CONFIG_HASH_TAG}` = {store.quote(config_hash)}"),
         order_by=["attributes.start_time ASC"], what="looking up claims")
     done = next((r.info.run_id for r in found if r.info.status == "FINISHED"
-                 and r.data.tags.get("rnnlab.status") == "FINISHED"), None)
+                 and r.data.tags.get(STATUS_TAG) == "FINISHED"), None)
     running = [r for r in found if r.info.status == "RUNNING"]
     live = sorted((r for r in running if not claims.lease_expired(r)),
                   key=lambda r: (r.info.start_time, r.info.run_id))
@@ -309,14 +323,14 @@ def _open_parent(sweep_name: str) -> mlflow.ActiveRun:
     """The sweep's parent run, started: the newest existing one, else a new one. Processes that
     create one at the same time look again after the settle time; all keep the earliest."""
     since = int(time.time() * 1000)
-    found = find_parent_run(sweep_name)
+    found = store.find_parent_run("sweep", sweep_name)
     if found is not None:
         return store.start_parent_run(sweep_name, run_id=found)
     active = store.start_parent_run(sweep_name)
     time.sleep(store.env_seconds("RNNLAB_CLAIM_SETTLE_S", 1.0))
     racing = store.retrying(
         mlflow.search_runs, search_all_experiments=True, output_format="list",
-        filter_string=("tags.`rnnlab.role` = 'sweep' and tags.`rnnlab.sweep` = "
+        filter_string=(f"tags.`{ROLE_TAG}` = 'sweep' and tags.`{SWEEP_TAG}` = "
                        f"{store.quote(sweep_name)} and attributes.start_time >= {since - 1}"),
         what="looking up the sweep's parent run")
     winner = min(racing, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
@@ -328,15 +342,10 @@ def _open_parent(sweep_name: str) -> mlflow.ActiveRun:
     return store.start_parent_run(sweep_name, run_id=winner)
 
 
-def find_parent_run(sweep_name: str) -> str | None:
-    """The id of the newest parent run of the sweep called `sweep_name`, if there is one."""
-    return store.find_parent_run("sweep", sweep_name)
-
-
 def _done_before(planned: PlannedRun, run_id: str) -> Outcome:
     """An outcome for a run that FINISHED in an earlier invocation, with its recorded key metric."""
     found = store.retrying(mlflow.get_run, run_id, what="reading a finished run")
-    metric, value = key_metric(found.data.metrics, found.data.tags.get("rnnlab.solved_metric"))
+    metric, value = key_metric(found.data.metrics, found.data.tags.get(SOLVED_METRIC_TAG))
     return Outcome(planned, "DONE", run_id=run_id, metric=metric, value=value)
 
 
@@ -344,7 +353,7 @@ def _run_one(planned: PlannedRun, claim_id: str, sweep_name: str, parent_id: str
              run_fn: Callable) -> Outcome:
     t0, t0_ms = time.monotonic(), int(time.time() * 1000)
     try:
-        result = run_fn(planned.config, parent_run_id=parent_id, tags={"rnnlab.sweep": sweep_name})
+        result = run_fn(planned.config, parent_run_id=parent_id, tags={SWEEP_TAG: sweep_name})
     except store.TrackingUnavailable:
         raise  # the store is gone: nothing more can be recorded; the claim's lease expires
     except Exception as err:  # noqa: BLE001 - one failing run must not stop the sweep
@@ -382,7 +391,7 @@ def _own_child(claim_id: str, planned: PlannedRun, parent_id: str, since_ms: int
         found = store.retrying(
             mlflow.search_runs, search_all_experiments=True, output_format="list",
             filter_string=(f"tags.mlflow.parentRunId = '{parent_id}' and "
-                           f"tags.`rnnlab.config_hash` = {store.quote(planned.hash)} and "
+                           f"tags.`{CONFIG_HASH_TAG}` = {store.quote(planned.hash)} and "
                            f"attributes.start_time >= {since_ms}"), what="looking up a child run")
         used = next((r.info.run_id for r in found if r.info.run_id != claim_id), None)
     if used is not None and used != claim_id and _claim_open(claim_id):
@@ -402,7 +411,7 @@ def _record_failure(run_id: str, message: str) -> None:
     client = mlflow.MlflowClient()
     store.retrying(client.log_text, run_id, traceback.format_exc(), "error.txt",
                       what="logging the error")
-    store.retrying(client.set_tag, run_id, "rnnlab.error", message[:4000],
+    store.retrying(client.set_tag, run_id, ERROR_TAG, message[:4000],
                       what="logging the error")
     if _claim_open(run_id):
         claims.end_run_as(run_id, "FAILED", message)

@@ -54,7 +54,23 @@ from typing import Any
 import yaml
 
 from experiments.config import Config, config_hash, validate_names
-from experiments.recording.tags import TAG_PREFIX
+from experiments.recording.tags import (
+    BEST_RUN_TAG,
+    CELLS_TAG,
+    CONFIG_HASH_TAG,
+    DIRECTION_TAG,
+    OBJECTIVE_TAG,
+    ROLE_TAG,
+    SPACE_FILE_TAG,
+    SPACE_TAG,
+    STATUS_TAG,
+    SWEEP_TAG,
+    TRIAL_ID_TAG,
+    TUNER_ID_TAG,
+    TUNER_TAG,
+    TUNING_CELL_TAG,
+    TUNING_TAG,
+)
 
 SPACE_KEYS = ("name", "description", "base", "cells", "tuner", "max_trials", "seed", "objective",
               "space")
@@ -71,7 +87,6 @@ DEFAULT_OBJECTIVE = {"name": "val_loss", "direction": "min"}
 NOT_TUNABLE = ("data.name", "model.cell")
 SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"
 DEFAULT_SPACE = SPACES_DIR / "default.yaml"
-TAG = TAG_PREFIX
 SCORE = "tuner_score"
 HYPERBAND_FACTOR = 3
 
@@ -408,8 +423,8 @@ def run_one_trial(space: Space, cell: str, trial, tuner_id: str, *, parent_run_i
         out(f"tune {space.name!r} {cell} trial {trial.trial_id}: finished before (run {done})")
         return _score_run(done, space)
     out(f"tune {space.name!r} {cell} trial {trial.trial_id} ({tuner_id}): {_describe(values)}")
-    tags = {f"{TAG}tuning": space.name, f"{TAG}trial_id": trial.trial_id,
-            f"{TAG}tuner_id": tuner_id, f"{TAG}tuning_cell": cell}
+    tags = {TUNING_TAG: space.name, TRIAL_ID_TAG: trial.trial_id,
+            TUNER_ID_TAG: tuner_id, TUNING_CELL_TAG: cell}
     result = read_result(run_fn(config, parent_run_id=parent_run_id, tags=tags))
     if counter is not None:
         counter.trained += 1
@@ -434,10 +449,10 @@ def _finished_trial(parent_run_id: str, cell: str, trial_id: str, chash: str) ->
     found = mlflow.search_runs(
         experiment_ids=[_experiment_of(parent_run_id)], output_format="list", max_results=1,
         filter_string=(f"tags.mlflow.parentRunId = '{parent_run_id}' and "
-                       f"tags.`{TAG}trial_id` = '{trial_id}' and "
-                       f"tags.`{TAG}tuning_cell` = '{cell}' and "
-                       f"tags.`{TAG}config_hash` = '{chash}' and "
-                       f"tags.`{TAG}status` = 'FINISHED' and attributes.status = 'FINISHED'"),
+                       f"tags.`{TRIAL_ID_TAG}` = '{trial_id}' and "
+                       f"tags.`{TUNING_CELL_TAG}` = '{cell}' and "
+                       f"tags.`{CONFIG_HASH_TAG}` = '{chash}' and "
+                       f"tags.`{STATUS_TAG}` = 'FINISHED' and attributes.status = 'FINISHED'"),
     )
     return found[0].info.run_id if found else None
 
@@ -455,13 +470,6 @@ def _experiment_of(run_id: str) -> str:
 def default_workdir() -> Path:
     """$RNNLAB_TUNING_DIR, else ~/.cache/rnnlab/tuning: outside the repository."""
     return Path(os.environ.get("RNNLAB_TUNING_DIR") or Path.home() / ".cache" / "rnnlab" / "tuning")
-
-
-def find_parent_run(name: str) -> str | None:
-    """The newest parent run of the tuning called `name`, if any."""
-    from experiments.recording import store
-
-    return store.find_parent_run("tuning", name)
 
 
 def check_tracking() -> str:
@@ -491,11 +499,11 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
     if _is_worker():
         return _work(space, workdir, run_fn, out, connect_timeout_s)
     started = time.monotonic()
-    previous = find_parent_run(space.name)
-    tags = {f"{TAG}role": "tuning", f"{TAG}tuning": space.name, f"{TAG}sweep": "",
-            f"{TAG}tuner": space.tuner, f"{TAG}objective": space.objective,
-            f"{TAG}direction": space.direction, f"{TAG}space": space.to_tag(),
-            f"{TAG}cells": ",".join(space.cells), f"{TAG}space_file": space.source}
+    previous = store.find_parent_run("tuning", space.name)
+    tags = {ROLE_TAG: "tuning", TUNING_TAG: space.name, SWEEP_TAG: "",
+            TUNER_TAG: space.tuner, OBJECTIVE_TAG: space.objective,
+            DIRECTION_TAG: space.direction, SPACE_TAG: space.to_tag(),
+            CELLS_TAG: ",".join(space.cells), SPACE_FILE_TAG: space.source}
     with store.start_parent_run(space.name, run_id=previous, tags=tags) as parent:
         parent_id = parent.info.run_id
         if previous:
@@ -525,9 +533,11 @@ def _is_worker() -> bool:
 
 def _work(space: Space, workdir: Path, run_fn, out, connect_timeout_s: float) -> TuneOutcome:
     """A worker: wait for the chief, then run the trials it hands out, cell by cell."""
+    from experiments.recording import store
+
     wait_for_chief(os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"],
                    connect_timeout_s)
-    parent_id = find_parent_run(space.name)
+    parent_id = store.find_parent_run("tuning", space.name)
     if parent_id is None:
         raise ChiefUnreachableError(f"the chief of tuning {space.name!r} answers but no MLflow "
                                     f"parent run is found: do chief and worker share one "
@@ -580,10 +590,10 @@ def trial_runs(parent_run_id: str, cell: str | None = None) -> list:
 
     where = [f"tags.mlflow.parentRunId = '{parent_run_id}'", "attributes.status = 'FINISHED'"]
     if cell:
-        where.append(f"tags.`{TAG}tuning_cell` = '{cell}'")
+        where.append(f"tags.`{TUNING_CELL_TAG}` = '{cell}'")
     runs = mlflow.search_runs(experiment_ids=[_experiment_of(parent_run_id)], output_format="list",
                               filter_string=" and ".join(where))
-    return [r for r in runs if SCORE in r.data.metrics and f"{TAG}trial_id" in r.data.tags]
+    return [r for r in runs if SCORE in r.data.metrics and TRIAL_ID_TAG in r.data.tags]
 
 
 def cell_result(space: Space, parent_run_id: str, cell: str) -> CellResult:
@@ -622,7 +632,7 @@ def _log_best(space: Space, outcome: TuneOutcome) -> None:
         mlflow.log_metrics({f"best_score.{cell.cell}": cell.best_score,
                             f"median_score.{cell.cell}": cell.median_score,
                             f"trials.{cell.cell}": cell.trials})
-        mlflow.set_tag(f"{TAG}best_run.{cell.cell}", cell.best_run_id)
+        mlflow.set_tag(f"{BEST_RUN_TAG}.{cell.cell}", cell.best_run_id)
         mlflow.log_text(yaml.safe_dump(cell.best_config.to_dict(), sort_keys=False),
                         f"best/{cell.cell}.yaml")
     if any(c.best_config for c in outcome.cells):
@@ -668,9 +678,7 @@ def cli_tune(args) -> int:
     """`rnnlab tune`: see experiments/cli.py for the flags. Bad input raises ValueError (exit 2)."""
     import sys
 
-    from keras_tuner import errors
-
-    import cells as cell_registry
+    from experiments.tasks.settings import cell_names  # not `cells`: a refusal needs no Keras
 
     if args.chief and args.worker:
         raise ValueError("--chief and --worker exclude each other")
@@ -678,12 +686,14 @@ def cli_tune(args) -> int:
         raise ValueError("give a search-space file (e.g. experiments/spaces/default.yaml) or --task")
     if args.all_cells and args.cell:
         raise ValueError("--cell and --all-cells exclude each other")
-    chosen = cell_registry.names() if args.all_cells else [args.cell] if args.cell else None
+    chosen = cell_names() if args.all_cells else [args.cell] if args.cell else None
     name = args.name
     if not args.space and not name:
         name = f"{args.task}-{'all' if args.all_cells else args.cell or 'lstm'}-{args.tuner or 'random'}"
     space = load_space(args.space or DEFAULT_SPACE, task=args.task, cells=chosen, tuner=args.tuner,
                        max_trials=args.max_trials, name=name, overrides=args.set)
+    from keras_tuner import errors  # Keras: once the space is valid
+
     if args.chief or args.worker:
         role = "chief" if args.chief else "worker"
         os.environ.update(distributed_env(role, args.chief or args.worker, args.tuner_id))

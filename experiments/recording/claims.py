@@ -14,7 +14,7 @@ import time
 import mlflow
 
 from experiments.recording.store import env_seconds, retrying, tracking_uri
-from experiments.recording.tags import LEASE_TAG, TAG_PREFIX
+from experiments.recording.tags import LEASE_TAG, REASON_TAG, STATUS_TAG
 
 _claim: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rnnlab_claim", default=None)
 
@@ -79,9 +79,9 @@ def end_run_as(run_id: str, status: str, reason: str | None = None,
     `end_time` (epoch milliseconds) defaults to now."""
     client = mlflow.MlflowClient(tracking_uri())
     retrying(client.set_terminated, run_id, status, end_time, what=f"ending run {run_id}")
-    tags = {f"{TAG_PREFIX}status": status}
+    tags = {STATUS_TAG: status}
     if reason:
-        tags[f"{TAG_PREFIX}reason"] = reason[:5000]
+        tags[REASON_TAG] = reason[:5000]
     for key, value in tags.items():
         retrying(client.set_tag, run_id, key, value, what=f"tagging run {run_id}")
 

@@ -14,11 +14,8 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
-import inspect
 import logging
-import re
 import time
 import warnings
 from pathlib import Path
@@ -52,8 +49,23 @@ from experiments.recording.store import (
     settings,
     tracking_uri,
 )
-from experiments.recording.tags import TAG_PREFIX
+from experiments.recording.tags import (
+    BASELINE_METRIC_TAG,
+    CELL_TAG,
+    CONFIG_HASH_TAG,
+    FAMILY_TAG,
+    REASON_TAG,
+    RESUMED_EPOCH_TAG,
+    RESUMED_FROM_TAG,
+    SOLVED_METRIC_TAG,
+    SOLVED_MODE_TAG,
+    SOLVED_TAG,
+    SOLVED_THRESHOLD_TAG,
+    STATUS_TAG,
+    TASK_TAG,
+)
 from experiments.results import RunResult
+from experiments.tasks.settings import applicable
 
 
 def tracker(config, *, parent_run_id: str | None = None, tags: dict | None = None) -> NoTracker:
@@ -165,8 +177,8 @@ class MlflowTracker(NoTracker):
         if found:
             retrying(client.log_batch, self.run_id, metrics=found, what="copying resumed epochs")
         self.earlier_seconds = sum(m.value for m in found if m.key == "epoch_time_s")
-        retrying(mlflow.set_tags, {f"{TAG_PREFIX}resumed_from": self.resumed_from,
-                                   f"{TAG_PREFIX}resumed_epoch": first_epoch},
+        retrying(mlflow.set_tags, {RESUMED_FROM_TAG: self.resumed_from,
+                                   RESUMED_EPOCH_TAG: first_epoch},
                  what="tagging the resumed run")
 
     def log_start(self, config, spec, family_name: str, result: RunResult, splits) -> None:
@@ -185,11 +197,11 @@ class MlflowTracker(NoTracker):
     def finish(self, result: RunResult) -> None:
         with self._timed():
             if result.status == "SKIPPED":
-                tags = {f"{TAG_PREFIX}status": "SKIPPED",
-                        f"{TAG_PREFIX}reason": (result.reason or "")[:5000]}
+                tags = {STATUS_TAG: "SKIPPED",
+                        REASON_TAG: (result.reason or "")[:5000]}
             else:
-                tags = {f"{TAG_PREFIX}status": result.status,
-                        f"{TAG_PREFIX}solved": str(result.solved)}
+                tags = {STATUS_TAG: result.status,
+                        SOLVED_TAG: str(result.solved)}
             retrying(mlflow.set_tags, tags, what="tagging the run's outcome")
 
 
@@ -258,10 +270,10 @@ def _start_run(config, parent_run_id: str | None, tags: dict,
     chash = config_hash(config)
     all_tags = {
         **base_tags(),
-        f"{TAG_PREFIX}task": config.data.name,
-        f"{TAG_PREFIX}cell": config.model.cell,
-        f"{TAG_PREFIX}config_hash": chash,
-        f"{TAG_PREFIX}status": "RUNNING",
+        TASK_TAG: config.data.name,
+        CELL_TAG: config.model.cell,
+        CONFIG_HASH_TAG: chash,
+        STATUS_TAG: "RUNNING",
         **lease_tags(),
         **tags,
     }
@@ -288,59 +300,26 @@ def run_name(config) -> str:
         parts.append(config.model.attention)
     if config.model.input_feeding is False:
         parts.append("nofeed")
-    if config.model.readout:
+    if config.model.readout != "attentional":  # Luong's own, and what the others are set back to
         parts.append(config.model.readout)
     return "-".join([*parts, config.model.cell, f"seed{config.train.seed}"])
 
 
-# Keys only some tasks read; every other key outside `data` applies to every run.
-TRANSLATION_ONLY = ("model.attention", "model.attention_score", "model.input_feeding",
-                    "model.readout", "model.tie_embeddings",
-                    "model.label_smoothing", "train.max_decode_length", "train.beam_width",
-                    "train.length_penalty")
-TOKEN_INPUTS_ONLY = ("model.embedding_dim",)
-
-
-def applicable_params(config, spec, family_name: str) -> dict:
-    """The flattened config less what this task does not read: `data.*` keys its loader never
-    reads (`data.length` on Multi30k, `data.source_lang` on adding), translation-only keys on other
-    tasks, the embedding size on tasks without token inputs."""
-    read = loader_fields(config.data.name)
-    params = {}
-    for key, value in config.flat().items():
-        section, _, name = key.partition(".")
-        if (section == "data" and name != "name" and name not in read) \
-                or (key in TRANSLATION_ONLY and family_name != "translation") \
-                or (key in TOKEN_INPUTS_ONLY and spec.input_encoding != "embedding"):
-            continue
-        params[key] = "None" if value is None else value
-    return params
-
-
-@functools.cache
-def loader_fields(task: str) -> frozenset[str]:
-    """The DataConfig fields (`config.<field>`) the source of the task's loader reads."""
-    module = datasets.get(task)
-    sources = [inspect.getsource(module)]
-    if module.__name__.startswith("datasets.synthetic."):
-        sources.append(inspect.getsource(datasets.synthetic))
-    return frozenset(re.findall(r"\bconfig\.(\w+)", "\n".join(sources)))
-
-
 def _log_start(config, spec, family_name: str, result: RunResult, splits) -> None:
     log = settings().log
-    params = applicable_params(config, spec, family_name)
+    # the keys this run takes (the task's declaration: experiments/tasks/settings.py)
+    params = {k: "None" if v is None else v for k, v in applicable(config).items()}
     mlflow.log_params({**params, "model.units_used": result.units,
                        "model.projected_used": result.projected})
     metrics = {"param_count": result.param_count}
-    tags = {f"{TAG_PREFIX}family": family_name}
+    tags = {FAMILY_TAG: family_name}
     if spec.baseline is not None:
         metrics["baseline"] = spec.baseline
-        tags[f"{TAG_PREFIX}baseline_metric"] = spec.baseline_metric
+        tags[BASELINE_METRIC_TAG] = spec.baseline_metric
     if spec.solved_metric:
-        tags[f"{TAG_PREFIX}solved_metric"] = spec.solved_metric
-        tags[f"{TAG_PREFIX}solved_threshold"] = str(spec.goal.threshold)  # for the report
-        tags[f"{TAG_PREFIX}solved_mode"] = spec.goal.mode
+        tags[SOLVED_METRIC_TAG] = spec.solved_metric
+        tags[SOLVED_THRESHOLD_TAG] = str(spec.goal.threshold)  # for the report
+        tags[SOLVED_MODE_TAG] = spec.goal.mode
     mlflow.log_metrics(metrics)
     mlflow.set_tags(tags)
     if log.config:

@@ -23,7 +23,16 @@ import mlflow
 
 from datasets.errors import ConfigError
 from experiments.config import read_yaml
-from experiments.recording.tags import TAG_PREFIX
+from experiments.recording.tags import (
+    BACKEND_TAG,
+    CONFIG_HASH_TAG,
+    DEVICE_TAG,
+    GIT_COMMIT_TAG,
+    ROLE_TAG,
+    STATUS_TAG,
+    SWEEP_TAG,
+    TAG_PREFIX,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "mlflow.yml"
@@ -170,9 +179,9 @@ def environment_tags() -> dict[str, str]:
     import keras
 
     return {
-        f"{TAG_PREFIX}backend": keras.backend.backend(),
-        f"{TAG_PREFIX}device": device(),
-        f"{TAG_PREFIX}git_commit": git_commit(),
+        BACKEND_TAG: keras.backend.backend(),
+        DEVICE_TAG: device(),
+        GIT_COMMIT_TAG: git_commit(),
     }
 
 
@@ -219,7 +228,7 @@ def find_parent_run(role: str, name: str) -> str | None:
     found = retrying(
         mlflow.search_runs,
         search_all_experiments=True, output_format="list", max_results=1,
-        filter_string=(f"tags.`{TAG_PREFIX}role` = {quote(role)} and "
+        filter_string=(f"tags.`{ROLE_TAG}` = {quote(role)} and "
                        f"tags.`{TAG_PREFIX}{role}` = {quote(name)}"),
         order_by=["attributes.start_time DESC"], what=f"looking up the {role}'s parent run",
     )
@@ -255,8 +264,8 @@ def start_parent_run(
     )
     all_tags = {
         **base_tags(),
-        f"{TAG_PREFIX}sweep": sweep_name,
-        f"{TAG_PREFIX}role": "sweep",
+        SWEEP_TAG: sweep_name,
+        ROLE_TAG: "sweep",
         **(tags or {}),
     }
     return mlflow.start_run(experiment_id=experiment_id, run_name=sweep_name, tags=all_tags)
@@ -281,12 +290,12 @@ def find_finished_children(parent_run_id: str) -> dict[str, str]:
         experiment_ids=[parent.info.experiment_id],
         filter_string=(
             f"tags.mlflow.parentRunId = '{parent_run_id}' "
-            f"and tags.`{TAG_PREFIX}status` = 'FINISHED' and attributes.status = 'FINISHED'"
+            f"and tags.`{STATUS_TAG}` = 'FINISHED' and attributes.status = 'FINISHED'"
         ),
         order_by=["attributes.start_time ASC"],
         output_format="list",
     )
-    return {run.data.tags[f"{TAG_PREFIX}config_hash"]: run.info.run_id for run in runs}
+    return {run.data.tags[CONFIG_HASH_TAG]: run.info.run_id for run in runs}
 
 
 

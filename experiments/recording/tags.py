@@ -1,4 +1,51 @@
-"""The one vocabulary of MLflow tag names the suite writes and reads (`rnnlab.*`)."""
+"""The one vocabulary of MLflow tag names the suite writes and reads (`rnnlab.*`).
+
+Every module names a tag by its constant here, never as a raw "rnnlab.xxx" string, so a tag's
+writers and readers are found by one grep and cannot drift apart. A search filter spells one as
+f"tags.`{STATUS_TAG}` = 'FINISHED'"; a column of `mlflow.search_runs` as f"tags.{STATUS_TAG}".
+"""
 
 TAG_PREFIX = "rnnlab."
+
+# what a run is
+ROLE_TAG = f"{TAG_PREFIX}role"  # parent runs: "sweep", "tuning"; "gradients", "gradients-training"
+TASK_TAG = f"{TAG_PREFIX}task"
+CELL_TAG = f"{TAG_PREFIX}cell"
+FAMILY_TAG = f"{TAG_PREFIX}family"
+CONFIG_HASH_TAG = f"{TAG_PREFIX}config_hash"
+# how it ended
+STATUS_TAG = f"{TAG_PREFIX}status"  # RUNNING, FINISHED, SKIPPED, FAILED, KILLED
+REASON_TAG = f"{TAG_PREFIX}reason"
+ERROR_TAG = f"{TAG_PREFIX}error"
+SOLVED_TAG = f"{TAG_PREFIX}solved"
+RESUMED_FROM_TAG = f"{TAG_PREFIX}resumed_from"
+RESUMED_EPOCH_TAG = f"{TAG_PREFIX}resumed_epoch"
+# the task's goal, for the report
+SOLVED_METRIC_TAG = f"{TAG_PREFIX}solved_metric"
+SOLVED_THRESHOLD_TAG = f"{TAG_PREFIX}solved_threshold"
+SOLVED_MODE_TAG = f"{TAG_PREFIX}solved_mode"
+BASELINE_METRIC_TAG = f"{TAG_PREFIX}baseline_metric"
+# where and on what it ran
+BACKEND_TAG = f"{TAG_PREFIX}backend"
+DEVICE_TAG = f"{TAG_PREFIX}device"
+GIT_COMMIT_TAG = f"{TAG_PREFIX}git_commit"
+DISTRIBUTION_TAG = f"{TAG_PREFIX}distribution"
+REPLICAS_TAG = f"{TAG_PREFIX}replicas"
+# sweeps: the parent's name, file and size; a child's claim
+SWEEP_TAG = f"{TAG_PREFIX}sweep"
+SWEEP_FILE_TAG = f"{TAG_PREFIX}sweep_file"
+SWEEP_RUNS_TAG = f"{TAG_PREFIX}sweep_runs"
+CLAIMED_BY_TAG = f"{TAG_PREFIX}claimed_by"
 LEASE_TAG = f"{TAG_PREFIX}lease_until"
+# tunings: the parent's search, a trial's place in it, the best run per cell (BEST_RUN_TAG.<cell>)
+TUNING_TAG = f"{TAG_PREFIX}tuning"
+TUNER_TAG = f"{TAG_PREFIX}tuner"
+OBJECTIVE_TAG = f"{TAG_PREFIX}objective"
+DIRECTION_TAG = f"{TAG_PREFIX}direction"
+SPACE_TAG = f"{TAG_PREFIX}space"
+SPACE_FILE_TAG = f"{TAG_PREFIX}space_file"
+CELLS_TAG = f"{TAG_PREFIX}cells"
+TRIAL_ID_TAG = f"{TAG_PREFIX}trial_id"
+TUNER_ID_TAG = f"{TAG_PREFIX}tuner_id"
+TUNING_CELL_TAG = f"{TAG_PREFIX}tuning_cell"
+BEST_RUN_TAG = f"{TAG_PREFIX}best_run"

@@ -39,7 +39,7 @@ def load_model_file(path: Path):
     """The Keras model at `path` (a ``.keras`` file), with ``safe_mode=True``."""
     import keras
 
-    import experiments.tasks  # noqa: F401  registers the serialisable layers
+    import experiments.tasks.families  # noqa: F401  registers the serialisable layers
 
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)

@@ -1,57 +1,33 @@
-"""Task families, found by the `output` kind of a dataset's DataSpec.
+"""Task families: what each reads of the config (`settings`, no Keras) and how each builds,
+trains and reports its model (`families`: sentiment, translation, long_dependency).
 
     sentiment        binary                          (IMDB)
     translation      seq2seq                         (Multi30k)
     long_dependency  regression, categorical,        (adding, temporal order, spike,
                      sequence_categorical,            copy memory,
                      sequence_multilabel              Reber)
+
+Importing this package imports no Keras: the declarations answer a config's validation at once.
+The families' Keras code (`FAMILIES`, `family_for`, `compile_for_test`, ...) loads on first use
+of one of those names; `import experiments.tasks.families` registers the serialisable layers.
 """
 
 from __future__ import annotations
 
-import datasets
-from experiments.tasks import long_dependency, sentiment, translation
-from experiments.tasks.common import (
-    Evaluation,
-    Family,
-    check_goal,
-    compile_for_test,
-    recurrent_layer,
-)
+from experiments.tasks.settings import applicable, family_name, forget_gate_cells, takes
 
-FAMILIES: dict[str, Family] = {
-    family.name: family
-    for family in (sentiment.FAMILY, translation.FAMILY, long_dependency.FAMILY)
-}
-BY_OUTPUT: dict[str, Family] = {
-    output: family for family in FAMILIES.values() for output in family.outputs
-}
+_KERAS_NAMES = ("BY_OUTPUT", "FAMILIES", "Evaluation", "Family", "check_config",
+                "compile_for_test", "family_for", "recurrent_layer")
 
 
-def family_for(spec) -> Family:
-    """The family that models `spec.output`; an unknown kind names the valid ones."""
-    try:
-        return BY_OUTPUT[spec.output]
-    except KeyError:
-        raise ValueError(
-            f"dataset '{spec.name}': unknown output kind '{spec.output}'; "
-            f"valid: {', '.join(BY_OUTPUT)}"
-        ) from None
+def __getattr__(name: str):
+    if name in _KERAS_NAMES:
+        from experiments.tasks import families
+
+        return getattr(families, name)
+    raise AttributeError(f"module 'experiments.tasks' has no attribute {name!r}")
 
 
-def check_config(config) -> None:
-    """Refuse, from the config alone, a goal the task does not compute or a model it cannot use
-    (e.g. a bidirectional stack under a per-step head). Only generated tasks, whose spec needs
-    no data; the others are checked after loading (`check_goal`, `Family.build`)."""
-    module = datasets.get(config.data.name)
-    if not hasattr(module, "spec"):
-        return
-    spec = module.spec(config.data)
-    family = family_for(spec)
-    check_goal(spec, family)
-    if family.check_model:
-        family.check_model(spec, config.model)
-
-
-__all__ = ["BY_OUTPUT", "FAMILIES", "Evaluation", "Family", "check_config", "compile_for_test",
-           "family_for", "recurrent_layer"]
+__all__ = ["BY_OUTPUT", "FAMILIES", "Evaluation", "Family", "applicable", "check_config",
+           "compile_for_test", "family_for", "family_name", "forget_gate_cells", "recurrent_layer",
+           "takes"]

@@ -17,7 +17,6 @@ import numpy as np
 
 import cells
 from datasets.errors import ConfigError
-from experiments.config import takes_forget_bias
 
 
 @dataclass
@@ -45,7 +44,8 @@ def recurrent_layer(
         cell_kwargs["dropout"] = model_cfg.dropout
     if model_cfg.recurrent_dropout:
         cell_kwargs["recurrent_dropout"] = model_cfg.recurrent_dropout
-    if model_cfg.unit_forget_bias is not None and takes_forget_bias(model_cfg.cell):
+    forget_gate = getattr(cells.catalog.entry(model_cfg.cell), "forget_gate", False)
+    if model_cfg.unit_forget_bias is not None and forget_gate:
         cell_kwargs["unit_forget_bias"] = model_cfg.unit_forget_bias
     cell = cells.get(model_cfg.cell, **cell_kwargs)
     layer = cells.ProjectedRNN if use_projected(model_cfg.projected) else keras.layers.RNN

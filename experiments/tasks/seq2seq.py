@@ -34,10 +34,8 @@ from keras import ops
 
 import cells
 from cells.base import as_list
+from experiments.tasks.settings import ATTENTIONS, READOUTS, SCORES  # the declared choices
 
-ATTENTIONS = (None, "bahdanau", "luong")
-SCORES = ("dot", "general", "concat")
-READOUTS = ("attentional", "deep")  # Luong's h~_t | Bahdanau's [s_t; c_t; y_{t-1}]
 NEG_INF = -1e9
 
 

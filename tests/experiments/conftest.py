@@ -132,6 +132,7 @@ def tiny_sweep(tmp_path_factory):
 
     from experiments.orchestration import launch
     from experiments.orchestration import plan as sweep
+    from experiments.recording import store
     from experiments.run import run
 
     built = TinySweep(tmp_path_factory.mktemp("tiny_sweep"))
@@ -145,7 +146,7 @@ def tiny_sweep(tmp_path_factory):
                                                 out=lines.append))
             built.outputs.append("\n".join(lines))
             built.real_calls.append(len(calls))
-        built.parent_id = launch.find_parent_run(built.plan.name)
+        built.parent_id = store.find_parent_run("sweep", built.plan.name)
     rnnlab = Path(sys.executable).with_name("rnnlab")
     done = subprocess.run([str(rnnlab), "sweep", str(built.file)], capture_output=True, text=True,
                           check=False,

@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from experiments import cli
+from experiments import cli, console
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_native_start_up_noise_is_dropped_and_the_rest_kept(capfd):
              "I0000 00:00:1795846523.470331   13336 cudart_stub.cc:31] Could not find cuda drivers\n"
              "E0000 00:00:1795846548.333345   13336 cuda_platform.cc:52] failed call to cuInit: X\n")
     kept = "E0000 00:00:1.5   1 bfc_allocator.cc:1] Out of memory\nTraceback: a real error\n"
-    with cli.native_noise_filtered():
+    with console.native_noise_filtered():
         os.write(2, (noise + kept).encode())
     assert capfd.readouterr().err == kept
 

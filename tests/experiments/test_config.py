@@ -126,7 +126,7 @@ def test_a_lone_run_refuses_a_forget_bias_its_cell_does_not_have():
     with pytest.raises(ConfigError) as err:
         Config.from_dict({"model": {"cell": "gru", "unit_forget_bias": False}}, source="--set",
                          strict=True)
-    assert str(err.value) == ("--set: 'model.unit_forget_bias' does not apply to cell 'gru', which "
+    assert str(err.value) == ("--set: 'model.unit_forget_bias' is not read by cell 'gru', which "
                               "has no forget gate (leave it unset), got False; valid: cells lstm, "
                               "peephole, coupled")
     with pytest.raises(ConfigError, match="'vanilla'"):
@@ -136,21 +136,42 @@ def test_a_lone_run_refuses_a_forget_bias_its_cell_does_not_have():
     assert Config.from_dict({"model": {"cell": "gru"}}, strict=True).model.unit_forget_bias is None
 
 
-def test_luongs_own_settings_keep_its_hash_and_its_ablations_are_dropped_elsewhere():
-    luong = {"model": {"attention": "luong"}}
-    paper = Config.from_dict(luong)
-    spelled_out = Config.from_dict(
-        {"model": {"attention": "luong", "input_feeding": True, "readout": "attentional"}})
-    assert (spelled_out.model.input_feeding, spelled_out.model.readout) == (None, None)
+MULTI30K = {"name": "multi30k"}
+
+
+def test_luongs_own_settings_are_stored_as_written_and_keep_its_hash():
+    paper = Config.from_dict({"data": MULTI30K, "model": {"attention": "luong"}})
+    spelled_out = Config.from_dict({"data": MULTI30K, "model": {
+        "attention": "luong", "input_feeding": True, "readout": "attentional"}})
+    assert (spelled_out.model.input_feeding, spelled_out.model.readout) == (True, "attentional")
     assert config_hash(spelled_out) == config_hash(paper)
     for ablation in ({"input_feeding": False}, {"readout": "deep"}):
-        one = Config.from_dict({"model": {"attention": "luong", **ablation}})
+        one = Config.from_dict({"data": MULTI30K, "model": {"attention": "luong", **ablation}})
         assert config_hash(one) != config_hash(paper)
         # a sweep crossing them with Bahdanau's attention (no h~ to feed or read) trains it once
-        bahdanau = Config.from_dict({"model": {"attention": "bahdanau", **ablation}})
-        assert config_hash(bahdanau) == config_hash(Config.from_dict({"model": {"attention": "bahdanau"}}))
-        with pytest.raises(ConfigError, match="applies to Luong attention only"):
-            Config.from_dict({"model": {"attention": None, **ablation}}, strict=True)
+        bahdanau = Config.from_dict({"data": MULTI30K,
+                                     "model": {"attention": "bahdanau", **ablation}})
+        assert config_hash(bahdanau) == config_hash(
+            Config.from_dict({"data": MULTI30K, "model": {"attention": "bahdanau"}}))
+        with pytest.raises(ConfigError, match="valid: tasks multi30k with model.attention: luong"):
+            Config.from_dict({"data": MULTI30K, "model": {"attention": None, **ablation}},
+                             strict=True)
+
+
+def test_a_lone_run_refuses_what_its_task_does_not_read_and_a_sweep_keeps_it():
+    for key, value, takers in (("model.attention", "luong", "tasks multi30k"),
+                               ("model.embedding_dim", 8, "tasks imdb, multi30k"),
+                               ("data.source_lang", "fr", "tasks multi30k"),
+                               ("train.beam_width", 4, "tasks multi30k")):
+        with pytest.raises(ConfigError, match=rf"^--set: '{key}' is not read by task 'adding'.*"
+                                              rf"valid: {takers}$"):
+            Config().with_overrides([f"{key}={value}"], strict=True)
+        # a sweep keeps it as written: the task tells such runs apart, and recorded hashes
+        # (the study's base sets data.num_train for IMDB too) include it
+        swept = Config().with_overrides([f"{key}={value}"])
+        assert swept.flat()[key] == value
+    assert Config().with_overrides(["data.name=multi30k", "data.source_lang=fr"],
+                                   strict=True).data.source_lang == "fr"
 
 
 def test_a_lone_runs_config_file_is_read_strictly_too(tmp_path):

@@ -8,6 +8,7 @@ from experiment_fixtures import logged_model_names
 from test_sweep import make
 
 from experiments.orchestration import launch
+from experiments.recording import store
 
 
 def test_format_duration():
@@ -97,7 +98,7 @@ def test_ctrl_c_marks_the_parent_killed_prints_the_summary_and_propagates(mlflow
     with pytest.raises(KeyboardInterrupt):
         launch.run_sweep(plan, run_fn=interrupted, out=lines.append)
     assert "interrupted" in lines[-1]
-    assert mlflow.get_run(launch.find_parent_run(plan.name)).info.status == "KILLED"
+    assert mlflow.get_run(store.find_parent_run("sweep", plan.name)).info.status == "KILLED"
 
 
 def test_the_model_flavor_is_imported_before_the_first_run(mlflow_store, monkeypatch):

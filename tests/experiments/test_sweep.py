@@ -202,7 +202,8 @@ def test_the_attention_comparison_differs_from_the_study_only_in_its_attention()
         (c, a) for c in ("lstm", "peephole", "coupled", "gru") for a in (None, "luong")}
     ablations = {(r.config.model.input_feeding, r.config.model.readout) for r in plan.runs
                  if r.config.model.attention == "luong"}
-    assert ablations == {(None, None), (None, "deep"), (False, "deep")} and len(plan.runs) == 16
+    assert ablations == {(True, "attentional"), (True, "deep"), (False, "deep")} \
+        and len(plan.runs) == 16
     for run in plan.runs:
         theirs = study[run.config.model.cell].model
         assert theirs.attention == "bahdanau"

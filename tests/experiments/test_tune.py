@@ -22,6 +22,7 @@ from experiments.analysis.tuning_report import (
 from experiments.config import config_hash
 from experiments.orchestration import plan as sweep
 from experiments.orchestration import tune
+from experiments.recording import store
 
 BASE = {
     "data": {"name": "adding", "length": 10, "num_train": 32, "num_val": 16, "num_test": 16,
@@ -126,7 +127,7 @@ def test_bad_space_exits_2_before_any_mlflow_run(tmp_path, mlflow_store, capsys)
     message = capsys.readouterr().err
     assert str(bad) in message and "train.lr" in message and "-1.0" in message
     tune.check_tracking()
-    assert tune.find_parent_run("never-runs") is None
+    assert store.find_parent_run("tuning", "never-runs") is None
     assert not (tmp_path / "wd").exists()
 
 
@@ -329,7 +330,7 @@ def test_all_cells_same_budget_same_draws_then_report_importance(tmp_path, mlflo
             "--export", str(tmp_path / "best.yaml")]
     assert cli.main(args) == 0
     tune.check_tracking()
-    runs = tune.trial_runs(tune.find_parent_run("all-cells"))
+    runs = tune.trial_runs(store.find_parent_run("tuning", "all-cells"))
     by_cell = {}
     for r in runs:
         by_cell.setdefault(r.data.tags["rnnlab.tuning_cell"], []).append(r)

@@ -118,12 +118,11 @@ def test_a_bad_child_anywhere_in_a_sweep_is_refused_before_any_run(tmp_path, cap
 
 
 def test_sweep_names_with_a_quote_are_escaped_in_mlflow_filters(mlflow_store):
-    from experiments.orchestration import launch
     from experiments.recording import store
 
     plan = sweep.parse_sweep({"name": "it's", "base": TINY}, source="q.yaml")
     store.configure()
-    assert launch.find_parent_run(plan.name) is None  # no "Invalid clause(s) in filter string"
+    assert store.find_parent_run("sweep", plan.name) is None  # no "Invalid clause(s) in filter string"
     with pytest.raises(ConfigError, match="name"):
         sweep.parse_sweep({"name": "it's \"both\"", "base": TINY}, source="q.yaml")
 

@@ -10,6 +10,7 @@ from reliability_fixtures import children, runs_of, steps
 from experiments.analysis import report
 from experiments.guards import Diverged
 from experiments.orchestration import launch
+from experiments.recording import store
 from experiments.run import run
 
 EXPLODING = {"optimizer": "sgd", "lr": 1.0e6, "clipnorm": None, "epochs": 3}
@@ -43,7 +44,7 @@ def test_the_sweep_goes_on_and_the_report_lists_the_diverged_run(lab):
     diverged = mlflow.get_run(outcomes[0].run_id)
     assert diverged.info.status == "FAILED"
     assert diverged.data.tags["rnnlab.reason"] == reason
-    parent_id = launch.find_parent_run(plan.name)
+    parent_id = store.find_parent_run("sweep", plan.name)
     assert len(children(parent_id)) == 2
     listed = report.not_completed(report.load_runs(plan.name))
     assert listed.to_dict("records") == [{"task": "adding", "cells": "lstm", "status": "FAILED",

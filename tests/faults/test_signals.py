@@ -24,7 +24,7 @@ from experiments.analysis import report, results_page
 from experiments.config import config_hash
 from experiments.guards import Stopped, stop_on_signals
 from experiments.orchestration import launch
-from experiments.recording import claims
+from experiments.recording import claims, store
 from experiments.run import run
 
 
@@ -56,7 +56,7 @@ def test_sigterm_kills_child_and_parent_and_the_rerun_resumes_logging_each_epoch
         launch.run_sweep(plan, out=lines.append)
     assert stop.value.exit_code == 143
     assert "interrupted (stopped by SIGTERM)" in lines[-1]
-    parent_id = launch.find_parent_run(plan.name)
+    parent_id = store.find_parent_run("sweep", plan.name)
     parent = mlflow.get_run(parent_id)
     assert parent.info.status == "KILLED" and parent.data.tags["rnnlab.status"] == "KILLED"
     assert parent.data.tags["rnnlab.reason"] == "stopped by SIGTERM"
