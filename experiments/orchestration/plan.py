@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import math
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -37,13 +36,13 @@ from typing import Any
 
 from datasets.errors import ConfigError
 from experiments.config import Config, config_hash, read_yaml, validate_names
+from experiments.orchestration import params
 
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed")
+# `{sampler: [args]}`: the short form of the one parameter grammar (orchestration/params.py)
 SAMPLERS: dict[str, Callable[[random.Random, list], Any]] = {
-    "choice": lambda rng, args: rng.choice(args),
-    "uniform": lambda rng, args: rng.uniform(*args),
-    "log_uniform": lambda rng, args: math.exp(rng.uniform(math.log(args[0]), math.log(args[1]))),
-    "int_uniform": lambda rng, args: rng.randint(*args),
+    sampler: lambda rng, args, sampler=sampler: params.from_sampler("", sampler, args).sample(rng)
+    for sampler in params.SAMPLERS
 }
 SHORT_NAMES = {"data.length": "T", "train.seed": "seed", "model.attention": "attention"}
 

@@ -54,6 +54,7 @@ from typing import Any
 import yaml
 
 from experiments.config import Config, config_hash, validate_names
+from experiments.orchestration.params import PARAM_KEYS, SAMPLINGS, Param
 from experiments.recording.tags import (
     BEST_RUN_TAG,
     CELLS_TAG,
@@ -75,13 +76,6 @@ from experiments.recording.tags import (
 SPACE_KEYS = ("name", "description", "base", "cells", "tuner", "max_trials", "seed", "objective",
               "space")
 TUNERS = ("random", "bayesian", "hyperband")
-PARAM_KEYS = {
-    "int": ("type", "min", "max", "step", "sampling"),
-    "float": ("type", "min", "max", "step", "sampling"),
-    "choice": ("type", "values"),
-    "bool": ("type",),
-}
-SAMPLINGS = ("linear", "log")
 DIRECTIONS = ("min", "max")
 DEFAULT_OBJECTIVE = {"name": "val_loss", "direction": "min"}
 NOT_TUNABLE = ("data.name", "model.cell")
@@ -93,38 +87,6 @@ HYPERBAND_FACTOR = 3
 
 class ChiefUnreachableError(RuntimeError):
     """A worker found no chief oracle at the address it was given."""
-
-
-@dataclass(frozen=True)
-class Param:
-    """One hyperparameter: a dotted Config key and how keras-tuner samples it."""
-
-    key: str
-    type: str
-    min: float | None = None
-    max: float | None = None
-    step: float | None = None
-    log: bool = False
-    values: tuple = ()
-
-    def declare(self, hp) -> None:
-        """Register this parameter on a `keras_tuner.HyperParameters`."""
-        sampling = "log" if self.log else "linear"
-        if self.type == "int":
-            hp.Int(self.key, int(self.min), int(self.max), step=self.step, sampling=sampling)
-        elif self.type == "float":
-            hp.Float(self.key, float(self.min), float(self.max), step=self.step, sampling=sampling)
-        elif self.type == "choice":
-            hp.Choice(self.key, list(self.values))
-        else:
-            hp.Boolean(self.key)
-
-    def extremes(self) -> list:
-        """The values that must each give a valid Config (checked before anything runs)."""
-        if self.type in ("int", "float"):
-            cast = int if self.type == "int" else float
-            return [cast(self.min), cast(self.max)]
-        return list(self.values) if self.type == "choice" else [False, True]
 
 
 @dataclass

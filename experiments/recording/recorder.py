@@ -65,7 +65,7 @@ from experiments.recording.tags import (
     TASK_TAG,
 )
 from experiments.results import RunResult
-from experiments.tasks.settings import applicable
+from experiments.tasks.settings import applicable, name_parts
 
 
 def tracker(config, *, parent_run_id: str | None = None, tags: dict | None = None) -> NoTracker:
@@ -290,18 +290,14 @@ def _start_run(config, parent_run_id: str | None, tags: dict,
 
 
 def run_name(config) -> str:
-    """`task-T<length>-cell-seed<seed>` (T only for the generated tasks, attention and Luong's
-    ablations for translation): readable in the MLflow UI's run list, e.g. `adding-T50-lstm-seed0`,
+    """`task-T<length>-cell-seed<seed>` (T only for the generated tasks; the task's declared keys
+    set to other than their defaults, `tasks.settings.name_parts`: attention and Luong's ablations
+    for translation): readable in the MLflow UI's run list, e.g. `adding-T50-lstm-seed0`,
     `multi30k-luong-nofeed-deep-gru-seed0`."""
     parts = [config.data.name]
     if datasets.REGISTRY.get(config.data.name, "").startswith("datasets.synthetic."):
         parts.append(f"T{config.data.length}")
-    if config.model.attention:
-        parts.append(config.model.attention)
-    if config.model.input_feeding is False:
-        parts.append("nofeed")
-    if config.model.readout != "attentional":  # Luong's own, and what the others are set back to
-        parts.append(config.model.readout)
+    parts += name_parts(config)
     return "-".join([*parts, config.model.cell, f"seed{config.train.seed}"])
 
 

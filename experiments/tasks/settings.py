@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -40,11 +41,14 @@ class Setting:
     """A config key only some runs take: `key` ("section.name"), its valid `choices` (ANY:
     the field's type decides), and `when`: (fact, values) pairs that must all hold for a run
     to take it. A fact is a config key ("model.attention"), "inputs" (the dataset's input
-    encoding) or "forget_gate" (whether the cell has one)."""
+    encoding) or "forget_gate" (whether the cell has one). `label`: how a value other than the
+    default reads in the run's name (the MLflow UI's run list)."""
 
     key: str
     choices: tuple | None = ANY
     when: tuple[tuple[str, tuple], ...] = ()
+    # how a value other than the default shows in the run's name (`name_parts`); None: it does not
+    label: Callable[[Any], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,12 +68,12 @@ READOUTS = ("attentional", "deep")  # Luong's h~_t (the paper) | Bahdanau's [s_t
 
 SENTIMENT = Declaration("sentiment", ("binary",))
 TRANSLATION = Declaration("translation", ("seq2seq",), (
-    Setting("model.attention", ATTENTIONS),
+    Setting("model.attention", ATTENTIONS, label=str),
     Setting("model.attention_score", SCORES),
     # Luong's two ablations (experiments.tasks.seq2seq): h~_{t-1} fed to the next input, and
     # what the output layer reads; the paper's own settings are True and "attentional"
-    Setting("model.input_feeding", (True, False), when=LUONG),
-    Setting("model.readout", READOUTS, when=LUONG),
+    Setting("model.input_feeding", (True, False), when=LUONG, label=lambda on: "nofeed"),
+    Setting("model.readout", READOUTS, when=LUONG, label=str),
     Setting("model.tie_embeddings"),
     Setting("model.label_smoothing"),
     Setting("train.max_decode_length"),
@@ -193,6 +197,15 @@ def applicable(config) -> dict[str, Any]:
     MLflow params of a run."""
     facts = _facts(config)
     return {key: value for key, value in config.flat().items() if takes(config, key, facts)}
+
+
+def name_parts(config) -> list[str]:
+    """The labels of the declared keys this run takes at other than their defaults, in
+    declaration order: what names the run besides its task and cell ("luong", "nofeed")."""
+    facts = _facts(config)
+    return [setting.label(value_of(config, key)) for key, (_, setting) in DECLARED.items()
+            if setting.label and value_of(config, key) != default(key)
+            and takes(config, key, facts)]
 
 
 def takers(key: str) -> str:
