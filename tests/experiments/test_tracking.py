@@ -92,11 +92,43 @@ def test_children_of_a_parent_are_found_by_hash(mlflow_store, tiny_config, monke
     assert child.info.experiment_id == parent.info.experiment_id
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert mlflow.get_run(parent.info.run_id).data.tags["rnnlab.sweep"] == "unit-sweep"
+    assert child.data.tags["rnnlab.versions"] == store.versions_text()  # every run logs its own
 
 
 def test_git_commit_is_a_commit_hash():
     commit = store.git_commit()
     assert commit == "unknown" or len(commit.split("+")[0]) == 40
+
+
+def test_environment_tags_hold_the_runs_package_versions():
+    import keras
+
+    tags = store.environment_tags()
+    logged = dict(part.split(" ") for part in tags["rnnlab.versions"].split(", "))
+    backend = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[keras.backend.backend()]
+    assert set(logged) == {"python", "rnn-cell-lab", "keras", backend, "numpy", "mlflow"}
+    assert logged["keras"] == keras.__version__
+    assert logged["python"].count(".") == 2
+
+
+@pytest.mark.parametrize("commit, dirty", [("0123abcd+dirty", "true"), ("0123abcd", "false")])
+def test_a_dirty_tree_is_tagged_and_warned_about(commit, dirty, monkeypatch, capsys):
+    from experiments.orchestration import launch
+
+    monkeypatch.setattr(store, "git_commit", lambda: commit)
+    tags = store.environment_tags()
+    assert tags["rnnlab.dirty"] == dirty and tags["rnnlab.git_commit"] == commit
+    assert launch.warn_if_dirty() == (dirty == "true")
+    err = capsys.readouterr().err
+    if dirty == "true":
+        assert "uncommitted changes" in err and "rnnlab.dirty=true" in err and commit in err
+    else:
+        assert err == ""
+
+
+def test_outside_git_no_dirty_tag_is_guessed(monkeypatch):
+    monkeypatch.setattr(store, "git_commit", lambda: "unknown")
+    assert "rnnlab.dirty" not in store.environment_tags()
 
 
 def test_run_names_tell_luongs_ablations_apart():
