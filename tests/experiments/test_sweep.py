@@ -211,3 +211,91 @@ def test_the_attention_comparison_differs_from_the_study_only_in_its_attention()
             run.config.model, attention=theirs.attention, attention_score=theirs.attention_score,
             input_feeding=theirs.input_feeding, readout=theirs.readout))
         assert config_hash(same) == config_hash(study[run.config.model.cell])  # an equal budget
+
+
+# --- each cell's tuned values (`tuned:`) -------------------------------------------------------------
+
+TUNED_SPACE = {"name": "fair-adding", "base": BASE, "cells": ["lstm", "gru"], "max_trials": 2,
+               "space": {"train.lr": {"type": "float", "min": 1e-3, "max": 1e-1, "sampling": "log"},
+                         "train.clipnorm": {"type": "choice", "values": [1.0, 5.0]}}}
+BEST = {"name": "fair-adding-best", "base": BASE,
+        "tasks": [{"model.cell": "lstm", "train.lr": 0.03, "train.clipnorm": 1.0},
+                  {"model.cell": "gru", "train.lr": 0.002, "train.clipnorm": 5.0}]}
+
+
+@pytest.fixture
+def tuned_sweep(tmp_path):
+    """`write(best=..., **sweep keys)`: a sweep file in tmp_path/sweeps whose `tuned:` names the
+    space tmp_path/spaces/fair-adding.yaml and the best file tmp_path/sweeps/tuned/best.yaml."""
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "spaces" / "fair-adding.yaml").write_text(yaml.safe_dump(TUNED_SPACE))
+    (tmp_path / "sweeps" / "tuned").mkdir(parents=True)
+
+    def write(best=BEST, **raw):
+        if best is not None:
+            (tmp_path / "sweeps" / "tuned" / "best.yaml").write_text(yaml.safe_dump(best))
+        path = tmp_path / "sweeps" / "study.yaml"
+        path.write_text(yaml.safe_dump({
+            "name": "fair", "base": BASE,
+            "tuned": {"adding": {"space": "../spaces/fair-adding.yaml", "best": "tuned/best.yaml"}},
+            **raw}))
+        return path
+
+    return write
+
+
+def test_each_cell_runs_with_its_own_tuned_values(tuned_sweep):
+    path = tuned_sweep(tasks=[{"data.length": 8, "train.lr": 0.5}, {"data.length": 12}],
+                       grid={"model.cell": ["lstm", "gru"], "train.seed": [0, 1]})
+    plan = sweep.load_sweep(path, overrides=["train.epochs=2"])
+    got = {(r.config.model.cell, r.config.train.lr, r.config.train.clipnorm) for r in plan.runs}
+    assert got == {("lstm", 0.03, 1.0), ("gru", 0.002, 5.0)}  # the task's lr 0.5 loses to tuned
+    assert len(plan.runs) == 8 and {r.config.train.epochs for r in plan.runs} == {2}
+    grid_wins = sweep.load_sweep(tuned_sweep(grid={"model.cell": ["gru"], "train.lr": [0.1]}))
+    assert [r.config.train.lr for r in grid_wins.runs] == [0.1]
+
+
+def test_a_task_without_a_tuning_keeps_its_own_values(tuned_sweep):
+    plan = sweep.load_sweep(tuned_sweep(tasks=[{"data.name": "copy", "train.lr": 0.5}],
+                                        grid={"model.cell": ["lstm"]}))
+    assert [r.config.train.lr for r in plan.runs] == [0.5]
+
+
+def test_before_tuning_the_sweep_names_the_missing_file_and_the_command(tuned_sweep, tmp_path,
+                                                                         capsys, monkeypatch):
+    from experiments import cli
+
+    started = []
+    monkeypatch.setattr(launch, "run_sweep", lambda *a, **k: started.append(a))
+    path = tuned_sweep(best=None, grid={"model.cell": ["lstm"]})
+    for argv in (["sweep", str(path)], ["sweep", str(path), "--dry-run"]):
+        assert cli.main(argv) == 2
+        message = capsys.readouterr().err.strip()
+        assert len(message.splitlines()) == 1 and "'tuned.adding.best'" in message
+        best = tmp_path / "sweeps" / "tuned" / "best.yaml"
+        assert f"rnnlab tune {tmp_path / 'spaces' / 'fair-adding.yaml'} --all-cells --export " \
+               f"{best}" in message
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    ("best", "tuned", "needles"),
+    [
+        ({**BEST, "tasks": BEST["tasks"][:1]}, None, ["tuned.adding", "'gru'", "valid: lstm"]),
+        ({**BEST, "tasks": [{"model.cell": "gru", "train.lr": 0.1}]}, None,
+         ["best.yaml", "'train.clipnorm'", "--all-cells --export"]),
+        (BEST, {"copy": {"space": "../spaces/fair-adding.yaml", "best": "tuned/best.yaml"}},
+         ["tuned.copy.space", "tunes task 'adding', not 'copy'"]),
+        (BEST, {"adding": {"best": "tuned/best.yaml"}}, ["tuned.adding", "valid: space, best"]),
+        (BEST, {"adding": {"space": "nope.yaml", "best": "tuned/best.yaml"}},
+         ["tuned.adding.space", "nope.yaml"]),
+        ({**BEST, "tasks": [{"model.cell": "gru", "train.lr": -1.0, "train.clipnorm": 1.0}]}, None,
+         ["train.lr"]),
+    ],
+)
+def test_bad_tuned_entries_fail_with_one_clear_message(tuned_sweep, best, tuned, needles):
+    extra = {"tuned": tuned} if tuned else {}
+    with pytest.raises(ValueError) as err:
+        sweep.load_sweep(tuned_sweep(best=best, grid={"model.cell": ["gru"]}, **extra))
+    for needle in needles:
+        assert needle in str(err.value), str(err.value)

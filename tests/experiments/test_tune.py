@@ -341,6 +341,21 @@ def test_all_cells_same_budget_same_draws_then_report_importance(tmp_path, mlflo
     assert len({tuple(d) for d in draws.values()}) == 1  # the same seeded draws for every cell
     plan = sweep.load_sweep(tmp_path / "best.yaml")
     assert sorted(r.config.model.cell for r in plan.runs) == sorted(cells.names())
+    # a study reads each cell's tuned values from the export (`tuned:`), the best trial's values
+    assert (tmp_path / "best.yaml").read_text().startswith("# Written by `rnnlab tune")
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "fair", "base": {**SPACE["base"], "train": {"epochs": 3, "lr": 0.5}},
+        "grid": {"model.cell": cells.names(), "train.seed": [0, 1]},
+        "tuned": {"adding": {"space": "s.yaml", "best": "best.yaml"}}}))
+    parent = mlflow.get_run(tune.find_parent_run("all-cells"))
+    planned = sweep.load_sweep(study).runs
+    assert len(planned) == 2 * len(cells.names())
+    for run in planned:
+        best = mlflow.get_run(parent.data.tags[f"rnnlab.best_run.{run.config.model.cell}"])
+        for key in ("train.lr", "model.units", "train.clipnorm"):
+            assert str(run.config.flat()[key]) == best.data.params[key], (run.label, key)
+        assert run.config.train.epochs == 3
     capsys.readouterr()
     assert cli.main(["report", "--tuning", "all-cells", "--output", str(tmp_path / "rep")]) == 0
     printed = capsys.readouterr().out
