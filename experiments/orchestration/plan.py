@@ -50,6 +50,9 @@ from experiments.config import Config, config_hash, read_yaml, validate_names
 
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
 TUNED_KEYS = ("space", "best")
+# keys in which a run may differ from the setting its cell was tuned at (besides the searched ones)
+TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "train.verbose",
+              "train.distribution")
 SAMPLERS: dict[str, Callable[[random.Random, list], Any]] = {
     "choice": lambda rng, args: rng.choice(args),
     "uniform": lambda rng, args: rng.uniform(*args),
@@ -124,8 +127,10 @@ def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] =
                 where = f"{source} (tasks[{t}], {_describe({**point, **sample}) or 'base'})"
                 config = _plan(base, [task, point, sample], overrides, where)
                 if config.data.name in tuned:
-                    values = tuned[config.data.name].values_for(config.model.cell, source)
+                    entry = tuned[config.data.name]
+                    values = entry.values_for(config.model.cell, source)
                     config = _plan(base, [task, values, point, sample], overrides, where)
+                    entry.check_setting(config, where)
                 planned.setdefault(config_hash(config), (config, {**task, **point, **sample}))
     runs = [PlannedRun(config, h, _label(config, shown))
             for h, (config, shown) in _label_keys(planned).items()]
@@ -141,6 +146,18 @@ class Tuned:
     best: Path
     keys: tuple[str, ...]
     cells: dict[str, dict[str, Any]]
+    setting: dict[str, Any]  # the space's base, flat: what every trial trained with
+
+    def check_setting(self, config: Config, where: str) -> None:
+        """A run takes tuned values only where it trains as the trials did (T, seed and the
+        forget-gate ablation aside): a study and its search spaces cannot drift apart."""
+        flat = config.flat()
+        for key, tuned in self.setting.items():
+            if key in self.keys or key in TUNED_FREE or key.startswith("tracking."):
+                continue
+            _require(flat.get(key) == tuned, where, key,
+                     f"differs from the setting {self.space} tuned at ({key}: {tuned!r}): tuned "
+                     f"values hold for their own setting; align the two files", value=flat.get(key))
 
     def command(self) -> str:
         return f"rnnlab tune {self.space} --all-cells --export {self.best}"
@@ -174,7 +191,7 @@ def _read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
         _require(space.base.data.name == task, source, f"{key}.space",
                  f"tunes task {space.base.data.name!r}, not {task!r}", value=str(space_path))
         keys = space.searched_keys()
-        tuned = Tuned(task, space_path, best_path, keys, {})
+        tuned = Tuned(task, space_path, best_path, keys, {}, space.base.flat())
         _require(best_path.is_file(), source, f"{key}.best",
                  f"names {best_path}, which does not exist: the tuning has not run (or was not "
                  f"exported); make it with `{tuned.command()}`", value=str(entry["best"]))

@@ -247,10 +247,10 @@ def tuned_sweep(tmp_path):
 def test_each_cell_runs_with_its_own_tuned_values(tuned_sweep):
     path = tuned_sweep(tasks=[{"data.length": 8, "train.lr": 0.5}, {"data.length": 12}],
                        grid={"model.cell": ["lstm", "gru"], "train.seed": [0, 1]})
-    plan = sweep.load_sweep(path, overrides=["train.epochs=2"])
+    plan = sweep.load_sweep(path, overrides=["train.verbose=2"])
     got = {(r.config.model.cell, r.config.train.lr, r.config.train.clipnorm) for r in plan.runs}
     assert got == {("lstm", 0.03, 1.0), ("gru", 0.002, 5.0)}  # the task's lr 0.5 loses to tuned
-    assert len(plan.runs) == 8 and {r.config.train.epochs for r in plan.runs} == {2}
+    assert len(plan.runs) == 8 and {r.config.train.verbose for r in plan.runs} == {2}
     grid_wins = sweep.load_sweep(tuned_sweep(grid={"model.cell": ["gru"], "train.lr": [0.1]}))
     assert [r.config.train.lr for r in grid_wins.runs] == [0.1]
 
@@ -299,3 +299,14 @@ def test_bad_tuned_entries_fail_with_one_clear_message(tuned_sweep, best, tuned,
         sweep.load_sweep(tuned_sweep(best=best, grid={"model.cell": ["gru"]}, **extra))
     for needle in needles:
         assert needle in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("change", [{"train.epochs": 2}, {"data.num_train": 64}])
+def test_a_run_at_another_setting_than_the_tuned_one_is_refused(tuned_sweep, change):
+    """Tuned values hold for the budget and data they were tuned at; T and seeds may vary."""
+    assert sweep.load_sweep(tuned_sweep(tasks=[{"data.length": 30, "train.seed": 4}]))
+    with pytest.raises(ValueError) as err:
+        sweep.load_sweep(tuned_sweep(tasks=[change]))
+    (key, value), = change.items()
+    assert f"'{key}' differs from the setting" in str(err.value)
+    assert "fair-adding.yaml" in str(err.value) and f"got {value}" in str(err.value)
