@@ -50,9 +50,10 @@ from experiments.config import Config, config_hash, read_yaml, validate_names
 
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
 TUNED_KEYS = ("space", "best")
-# keys in which a run may differ from the setting its cell was tuned at (besides the searched ones)
-TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "train.verbose",
-              "train.distribution")
+# keys in which a run may differ from the setting its cell was tuned at (besides the searched
+# ones): T, seeds, the forget-gate ablation, the held-out sets' sizes, and how a run is shown or spread
+TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "data.num_val",
+              "data.num_test", "train.verbose", "train.distribution")
 SAMPLERS: dict[str, Callable[[random.Random, list], Any]] = {
     "choice": lambda rng, args: rng.choice(args),
     "uniform": lambda rng, args: rng.uniform(*args),
@@ -149,8 +150,8 @@ class Tuned:
     setting: dict[str, Any]  # the space's base, flat: what every trial trained with
 
     def check_setting(self, config: Config, where: str) -> None:
-        """A run takes tuned values only where it trains as the trials did (T, seed and the
-        forget-gate ablation aside): a study and its search spaces cannot drift apart."""
+        """A run takes tuned values only where it trains as the trials did (`TUNED_FREE` aside):
+        a study and its search spaces cannot drift apart."""
         flat = config.flat()
         for key, tuned in self.setting.items():
             if key in self.keys or key in TUNED_FREE or key.startswith("tracking."):

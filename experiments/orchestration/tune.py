@@ -525,6 +525,7 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
         outcome.cells = [cell_result(space, parent_id, cell) for cell in space.cells]
         _log_best(space, outcome)
     if export:
+        Path(export).parent.mkdir(parents=True, exist_ok=True)  # e.g. experiments/sweeps/tuned/
         Path(export).write_text(best_sweep_yaml(space, outcome))
         out(f"best configuration(s) written to {export} (run it with `rnnlab sweep {export}`)")
     out(summary(outcome, time.monotonic() - started))

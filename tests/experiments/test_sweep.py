@@ -310,3 +310,41 @@ def test_a_run_at_another_setting_than_the_tuned_one_is_refused(tuned_sweep, cha
     (key, value), = change.items()
     assert f"'{key}' differs from the setting" in str(err.value)
     assert "fair-adding.yaml" in str(err.value) and f"got {value}" in str(err.value)
+
+
+def test_the_fair_study_plans_once_every_family_is_tuned(tmp_path):
+    """study_fair.yaml with a best file per task family (as `rnnlab tune --export` writes them):
+    380 runs, each cell with its family's tuned values, every run at its tuning's setting."""
+    import shutil
+
+    from experiments.orchestration import tune
+
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    shutil.copytree(root / "spaces", tmp_path / "spaces")
+    (tmp_path / "sweeps" / "tuned").mkdir(parents=True)
+    shutil.copy(root / "sweeps" / "study_fair.yaml", tmp_path / "sweeps")
+    tuned = {}
+    for path in sorted((tmp_path / "spaces").glob("fair-*.yaml")):
+        space = tune.load_space(path)
+        cells = []
+        for i, cell in enumerate(space.cells):  # each cell its own values: the lowest, then up
+            values = {p.key: p.extremes()[0] * (1.1 ** i) if p.type == "float" else p.extremes()[i % 2]
+                      for p in space.params}
+            cells.append(tune.CellResult(cell, space.max_trials, 0.1, 0.2, f"run-{cell}",
+                                         best_config=space.config_for(cell, values)))
+            tuned[space.base.data.name, cell] = values
+        (tmp_path / "sweeps" / "tuned" / path.name).write_text(
+            tune.best_sweep_yaml(space, tune.TuneOutcome(space, "parent", cells)))
+    plan = sweep.load_sweep(tmp_path / "sweeps" / "study_fair.yaml")
+    assert len(plan.runs) == 380
+    for run in plan.runs:
+        flat = run.config.flat()
+        for key, value in tuned[run.config.data.name, run.config.model.cell].items():
+            assert flat[key] == pytest.approx(value), (run.label, key)
+    seeds = {}
+    for run in plan.runs:
+        seeds.setdefault((run.config.data.name, run.config.data.length,
+                          run.config.model.unit_forget_bias, run.config.model.cell), set()) \
+            .add(run.config.train.seed)
+    assert {len(s) for (task, *_), s in seeds.items() if task != "multi30k"} == {5}
+    assert {len(s) for (task, *_), s in seeds.items() if task == "multi30k"} == {3}
