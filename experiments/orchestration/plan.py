@@ -23,8 +23,10 @@ sample < ``--set``.
 ``rnnlab tune SPACE --all-cells --export BEST`` wrote (paths relative to the sweep file). Every
 run of that task takes, for its cell, the values of the keys the space searched, so each cell
 trains with its own tuned configuration from the same search budget. A best file that does not
-exist yet, or that lacks a cell the sweep runs, stops the sweep before anything runs, with the
-command that makes it. Every run is validated before the first one starts. Each child run carries the tag
+exist yet or lacks a cell the sweep runs, and a run that trains otherwise than the trials did
+(`TUNED_FREE` aside), stop the sweep before anything runs, with the command that fixes it.
+
+Every run is validated before the first one starts. Each child run carries the tag
 ``rnnlab.config_hash``; re-running a sweep skips the children that FINISHED with the same hash and runs
 again those that FAILED, were KILLED or never ran.
 
@@ -51,7 +53,7 @@ from experiments.config import Config, config_hash, read_yaml, validate_names
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
 TUNED_KEYS = ("space", "best")
 # keys in which a run may differ from the setting its cell was tuned at (besides the searched
-# ones): T, seeds, the forget-gate ablation, the held-out sets' sizes, and how a run is shown or spread
+# ones): T, seeds, the forget-gate ablation, held-out set sizes, how a run is shown or spread
 TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "data.num_val",
               "data.num_test", "train.verbose", "train.distribution")
 SAMPLERS: dict[str, Callable[[random.Random, list], Any]] = {
@@ -203,6 +205,8 @@ def _read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
                  f"per cell (as `{tuned.command()}` writes it)", value=entries)
         for entry_ in entries:
             cell = entry_.get("model.cell")
+            _require(isinstance(cell, str), str(best_path), "model.cell",
+                     "must name the cell of each tuned entry", value=cell)
             missing = [k for k in keys if k not in entry_]
             _require(not missing, str(best_path), missing[0] if missing else "",
                      f"is searched by {space_path} but has no tuned value for cell {cell!r}; "

@@ -138,7 +138,8 @@ def cmd_export(args) -> int:
     except LookupError as err:
         print(f"rnnlab export: {err}", file=sys.stderr)
         return 1
-    dirty = f" ({written.dirty} from an uncommitted tree: tag rnnlab.dirty)" if written.dirty else ""
+    dirty = f" ({written.dirty} from an uncommitted tree: tag rnnlab.dirty)" \
+        if written.dirty else ""
     print(f"rnnlab export: {written.count} finished runs{dirty} -> {written.runs}; "
           f"{written.curve_points} curve points -> {written.curves}")
     return 0

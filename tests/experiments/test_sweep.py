@@ -287,6 +287,8 @@ def test_before_tuning_the_sweep_names_the_missing_file_and_the_command(tuned_sw
         (BEST, {"copy": {"space": "../spaces/fair-adding.yaml", "best": "tuned/best.yaml"}},
          ["tuned.copy.space", "tunes task 'adding', not 'copy'"]),
         (BEST, {"adding": {"best": "tuned/best.yaml"}}, ["tuned.adding", "valid: space, best"]),
+        ({**BEST, "tasks": [{"train.lr": 0.1, "train.clipnorm": 1.0}]}, None,
+         ["best.yaml", "'model.cell' must name the cell"]),
         (BEST, {"adding": {"space": "nope.yaml", "best": "tuned/best.yaml"}},
          ["tuned.adding.space", "nope.yaml"]),
         ({**BEST, "tasks": [{"model.cell": "gru", "train.lr": -1.0, "train.clipnorm": 1.0}]}, None,
@@ -328,8 +330,8 @@ def test_the_fair_study_plans_once_every_family_is_tuned(tmp_path):
         space = tune.load_space(path)
         cells = []
         for i, cell in enumerate(space.cells):  # each cell its own values: the lowest, then up
-            values = {p.key: p.extremes()[0] * (1.1 ** i) if p.type == "float" else p.extremes()[i % 2]
-                      for p in space.params}
+            values = {p.key: p.extremes()[0] * (1.1 ** i) if p.type == "float"
+                      else p.extremes()[i % 2] for p in space.params}
             cells.append(tune.CellResult(cell, space.max_trials, 0.1, 0.2, f"run-{cell}",
                                          best_config=space.config_for(cell, values)))
             tuned[space.base.data.name, cell] = values
