@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import tempfile
 import time
 import traceback
@@ -27,7 +26,6 @@ from experiments.recording.tags import (
     CELL_TAG,
     CLAIMED_BY_TAG,
     CONFIG_HASH_TAG,
-    DIRTY_TAG,
     ERROR_TAG,
     REASON_TAG,
     ROLE_TAG,
@@ -84,7 +82,7 @@ def run_sweep(
     """
     run_fn = run_fn or run
     store.configure()
-    warn_if_dirty()
+    store.warn_if_dirty("rnnlab sweep")
     recorder.import_model_flavor()
     started = time.monotonic()
     with _open_parent(sweep.name) as parent:
@@ -115,17 +113,6 @@ def run_sweep(
     out(summary(outcomes, title=f"sweep {sweep.name!r} done in "
                                 f"{format_duration(time.monotonic() - started)}"))
     return outcomes
-
-
-def warn_if_dirty(err=None) -> bool:
-    """Say on stderr when the repository has uncommitted changes: the sweep's runs are then tagged
-    `rnnlab.dirty=true` (and their commit `<hash>+dirty`), and a study's page flags them."""
-    if not store.dirty():
-        return False
-    print(f"rnnlab sweep: warning: the working tree has uncommitted changes; these runs will be "
-          f"tagged {DIRTY_TAG}=true and git_commit {store.git_commit()} (commit first for runs "
-          f"a study can cite)", file=err or sys.stderr)
-    return True
 
 
 def _run_all(sweep: Sweep, finished: dict[str, str], experiment_id: str, parent_id: str,

@@ -501,6 +501,7 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
 
     workdir = Path(workdir or default_workdir())
     check_tracking()
+    store.warn_if_dirty("rnnlab tune")
     if _is_worker():
         return _work(space, workdir, run_fn, out, connect_timeout_s)
     started = time.monotonic()

@@ -223,6 +223,20 @@ def versions_text(versions: dict[str, str] | None = None) -> str:
     return ", ".join(f"{name} {v}" for name, v in (versions or package_versions()).items())
 
 
+def warn_if_dirty(command: str, err=None) -> bool:
+    """Say on stderr when the repository has uncommitted changes: the runs `command` starts are
+    then tagged `rnnlab.dirty=true` (and their commit `<hash>+dirty`), and a study's page flags
+    them. Returns whether it warned."""
+    if not dirty():
+        return False
+    import sys
+
+    print(f"{command}: warning: the working tree has uncommitted changes; these runs will be "
+          f"tagged {DIRTY_TAG}=true and git_commit {git_commit()} (commit first for runs a study "
+          f"can cite)", file=err or sys.stderr)
+    return True
+
+
 def dirty() -> bool:
     """Whether tracked files of the repository had uncommitted changes when this process first
     asked (`git_commit` is read once: the code a process runs is the code it imported)."""

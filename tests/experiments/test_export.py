@@ -69,3 +69,36 @@ def test_the_reader_rebuilds_the_runs(demo_export, tmp_path):
     assert set(back.runs["params.train.seed"]) == {"0", "1"}
     assert not back.history([ids["adding-lstm-0"]], "val_loss").empty
     assert export.CURVES_SUFFIX == reader.CURVES_SUFFIX
+
+
+def test_a_tunings_trials_export_without_its_parent(tmp_path, monkeypatch):
+    """`--tuning NAME`: the trials (tag rnnlab.trial_id) of the named tunings, not their parent
+    runs and not another tuning's trials."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("t", artifact_location=str(tmp_path / "mlruns"))
+    trials = {}
+    for tuning in ("fair-copy", "other"):
+        parent = client.create_run(experiment, tags={"rnnlab.role": "tuning",
+                                                     "rnnlab.tuning": tuning})
+        client.set_terminated(parent.info.run_id)
+        for trial, lr in (("0", 0.01), ("1", 0.001)):
+            run = client.create_run(experiment, run_name=f"{tuning}-lstm-t{trial}", tags={
+                "mlflow.parentRunId": parent.info.run_id, "rnnlab.tuning": tuning,
+                "rnnlab.trial_id": trial, "rnnlab.task": "copy", "rnnlab.cell": "lstm",
+                "rnnlab.config_hash": f"{tuning}{trial}", "rnnlab.status": "FINISHED"})
+            client.log_param(run.info.run_id, "train.lr", lr)
+            for epoch, loss in enumerate((2.0, 1.0)):
+                client.log_metric(run.info.run_id, "val_loss", loss * lr, step=epoch)
+            client.log_metric(run.info.run_id, "tuner_score", lr)
+            client.set_terminated(run.info.run_id)
+            trials[run.info.run_id] = (tuning, lr)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert cli.main(["export", "--tuning", "fair-copy", "--output", str(tmp_path / "out")]) == 0
+    runs = pd.read_csv(tmp_path / "out" / "fair-copy_runs.csv")
+    assert sorted(runs["run_id"]) == sorted(r for r, (t, _) in trials.items() if t == "fair-copy")
+    assert sorted(runs["param.train.lr"]) == [0.001, 0.01]
+    assert set(runs["tag.rnnlab.tuning"]) == {"fair-copy"}
+    curves = pd.read_csv(tmp_path / "out" / "fair-copy_runs_curves.csv")
+    assert len(curves[curves["key"] == "val_loss"]) == 4
+    mlflow.set_tracking_uri(None)

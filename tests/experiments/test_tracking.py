@@ -113,17 +113,41 @@ def test_environment_tags_hold_the_runs_package_versions():
 
 @pytest.mark.parametrize("commit, dirty", [("0123abcd+dirty", "true"), ("0123abcd", "false")])
 def test_a_dirty_tree_is_tagged_and_warned_about(commit, dirty, monkeypatch, capsys):
-    from experiments.orchestration import launch
-
     monkeypatch.setattr(store, "git_commit", lambda: commit)
     tags = store.environment_tags()
     assert tags["rnnlab.dirty"] == dirty and tags["rnnlab.git_commit"] == commit
-    assert launch.warn_if_dirty() == (dirty == "true")
+    assert store.warn_if_dirty("rnnlab sweep") == (dirty == "true")
     err = capsys.readouterr().err
     if dirty == "true":
-        assert "uncommitted changes" in err and "rnnlab.dirty=true" in err and commit in err
+        assert err.startswith("rnnlab sweep: warning: the working tree has uncommitted changes")
+        assert "rnnlab.dirty=true" in err and commit in err
     else:
         assert err == ""
+
+
+class Started(Exception):
+    """Raised where a sweep or a search would open its MLflow parent run."""
+
+
+def test_sweep_and_tune_warn_before_they_start(monkeypatch, tmp_path, capsys, mlflow_store):
+    from experiments.orchestration import launch, tune
+    from experiments.orchestration.plan import parse_sweep
+
+    def started(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(store, "git_commit", lambda: "0123abcd+dirty")
+    monkeypatch.setattr(launch, "_open_parent", started)
+    monkeypatch.setattr(tune, "find_parent_run", started)
+    base = {"data": {"name": "adding", "length": 5}}
+    with pytest.raises(Started):
+        launch.run_sweep(parse_sweep({"name": "dirty", "base": base}), out=lambda line: None)
+    assert capsys.readouterr().err.startswith("rnnlab sweep: warning: the working tree")
+    space = tune.parse_space({"name": "dirty", "base": base,
+                              "space": {"train.lr": {"type": "float", "min": 0.1, "max": 0.2}}})
+    with pytest.raises(Started):
+        tune.tune(space, workdir=tmp_path, out=lambda line: None)
+    assert capsys.readouterr().err.startswith("rnnlab tune: warning: the working tree")
 
 
 def test_outside_git_no_dirty_tag_is_guessed(monkeypatch):
