@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments.recording.tags import GIT_COMMIT_TAG, TRIAL_ID_TAG, TUNING_TAG
+
 CURVES_SUFFIX = "_curves.csv"  # as the reader: <name>_runs.csv + <name>_runs_curves.csv
 LEFT_OUT_TAGS = ("mlflow.log-model.history",)
 NAMED_METRICS = ("param_count", "baseline", "solved", "train_time_s")  # named columns already
@@ -53,8 +55,8 @@ def load(sweeps: list[str] | None = None, tunings: list[str] | None = None) -> p
         store.configure()
         frames.append(mlflow.search_runs(
             search_all_experiments=True, order_by=["attributes.start_time DESC"],
-            filter_string=f"tags.`rnnlab.tuning` = {store.quote(name)} and "
-                          f"tags.`rnnlab.trial_id` != ''"))
+            filter_string=f"tags.`{TUNING_TAG}` = {store.quote(name)} and "
+                          f"tags.`{TRIAL_ID_TAG}` != ''"))
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame()
@@ -122,7 +124,7 @@ def write(output: str | Path, *, sweeps: list[str] | None = None,
     curves_path = runs_path.with_name(runs_path.stem + CURVES_SUFFIX)
     table.to_csv(runs_path, index=False)
     curves.to_csv(curves_path, index=False)
-    commits = runs.get("tags.rnnlab.git_commit", pd.Series(dtype=object)).fillna("").astype(str)
+    commits = runs.get(f"tags.{GIT_COMMIT_TAG}", pd.Series(dtype=object)).fillna("").astype(str)
     return Written(runs_path, curves_path, len(table), int(commits.str.endswith("+dirty").sum()),
                    len(curves))
 

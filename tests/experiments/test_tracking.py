@@ -138,7 +138,7 @@ def test_sweep_and_tune_warn_before_they_start(monkeypatch, tmp_path, capsys, ml
 
     monkeypatch.setattr(store, "git_commit", lambda: "0123abcd+dirty")
     monkeypatch.setattr(launch, "_open_parent", started)
-    monkeypatch.setattr(tune, "find_parent_run", started)
+    monkeypatch.setattr(store, "find_parent_run", started)
     base = {"data": {"name": "adding", "length": 5}}
     with pytest.raises(Started):
         launch.run_sweep(parse_sweep({"name": "dirty", "base": base}), out=lambda line: None)

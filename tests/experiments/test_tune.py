@@ -348,7 +348,7 @@ def test_all_cells_same_budget_same_draws_then_report_importance(tmp_path, mlflo
         "name": "fair", "base": {**SPACE["base"], "train": {**SPACE["base"]["train"], "lr": 0.5}},
         "grid": {"model.cell": cells.names(), "train.seed": [0, 1]},
         "tuned": {"adding": {"space": "s.yaml", "best": "tuned/best.yaml"}}}))
-    parent = mlflow.get_run(tune.find_parent_run("all-cells"))
+    parent = mlflow.get_run(store.find_parent_run("tuning", "all-cells"))
     planned = sweep.load_sweep(study).runs
     assert len(planned) == 2 * len(cells.names())
     for run in planned:
