@@ -168,6 +168,12 @@ def cmd_results(args: argparse.Namespace) -> int:
     return results(args)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from experiments.recording.export import cmd_export as export
+
+    return export(args)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from experiments.serving import ui
 
@@ -288,6 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradient-length", type=int, default=100, help="T of the runs measured (100)")
     p.add_argument("--gradient-samples", type=int, default=256, help="test sequences (256)")
     p.set_defaults(func=cmd_results)
+
+    p = sub.add_parser("export", help="the finished runs of sweeps (or a tuning's trials) as CSV "
+                       "files the results page can be rebuilt from without the MLflow store")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--sweep", help="the sweep's name (its runs: <sweep>_runs.csv)")
+    which.add_argument("--tuning", help="a tuning's name (its trials, instead of a sweep's runs)")
+    p.add_argument("--also", action="append", default=[], metavar="NAME",
+                   help="another sweep (or tuning) whose runs join the same files; repeatable")
+    p.add_argument("--output", required=True, metavar="DIR",
+                   help="folder for <name>_runs.csv and <name>_runs_curves.csv")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store (127.0.0.1)")
     p.add_argument("--host", default="127.0.0.1",

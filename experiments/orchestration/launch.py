@@ -82,6 +82,7 @@ def run_sweep(
     """
     run_fn = run_fn or run
     store.configure()
+    store.warn_if_dirty("rnnlab sweep")
     recorder.import_model_flavor()
     started = time.monotonic()
     with _open_parent(sweep.name) as parent:

@@ -13,9 +13,20 @@ A sweep file::
     samples: 2                        # optional: random draws from `random`, crossed with the rest
     random: {train.lr: {log_uniform: [1.0e-4, 1.0e-2]}, model.units: {choice: [32, 64]}}
     seed: 0                           # seeds the random draws, so a re-run draws the same configs
+    tuned:                            # optional: each cell's own tuned values, per task family
+      adding: {space: ../spaces/fair-adding.yaml, best: tuned/fair-adding.yaml}
 
-The runs are tasks × grid × samples, in that order; precedence is base < task < grid < sample <
-``--set``. Every run is validated before the first one starts. Each child run carries the tag
+The runs are tasks × grid × samples, in that order; precedence is base < task < tuned < grid <
+sample < ``--set``.
+
+``tuned`` maps a task (``data.name``) to a tuning: its search-space file and the file that
+``rnnlab tune SPACE --all-cells --export BEST`` wrote (paths relative to the sweep file). Every
+run of that task takes, for its cell, the values of the keys the space searched, so each cell
+trains with its own tuned configuration from the same search budget. A best file that does not
+exist yet or lacks a cell the sweep runs, and a run that trains otherwise than the trials did
+(`TUNED_FREE` aside), stop the sweep before anything runs, with the command that fixes it.
+
+Every run is validated before the first one starts. Each child run carries the tag
 ``rnnlab.config_hash``; re-running a sweep skips the children that FINISHED with the same hash and runs
 again those that FAILED, were KILLED or never ran.
 
@@ -28,6 +39,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import os
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,7 +50,12 @@ from datasets.errors import ConfigError
 from experiments.config import Config, config_hash, read_yaml, validate_names
 from experiments.orchestration import params
 
-SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed")
+SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
+TUNED_KEYS = ("space", "best")
+# keys in which a run may differ from the setting its cell was tuned at (besides the searched
+# ones): T, seeds, the forget-gate ablation, held-out set sizes, how a run is shown or spread
+TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "data.num_val",
+              "data.num_test", "train.verbose", "train.distribution")
 # `{sampler: [args]}`: the short form of the one parameter grammar (orchestration/params.py)
 SAMPLERS: dict[str, Callable[[random.Random, list], Any]] = {
     sampler: lambda rng, args, sampler=sampler: params.from_sampler("", sampler, args).sample(rng)
@@ -101,6 +118,7 @@ def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] =
         _require(isinstance(values, list) and bool(values), source, f"grid.{key}",
                  "must map to a non-empty list of values", value=values)
     samples = _draw_samples(raw, source)
+    tuned = _read_tuned(raw.get("tuned") or {}, source)
     overrides = list(overrides)
     planned: dict[str, tuple[Config, dict]] = {}
     for t, task in enumerate(tasks):
@@ -110,10 +128,91 @@ def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] =
             for sample in samples:
                 where = f"{source} (tasks[{t}], {_describe({**point, **sample}) or 'base'})"
                 config = _plan(base, [task, point, sample], overrides, where)
+                if config.data.name in tuned:
+                    entry = tuned[config.data.name]
+                    values = entry.values_for(config.model.cell, source)
+                    config = _plan(base, [task, values, point, sample], overrides, where)
+                    entry.check_setting(config, where)
                 planned.setdefault(config_hash(config), (config, {**task, **point, **sample}))
     runs = [PlannedRun(config, h, _label(config, shown))
             for h, (config, shown) in _label_keys(planned).items()]
     return Sweep(name=name, source=source, runs=runs, description=str(raw.get("description", "")))
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """One task family's tuned values per cell, read from a tuning's exported best file."""
+
+    task: str
+    space: Path
+    best: Path
+    keys: tuple[str, ...]
+    cells: dict[str, dict[str, Any]]
+    setting: dict[str, Any]  # the space's base, flat: what every trial trained with
+
+    def check_setting(self, config: Config, where: str) -> None:
+        """A run takes tuned values only where it trains as the trials did (`TUNED_FREE` aside):
+        a study and its search spaces cannot drift apart."""
+        flat = config.flat()
+        for key, tuned in self.setting.items():
+            if key in self.keys or key in TUNED_FREE or key.startswith("tracking."):
+                continue
+            _require(flat.get(key) == tuned, where, key,
+                     f"differs from the setting {self.space} tuned at ({key}: {tuned!r}): tuned "
+                     f"values hold for their own setting; align the two files", value=flat.get(key))
+
+    def command(self) -> str:
+        return f"rnnlab tune {self.space} --all-cells --export {self.best}"
+
+    def values_for(self, cell: str, source: str) -> dict[str, Any]:
+        _require(cell in self.cells, source, f"tuned.{self.task}",
+                 f"has no tuned values for cell {cell!r} in {self.best} (tune every cell the "
+                 f"sweep runs: `{self.command()}`)", valid=sorted(self.cells))
+        return self.cells[cell]
+
+
+def _read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
+    """`tuned`: {task: {space: PATH, best: PATH}}, each best file read and checked against its
+    space (same task; a mapping of cells to the searched keys' values)."""
+    from experiments.orchestration import tune
+
+    _mapping(raw, "tuned", source)
+    folder = Path(source).parent
+    found = {}
+    for task, entry in raw.items():
+        key = f"tuned.{task}"
+        _require(isinstance(entry, dict) and set(entry) == set(TUNED_KEYS), source, key,
+                 "must be {space: SPACE.yaml, best: BEST.yaml} (paths relative to the sweep file)",
+                 value=entry, valid=TUNED_KEYS)
+        space_path, best_path = (Path(os.path.normpath(folder / str(entry[k]))) for k in TUNED_KEYS)
+        try:
+            space = tune.load_space(space_path)
+        except ValueError as err:
+            raise ConfigError(source, f"{key}.space", f"is not a valid search space ({err})",
+                              value=str(space_path)) from None
+        _require(space.base.data.name == task, source, f"{key}.space",
+                 f"tunes task {space.base.data.name!r}, not {task!r}", value=str(space_path))
+        keys = space.searched_keys()
+        tuned = Tuned(task, space_path, best_path, keys, {}, space.base.flat())
+        _require(best_path.is_file(), source, f"{key}.best",
+                 f"names {best_path}, which does not exist: the tuning has not run (or was not "
+                 f"exported); make it with `{tuned.command()}`", value=str(entry["best"]))
+        best = read_yaml(best_path.read_text(), str(best_path)) or {}
+        entries = best.get("tasks") if isinstance(best, dict) else None
+        _require(isinstance(entries, list) and all(isinstance(e, dict) for e in entries),
+                 str(best_path), "tasks", "must list one {model.cell: CELL, KEY: VALUE, ...} "
+                 f"per cell (as `{tuned.command()}` writes it)", value=entries)
+        for entry_ in entries:
+            cell = entry_.get("model.cell")
+            _require(isinstance(cell, str), str(best_path), "model.cell",
+                     "must name the cell of each tuned entry", value=cell)
+            missing = [k for k in keys if k not in entry_]
+            _require(not missing, str(best_path), missing[0] if missing else "",
+                     f"is searched by {space_path} but has no tuned value for cell {cell!r}; "
+                     f"export again: `{tuned.command()}`", valid=sorted(entry_))
+            tuned.cells[cell] = {k: entry_[k] for k in keys}
+        found[task] = tuned
+    return found
 
 
 def _require(ok: bool, source: str, key: str, problem: str, **details) -> None:

@@ -121,6 +121,11 @@ class Space:
             d["tracking"]["run_name"] = f"{self.name}-{cell}-t{trial_id}"
         return Config.from_dict(d, source=f"{self.source} ({cell}, {_describe(values)})")
 
+    def searched_keys(self) -> tuple[str, ...]:
+        """The Config keys a trial sets: the space's, and hyperband's epochs."""
+        return tuple(p.key for p in self.params) + (
+            ("train.epochs",) if self.tuner == "hyperband" else ())
+
     def fingerprint(self) -> str:
         """What the oracle's state depends on; a changed space starts a new oracle folder."""
         blob = json.dumps({
@@ -458,6 +463,7 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
 
     workdir = Path(workdir or default_workdir())
     check_tracking()
+    store.warn_if_dirty("rnnlab tune")
     if _is_worker():
         return _work(space, workdir, run_fn, out, connect_timeout_s)
     started = time.monotonic()
@@ -482,6 +488,7 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
         outcome.cells = [cell_result(space, parent_id, cell) for cell in space.cells]
         _log_best(space, outcome)
     if export:
+        Path(export).parent.mkdir(parents=True, exist_ok=True)  # e.g. experiments/sweeps/tuned/
         Path(export).write_text(best_sweep_yaml(space, outcome))
         out(f"best configuration(s) written to {export} (run it with `rnnlab sweep {export}`)")
     out(summary(outcome, time.monotonic() - started))
@@ -606,18 +613,25 @@ def best_sweep_yaml(space: Space, outcome: TuneOutcome) -> str:
     base = space.base.to_dict()
     base["tracking"]["run_name"] = None
     base_flat = space.base.flat()
-    tasks = []
+    searched = space.searched_keys()
+    tasks, lines = [], []
     for cell in outcome.cells:
         if cell.best_config is None:
             continue
+        # every searched key, also where the best value is the base's: a sweep's `tuned:` reads them
         chosen = {k: v for k, v in cell.best_config.flat().items()
-                  if v != base_flat.get(k) and not k.startswith("tracking.")}
+                  if (k in searched or v != base_flat.get(k)) and not k.startswith("tracking.")}
         tasks.append({"model.cell": cell.cell, **chosen})
+        lines.append(f"#   {cell.cell}: {space.objective} {cell.best_score:.4g} (median "
+                     f"{cell.median_score:.4g}) over {cell.trials} trials, run {cell.best_run_id}")
     sweep = {"name": f"{space.name}-best",
              "description": f"best configuration per cell of tuning {space.name!r} "
                             f"({space.direction} {space.objective}, {space.tuner} search)",
              "base": base, "tasks": tasks}
-    return yaml.safe_dump(sweep, sort_keys=False)
+    head = (f"# Written by `rnnlab tune {space.source} --export`: tuning {space.name!r}, MLflow "
+            f"parent run {outcome.parent_run_id}, {space.tuner} search, max {space.max_trials} "
+            f"trials per cell; best {space.direction} {space.objective} per cell:")
+    return "\n".join([head, *lines]) + "\n" + yaml.safe_dump(sweep, sort_keys=False)
 
 
 def summary(outcome: TuneOutcome, seconds: float) -> str:

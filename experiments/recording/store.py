@@ -27,11 +27,13 @@ from experiments.recording.tags import (
     BACKEND_TAG,
     CONFIG_HASH_TAG,
     DEVICE_TAG,
+    DIRTY_TAG,
     GIT_COMMIT_TAG,
     ROLE_TAG,
     STATUS_TAG,
     SWEEP_TAG,
     TAG_PREFIX,
+    VERSIONS_TAG,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -176,13 +178,69 @@ def base_tags() -> dict[str, str]:
 
 
 def environment_tags() -> dict[str, str]:
+    """Backend, device, git commit (and whether the tree was dirty) and the package versions the
+    run ran with: the results page reads them per run, not from the machine that draws it."""
     import keras
 
-    return {
+    commit = git_commit()
+    tags = {
         BACKEND_TAG: keras.backend.backend(),
         DEVICE_TAG: device(),
-        GIT_COMMIT_TAG: git_commit(),
+        GIT_COMMIT_TAG: commit,
+        VERSIONS_TAG: versions_text(),
     }
+    if commit != "unknown":
+        tags[DIRTY_TAG] = str(dirty()).lower()
+    return tags
+
+
+SUITE_PACKAGE = "rnn-cell-lab"
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def package_versions() -> dict[str, str]:
+    """{package: version} of what a run depends on: Python, the suite, Keras, the active backend's
+    package, NumPy, MLflow ("unknown" for one not installed, e.g. the suite run from a checkout)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import keras
+
+    found = {"python": platform.python_version()}
+    backend = BACKEND_PACKAGES.get(keras.backend.backend())
+    for package in (SUITE_PACKAGE, "keras", backend, "numpy", "mlflow"):
+        if package is None:
+            continue
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "unknown"
+    return found
+
+
+def versions_text(versions: dict[str, str] | None = None) -> str:
+    """The `rnnlab.versions` tag: "python 3.11.9, rnn-cell-lab 0.1.0, keras 3.15.1, ..."."""
+    return ", ".join(f"{name} {v}" for name, v in (versions or package_versions()).items())
+
+
+def warn_if_dirty(command: str, err=None) -> bool:
+    """Say on stderr when the repository has uncommitted changes: the runs `command` starts are
+    then tagged `rnnlab.dirty=true` (and their commit `<hash>+dirty`), and a study's page flags
+    them. Returns whether it warned."""
+    if not dirty():
+        return False
+    import sys
+
+    print(f"{command}: warning: the working tree has uncommitted changes; these runs will be "
+          f"tagged {DIRTY_TAG}=true and git_commit {git_commit()} (commit first for runs a study "
+          f"can cite)", file=err or sys.stderr)
+    return True
+
+
+def dirty() -> bool:
+    """Whether tracked files of the repository had uncommitted changes when this process first
+    asked (`git_commit` is read once: the code a process runs is the code it imported)."""
+    return git_commit().endswith("+dirty")
 
 
 def device() -> str:

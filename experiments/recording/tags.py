@@ -29,6 +29,8 @@ BASELINE_METRIC_TAG = f"{TAG_PREFIX}baseline_metric"
 BACKEND_TAG = f"{TAG_PREFIX}backend"
 DEVICE_TAG = f"{TAG_PREFIX}device"
 GIT_COMMIT_TAG = f"{TAG_PREFIX}git_commit"
+DIRTY_TAG = f"{TAG_PREFIX}dirty"  # "true" when tracked files had uncommitted changes
+VERSIONS_TAG = f"{TAG_PREFIX}versions"  # "python 3.11.9, rnn-cell-lab 0.1.0, keras 3.15.1, ..."
 DISTRIBUTION_TAG = f"{TAG_PREFIX}distribution"
 REPLICAS_TAG = f"{TAG_PREFIX}replicas"
 # sweeps: the parent's name, file and size; a child's claim

@@ -211,3 +211,161 @@ def test_the_attention_comparison_differs_from_the_study_only_in_its_attention()
             run.config.model, attention=theirs.attention, attention_score=theirs.attention_score,
             input_feeding=theirs.input_feeding, readout=theirs.readout))
         assert config_hash(same) == config_hash(study[run.config.model.cell])  # an equal budget
+
+
+# --- each cell's tuned values (`tuned:`) -------------------------------------------------------------
+
+TUNED_SPACE = {"name": "fair-adding", "base": BASE, "cells": ["lstm", "gru"], "max_trials": 2,
+               "space": {"train.lr": {"type": "float", "min": 1e-3, "max": 1e-1, "sampling": "log"},
+                         "train.clipnorm": {"type": "choice", "values": [1.0, 5.0]}}}
+BEST = {"name": "fair-adding-best", "base": BASE,
+        "tasks": [{"model.cell": "lstm", "train.lr": 0.03, "train.clipnorm": 1.0},
+                  {"model.cell": "gru", "train.lr": 0.002, "train.clipnorm": 5.0}]}
+
+
+@pytest.fixture
+def tuned_sweep(tmp_path):
+    """`write(best=..., **sweep keys)`: a sweep file in tmp_path/sweeps whose `tuned:` names the
+    space tmp_path/spaces/fair-adding.yaml and the best file tmp_path/sweeps/tuned/best.yaml."""
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "spaces" / "fair-adding.yaml").write_text(yaml.safe_dump(TUNED_SPACE))
+    (tmp_path / "sweeps" / "tuned").mkdir(parents=True)
+
+    def write(best=BEST, **raw):
+        if best is not None:
+            (tmp_path / "sweeps" / "tuned" / "best.yaml").write_text(yaml.safe_dump(best))
+        path = tmp_path / "sweeps" / "study.yaml"
+        path.write_text(yaml.safe_dump({
+            "name": "fair", "base": BASE,
+            "tuned": {"adding": {"space": "../spaces/fair-adding.yaml", "best": "tuned/best.yaml"}},
+            **raw}))
+        return path
+
+    return write
+
+
+def test_each_cell_runs_with_its_own_tuned_values(tuned_sweep):
+    path = tuned_sweep(tasks=[{"data.length": 8, "train.lr": 0.5}, {"data.length": 12}],
+                       grid={"model.cell": ["lstm", "gru"], "train.seed": [0, 1]})
+    plan = sweep.load_sweep(path, overrides=["train.verbose=2"])
+    got = {(r.config.model.cell, r.config.train.lr, r.config.train.clipnorm) for r in plan.runs}
+    assert got == {("lstm", 0.03, 1.0), ("gru", 0.002, 5.0)}  # the task's lr 0.5 loses to tuned
+    assert len(plan.runs) == 8 and {r.config.train.verbose for r in plan.runs} == {2}
+    grid_wins = sweep.load_sweep(tuned_sweep(grid={"model.cell": ["gru"], "train.lr": [0.1]}))
+    assert [r.config.train.lr for r in grid_wins.runs] == [0.1]
+
+
+def test_a_task_without_a_tuning_keeps_its_own_values(tuned_sweep):
+    plan = sweep.load_sweep(tuned_sweep(tasks=[{"data.name": "copy", "train.lr": 0.5}],
+                                        grid={"model.cell": ["lstm"]}))
+    assert [r.config.train.lr for r in plan.runs] == [0.5]
+
+
+def test_before_tuning_the_sweep_names_the_missing_file_and_the_command(tuned_sweep, tmp_path,
+                                                                         capsys, monkeypatch):
+    from experiments import cli
+
+    started = []
+    monkeypatch.setattr(launch, "run_sweep", lambda *a, **k: started.append(a))
+    path = tuned_sweep(best=None, grid={"model.cell": ["lstm"]})
+    for argv in (["sweep", str(path)], ["sweep", str(path), "--dry-run"]):
+        assert cli.main(argv) == 2
+        message = capsys.readouterr().err.strip()
+        assert len(message.splitlines()) == 1 and "'tuned.adding.best'" in message
+        best = tmp_path / "sweeps" / "tuned" / "best.yaml"
+        assert f"rnnlab tune {tmp_path / 'spaces' / 'fair-adding.yaml'} --all-cells --export " \
+               f"{best}" in message
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    ("best", "tuned", "needles"),
+    [
+        ({**BEST, "tasks": BEST["tasks"][:1]}, None, ["tuned.adding", "'gru'", "valid: lstm"]),
+        ({**BEST, "tasks": [{"model.cell": "gru", "train.lr": 0.1}]}, None,
+         ["best.yaml", "'train.clipnorm'", "--all-cells --export"]),
+        (BEST, {"copy": {"space": "../spaces/fair-adding.yaml", "best": "tuned/best.yaml"}},
+         ["tuned.copy.space", "tunes task 'adding', not 'copy'"]),
+        (BEST, {"adding": {"best": "tuned/best.yaml"}}, ["tuned.adding", "valid: space, best"]),
+        ({**BEST, "tasks": [{"train.lr": 0.1, "train.clipnorm": 1.0}]}, None,
+         ["best.yaml", "'model.cell' must name the cell"]),
+        (BEST, {"adding": {"space": "nope.yaml", "best": "tuned/best.yaml"}},
+         ["tuned.adding.space", "nope.yaml"]),
+        ({**BEST, "tasks": [{"model.cell": "gru", "train.lr": -1.0, "train.clipnorm": 1.0}]}, None,
+         ["train.lr"]),
+    ],
+)
+def test_bad_tuned_entries_fail_with_one_clear_message(tuned_sweep, best, tuned, needles):
+    extra = {"tuned": tuned} if tuned else {}
+    with pytest.raises(ValueError) as err:
+        sweep.load_sweep(tuned_sweep(best=best, grid={"model.cell": ["gru"]}, **extra))
+    for needle in needles:
+        assert needle in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("change", [{"train.epochs": 2}, {"data.num_train": 64}])
+def test_a_run_at_another_setting_than_the_tuned_one_is_refused(tuned_sweep, change):
+    """Tuned values hold for the budget and data they were tuned at; T and seeds may vary."""
+    assert sweep.load_sweep(tuned_sweep(tasks=[{"data.length": 30, "train.seed": 4}]))
+    with pytest.raises(ValueError) as err:
+        sweep.load_sweep(tuned_sweep(tasks=[change]))
+    (key, value), = change.items()
+    assert f"'{key}' differs from the setting" in str(err.value)
+    assert "fair-adding.yaml" in str(err.value) and f"got {value}" in str(err.value)
+
+
+def test_the_fair_study_plans_once_every_family_is_tuned(tmp_path):
+    """study_fair.yaml with a best file per task family (as `rnnlab tune --export` writes them):
+    380 runs, each cell with its family's tuned values, every run at its tuning's setting."""
+    import shutil
+
+    from experiments.orchestration import tune
+
+    root = Path(__file__).resolve().parents[2] / "experiments"
+    shutil.copytree(root / "spaces", tmp_path / "spaces")
+    (tmp_path / "sweeps" / "tuned").mkdir(parents=True)
+    shutil.copy(root / "sweeps" / "study_fair.yaml", tmp_path / "sweeps")
+    tuned = {}
+    for path in sorted((tmp_path / "spaces").glob("fair-*.yaml")):
+        space = tune.load_space(path)
+        cells = []
+        for i, cell in enumerate(space.cells):  # each cell its own values: the lowest, then up
+            values = {p.key: p.extremes()[0] * (1.1 ** i) if p.type == "float"
+                      else p.extremes()[i % 2] for p in space.params}
+            cells.append(tune.CellResult(cell, space.max_trials, 0.1, 0.2, f"run-{cell}",
+                                         best_config=space.config_for(cell, values)))
+            tuned[space.base.data.name, cell] = values
+        (tmp_path / "sweeps" / "tuned" / path.name).write_text(
+            tune.best_sweep_yaml(space, tune.TuneOutcome(space, "parent", cells)))
+    plan = sweep.load_sweep(tmp_path / "sweeps" / "study_fair.yaml")
+    assert len(plan.runs) == 380
+    for run in plan.runs:
+        flat = run.config.flat()
+        for key, value in tuned[run.config.data.name, run.config.model.cell].items():
+            assert flat[key] == pytest.approx(value), (run.label, key)
+    seeds = {}
+    for run in plan.runs:
+        seeds.setdefault((run.config.data.name, run.config.data.length,
+                          run.config.model.unit_forget_bias, run.config.model.cell), set()) \
+            .add(run.config.train.seed)
+    assert {len(s) for (task, *_), s in seeds.items() if task != "multi30k"} == {5}
+    assert {len(s) for (task, *_), s in seeds.items() if task == "multi30k"} == {3}
+
+
+def test_the_fair_studys_generated_data_can_be_drawn():
+    """Every generated task's data of study_fair.yaml loads (held-out inputs disjoint from
+    training: the loader refuses sizes a task's input space cannot fill, e.g. Reber at T = 9)."""
+    import datasets
+    from experiments.config import read_yaml
+
+    path = Path(__file__).resolve().parents[2] / "experiments" / "sweeps" / "study_fair.yaml"
+    raw = read_yaml(path.read_text(), str(path))
+    raw.pop("tuned")  # the data do not depend on the tuned values
+    seen = set()
+    for run in sweep.parse_sweep(raw, source=str(path)).runs:
+        data = run.config.data
+        if data.name in ("imdb", "multi30k") or (data.name, data.length) in seen:
+            continue
+        seen.add((data.name, data.length))
+        datasets.get(data.name).load(data)
+    assert len(seen) == 13

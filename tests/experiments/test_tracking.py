@@ -92,11 +92,67 @@ def test_children_of_a_parent_are_found_by_hash(mlflow_store, tiny_config, monke
     assert child.info.experiment_id == parent.info.experiment_id
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert mlflow.get_run(parent.info.run_id).data.tags["rnnlab.sweep"] == "unit-sweep"
+    assert child.data.tags["rnnlab.versions"] == store.versions_text()  # every run logs its own
 
 
 def test_git_commit_is_a_commit_hash():
     commit = store.git_commit()
     assert commit == "unknown" or len(commit.split("+")[0]) == 40
+
+
+def test_environment_tags_hold_the_runs_package_versions():
+    import keras
+
+    tags = store.environment_tags()
+    logged = dict(part.split(" ") for part in tags["rnnlab.versions"].split(", "))
+    backend = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[keras.backend.backend()]
+    assert set(logged) == {"python", "rnn-cell-lab", "keras", backend, "numpy", "mlflow"}
+    assert logged["keras"] == keras.__version__
+    assert logged["python"].count(".") == 2
+
+
+@pytest.mark.parametrize("commit, dirty", [("0123abcd+dirty", "true"), ("0123abcd", "false")])
+def test_a_dirty_tree_is_tagged_and_warned_about(commit, dirty, monkeypatch, capsys):
+    monkeypatch.setattr(store, "git_commit", lambda: commit)
+    tags = store.environment_tags()
+    assert tags["rnnlab.dirty"] == dirty and tags["rnnlab.git_commit"] == commit
+    assert store.warn_if_dirty("rnnlab sweep") == (dirty == "true")
+    err = capsys.readouterr().err
+    if dirty == "true":
+        assert err.startswith("rnnlab sweep: warning: the working tree has uncommitted changes")
+        assert "rnnlab.dirty=true" in err and commit in err
+    else:
+        assert err == ""
+
+
+class Started(Exception):
+    """Raised where a sweep or a search would open its MLflow parent run."""
+
+
+def test_sweep_and_tune_warn_before_they_start(monkeypatch, tmp_path, capsys, mlflow_store):
+    from experiments.orchestration import launch, tune
+    from experiments.orchestration.plan import parse_sweep
+
+    def started(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(store, "git_commit", lambda: "0123abcd+dirty")
+    monkeypatch.setattr(launch, "_open_parent", started)
+    monkeypatch.setattr(store, "find_parent_run", started)
+    base = {"data": {"name": "adding", "length": 5}}
+    with pytest.raises(Started):
+        launch.run_sweep(parse_sweep({"name": "dirty", "base": base}), out=lambda line: None)
+    assert capsys.readouterr().err.startswith("rnnlab sweep: warning: the working tree")
+    space = tune.parse_space({"name": "dirty", "base": base,
+                              "space": {"train.lr": {"type": "float", "min": 0.1, "max": 0.2}}})
+    with pytest.raises(Started):
+        tune.tune(space, workdir=tmp_path, out=lambda line: None)
+    assert capsys.readouterr().err.startswith("rnnlab tune: warning: the working tree")
+
+
+def test_outside_git_no_dirty_tag_is_guessed(monkeypatch):
+    monkeypatch.setattr(store, "git_commit", lambda: "unknown")
+    assert "rnnlab.dirty" not in store.environment_tags()
 
 
 def test_run_names_tell_luongs_ablations_apart():

@@ -327,7 +327,7 @@ def test_all_cells_same_budget_same_draws_then_report_importance(tmp_path, mlflo
     space = tmp_path / "s.yaml"
     space.write_text(yaml.safe_dump({**SPACE, "name": "all-cells"}))
     args = ["tune", str(space), "--all-cells", "--max-trials", "4", "--workdir", str(tmp_path / "wd"),
-            "--export", str(tmp_path / "best.yaml")]
+            "--export", str(tmp_path / "tuned" / "best.yaml")]  # a folder not made yet
     assert cli.main(args) == 0
     tune.check_tracking()
     runs = tune.trial_runs(store.find_parent_run("tuning", "all-cells"))
@@ -339,8 +339,22 @@ def test_all_cells_same_budget_same_draws_then_report_importance(tmp_path, mlflo
              for cell, rows in by_cell.items()}
     assert all(len(d) == 4 for d in draws.values())
     assert len({tuple(d) for d in draws.values()}) == 1  # the same seeded draws for every cell
-    plan = sweep.load_sweep(tmp_path / "best.yaml")
+    plan = sweep.load_sweep(tmp_path / "tuned" / "best.yaml")
     assert sorted(r.config.model.cell for r in plan.runs) == sorted(cells.names())
+    # a study reads each cell's tuned values from the export (`tuned:`), the best trial's values
+    assert (tmp_path / "tuned" / "best.yaml").read_text().startswith("# Written by `rnnlab tune")
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "fair", "base": {**SPACE["base"], "train": {**SPACE["base"]["train"], "lr": 0.5}},
+        "grid": {"model.cell": cells.names(), "train.seed": [0, 1]},
+        "tuned": {"adding": {"space": "s.yaml", "best": "tuned/best.yaml"}}}))
+    parent = mlflow.get_run(store.find_parent_run("tuning", "all-cells"))
+    planned = sweep.load_sweep(study).runs
+    assert len(planned) == 2 * len(cells.names())
+    for run in planned:
+        best = mlflow.get_run(parent.data.tags[f"rnnlab.best_run.{run.config.model.cell}"])
+        for key in ("train.lr", "model.units", "train.clipnorm"):
+            assert str(run.config.flat()[key]) == best.data.params[key], (run.label, key)
     capsys.readouterr()
     assert cli.main(["report", "--tuning", "all-cells", "--output", str(tmp_path / "rep")]) == 0
     printed = capsys.readouterr().out

@@ -1,0 +1,147 @@
+"""Writing a runs export: the finished runs of sweeps (or the trials of tunings), copied out of the
+MLflow store as two CSV files that a fresh clone can rebuild the results page from
+(`experiments.analysis.export` reads them back; its docstring is the format):
+
+- ``<name>_runs.csv``: one row per run: the named columns of ``docs/results/study_runs.csv``
+  (`results_page.runs_csv`: run_id, run_name, sweep, status, task, T, cell, seed, ..., test
+  metrics, solved, times, git_commit), then ``param.<key>`` for every logged param,
+  ``tag.<name>`` for every tag (MLflow's ``mlflow.log-model.history``, the logged model's
+  paths inside this store, left out) and ``metric.<key>`` for every final metric that has no
+  named column;
+- ``<name>_runs_curves.csv``: ``run_id, key, step, value``, every metric's history (the
+  per-epoch curves: train_loss, val_loss, val_<metric>, epoch_time_s, ...).
+
+``rnnlab export --sweep study_fair --also long_budget --output docs/results/study_fair`` writes
+``study_fair_runs.csv`` and ``study_fair_runs_curves.csv`` there; ``--tuning NAME`` exports a
+tuning's trials instead (their own folder: a reader finds one ``*_runs.csv`` per folder). Rows
+are sorted (task, T, cell, seed) and curves by run, key and step, so a re-export after more runs
+finished diffs as added lines.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.recording.tags import GIT_COMMIT_TAG, TRIAL_ID_TAG, TUNING_TAG
+
+CURVES_SUFFIX = "_curves.csv"  # as the reader: <name>_runs.csv + <name>_runs_curves.csv
+LEFT_OUT_TAGS = ("mlflow.log-model.history",)
+NAMED_METRICS = ("param_count", "baseline", "solved", "train_time_s")  # named columns already
+
+
+@dataclass
+class Written:
+    runs: Path
+    curves: Path
+    count: int
+    dirty: int
+    curve_points: int
+
+
+def load(sweeps: list[str] | None = None, tunings: list[str] | None = None) -> pd.DataFrame:
+    """The completed runs of the sweeps (one per config hash, tuning trials left out), or of the
+    tunings' trials, as `mlflow.search_runs` gives them."""
+    import mlflow
+
+    from experiments.analysis import report
+    from experiments.recording import store
+
+    frames = [report.load_runs(name) for name in sweeps or []]
+    for name in tunings or []:
+        store.configure()
+        frames.append(mlflow.search_runs(
+            search_all_experiments=True, order_by=["attributes.start_time DESC"],
+            filter_string=f"tags.`{TUNING_TAG}` = {store.quote(name)} and "
+                          f"tags.`{TRIAL_ID_TAG}` != ''"))
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    return report.completed(pd.concat(frames, ignore_index=True)).reset_index(drop=True)
+
+
+def runs_table(runs: pd.DataFrame, epochs_run=None) -> pd.DataFrame:
+    """The runs CSV: the page's named columns, then param.*, tag.* and metric.* columns."""
+    from experiments.analysis import results_page
+
+    table = results_page.runs_csv(runs, epochs_run)
+    params = sorted(c for c in runs if c.startswith("params."))
+    tags = sorted(c for c in runs if c.startswith("tags.") and
+                  c.removeprefix("tags.") not in LEFT_OUT_TAGS)
+    metrics = sorted(c for c in runs if c.startswith("metrics.") and
+                     not c.startswith("metrics.test_") and
+                     c.removeprefix("metrics.") not in NAMED_METRICS)
+    extra = runs[["run_id", *params, *tags, *metrics]].rename(columns=lambda c: (
+        c.replace("params.", "param.", 1).replace("tags.", "tag.", 1)
+        .replace("metrics.", "metric.", 1)))
+    extra = extra.dropna(axis="columns", how="all")
+    return table.merge(extra, on="run_id", how="left", validate="one_to_one")
+
+
+def curves_table(runs: pd.DataFrame, run_order: list[str]) -> pd.DataFrame:
+    """Every metric history of the runs: run_id, key, step, value."""
+    import mlflow
+
+    from experiments.recording import store
+
+    client = mlflow.MlflowClient(store.tracking_uri())
+    rows = []
+    keys = [c.removeprefix("metrics.") for c in runs if c.startswith("metrics.")]
+    for _, run in runs.iterrows():
+        for key in keys:
+            if pd.isna(run.get(f"metrics.{key}")):
+                continue
+            history = store.retrying(client.get_metric_history, run["run_id"], key,
+                                     what="reading a metric history")
+            rows += [(run["run_id"], key, m.step, m.value) for m in history]
+    curves = pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
+    order = {run_id: i for i, run_id in enumerate(run_order)}
+    curves = curves.assign(_run=curves["run_id"].map(order))
+    return curves.sort_values(["_run", "key", "step"], kind="stable").drop(columns="_run") \
+        .drop_duplicates(["run_id", "key", "step"], keep="last").reset_index(drop=True)
+
+
+def write(output: str | Path, *, sweeps: list[str] | None = None,
+          tunings: list[str] | None = None) -> Written:
+    """Write the export of the sweeps' (or tunings') finished runs into `output`, named after the
+    first sweep or tuning; LookupError when none of them has a finished run."""
+    from experiments.analysis import results_page
+
+    names = [*(sweeps or []), *(tunings or [])]
+    runs = load(sweeps, tunings)
+    if runs.empty:
+        kind = "sweep" if sweeps else "tuning"
+        raise LookupError(f"no finished runs of {kind} {', '.join(map(repr, names))} in the MLflow "
+                          f"store (is MLFLOW_TRACKING_URI the study's store?)")
+    table = runs_table(runs, results_page.epochs_run)
+    curves = curves_table(runs, list(table["run_id"]))
+    folder = Path(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    runs_path = folder / f"{names[0]}_runs.csv"
+    curves_path = runs_path.with_name(runs_path.stem + CURVES_SUFFIX)
+    table.to_csv(runs_path, index=False)
+    curves.to_csv(curves_path, index=False)
+    commits = runs.get(f"tags.{GIT_COMMIT_TAG}", pd.Series(dtype=object)).fillna("").astype(str)
+    return Written(runs_path, curves_path, len(table), int(commits.str.endswith("+dirty").sum()),
+                   len(curves))
+
+
+def cmd_export(args) -> int:
+    """`rnnlab export`: the finished runs of a sweep (and --also sweeps) or of a tuning."""
+    if bool(args.sweep) == bool(args.tuning):
+        raise ValueError("say which runs: --sweep NAME or --tuning NAME (not both)")
+    sweeps = [args.sweep, *args.also] if args.sweep else None
+    tunings = [args.tuning, *args.also] if args.tuning else None
+    try:
+        written = write(args.output, sweeps=sweeps, tunings=tunings)
+    except LookupError as err:
+        print(f"rnnlab export: {err}", file=sys.stderr)
+        return 1
+    dirty = f" ({written.dirty} from an uncommitted tree: tag rnnlab.dirty)" \
+        if written.dirty else ""
+    print(f"rnnlab export: {written.count} finished runs{dirty} -> {written.runs}; "
+          f"{written.curve_points} curve points -> {written.curves}")
+    return 0
