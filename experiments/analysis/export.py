@@ -129,8 +129,6 @@ def to_search_runs(table: pd.DataFrame) -> pd.DataFrame:
             runs[column] = pd.to_datetime(runs[column], utc=True, format="ISO8601")
     if "status" in runs:
         runs["tags.rnnlab.status"] = runs.get("tags.rnnlab.status", runs["status"])
-    runs["tags.rnnlab.config_hash"] = runs.get("tags.rnnlab.config_hash", runs["run_id"]) \
-        .fillna(runs["run_id"])
     return _declared_goals(runs)
 
 
@@ -167,20 +165,20 @@ PLANNED_FROM = "tag.rnnlab.params_source"
 
 def fill_from_plans(table: pd.DataFrame, sweep_files, commit: str) -> pd.DataFrame:
     """`table` (a runs export without `param.*` columns) with the `param.*` of each run's planned
-    configuration: its sweep's file planned again (`experiments.sweep.load_sweep`) and matched by
+    configuration: its sweep's file planned again (`orchestration.plan.load_sweep`) and matched by
     sweep, run name and forget-gate bias; tag `rnnlab.params_source` says so. The study's store
     that held the logged params is gone; the sweep files kept their configurations' hashes since
     the runs (their commit messages say so), so the plan is what ran. A run no plan matches keeps
     its row without params, and ValueError names a plan that contradicts a named column."""
-    from experiments import tracking
-    from experiments.sweep import load_sweep
+    from experiments.orchestration.plan import load_sweep
+    from experiments.recording import recorder
 
     planned = {}
     for path in sweep_files:
         sweep = load_sweep(path)
         for run in sweep.runs:
             c = run.config
-            key = (sweep.name, tracking.run_name(c), str(c.model.unit_forget_bias) == "False")
+            key = (sweep.name, recorder.run_name(c), str(c.model.unit_forget_bias) == "False")
             planned[key] = (c, f"planned from {path} at {commit[:12]}")
     rows = []
     for _, row in table.iterrows():
@@ -203,17 +201,17 @@ def fill_from_plans(table: pd.DataFrame, sweep_files, commit: str) -> pd.DataFra
 
 def _applicable(config) -> dict:
     """The flattened config as MLflow would log it for this task (text, 'None' for unset), less
-    the keys the task does not read (as `tracking.applicable_params`) and the tracking settings."""
-    from experiments import tracking
+    the keys the task does not read (as `recorder.applicable_params`) and the tracking settings."""
+    from experiments.recording import recorder
 
     task = config.data.name
-    read = tracking.loader_fields(task)
+    read = recorder.loader_fields(task)
     params = {}
     for key, value in config.flat().items():
         section, _, name = key.partition(".")
         if section == "tracking" or (section == "data" and name != "name" and name not in read) \
-                or (key in tracking.TRANSLATION_ONLY and task != "multi30k") \
-                or (key in tracking.TOKEN_INPUTS_ONLY and task not in TOKEN_TASKS):
+                or (key in recorder.TRANSLATION_ONLY and task != "multi30k") \
+                or (key in recorder.TOKEN_INPUTS_ONLY and task not in TOKEN_TASKS):
             continue
         params[key] = "None" if value is None else str(value)
     return params

@@ -29,6 +29,7 @@ only), hence :func:`holm`.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -119,6 +120,8 @@ class Comparison:
     p_against_holm: float = math.nan
     seeds_needed: int | None = None
     notes: tuple[str, ...] = field(default=())
+    budget: str = ""  # what the runs were given (epochs, updates, units), for the reader
+    metric: str = ""  # the key metric the effect is in
 
     @property
     def tested(self) -> bool:
@@ -140,12 +143,13 @@ class Comparison:
         if not self.tested:
             return f"{self.status}: {self.a.text()} vs {self.b.text()}"
         low, high = self.ci
-        what = "Δ solved share" if self.kind == SOLVED else "Δ"
+        what = "Δ solved share" if self.kind == SOLVED else f"Δ {self.metric}".rstrip()
         margin = f", margin {_g(self.margin)}" if self.margin is not None else ""
+        n = f"n = {self.a.n} vs level {_g(self.b.mean)}" if self.kind == "level" \
+            else f"n = {self.a.n} vs {self.b.n}"
         return (f"{what} {_signed(self.effect)} [{_g(low)}, {_g(high)}]; {self.test}"
                 f"{'' if math.isnan(self.statistic) else f' {_g(self.statistic)}'}, "
-                f"p = {_p(self.p)} (Holm {_p(self.p_holm)}){margin}; "
-                f"n = {self.a.n} vs {self.b.n}")
+                f"p = {_p(self.p)} (Holm {_p(self.p_holm)}){margin}; {n}")
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -162,6 +166,13 @@ def compare(setting: str, a: Sample, b: Sample, *, kind: str = DIFFERENCE,
             higher_is_better: bool = True, margin: float | None = None) -> Comparison:
     """Test `a` against `b` in one setting (see the module docstring); untested when a side has
     fewer than two seeds or both sides learned nothing."""
+    with warnings.catch_warnings():  # seeds that agree to many digits: scipy warns, p stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _compare(setting, a, b, kind, higher_is_better, margin)
+
+
+def _compare(setting: str, a: Sample, b: Sample, kind: str, higher_is_better: bool,
+             margin: float | None) -> Comparison:
     base = Comparison(setting, a, b, kind, margin=margin)
     if a.n == 0 or b.n == 0:
         return replace(base, status=NOT_RUN)
