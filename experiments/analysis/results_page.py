@@ -152,8 +152,10 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *, source: 
 def _companion(name: str, found: pd.DataFrame) -> str:
     done = len(report.completed(found))
     tasks = ", ".join(found["tags.rnnlab.task"].dropna().unique())
-    rest = f"; {len(found) - done} more not finished, left out" if done < len(found) else ""
-    return f"the {done} finished runs of sweep `{name}` (task {tasks}), in the tables and claims{rest}"
+    rest = (f"; {len(found) - done} more not finished (running, failed or killed), left out"
+            if done < len(found) else "")
+    runs = "run" if done == 1 else "runs"
+    return f"the {done} finished {runs} of sweep `{name}` (task {tasks}), in the tables and claims{rest}"
 
 
 def _parent(sweep: str) -> pd.DataFrame:

@@ -247,7 +247,7 @@ def share_test(k: int, n: int, claimed: float, alpha: float = ALPHA) -> tuple[st
     if n < 2:
         return NO_VERDICT, math.nan, (math.nan, math.nan)
     result = stats.binomtest(k, n, claimed, alternative="less")
-    low, high = result.proportion_ci(0.95)
+    low, high = stats.binomtest(k, n).proportion_ci(0.95)  # two-sided Clopper–Pearson
     if result.pvalue < alpha:
         return CONTRADICTED, float(result.pvalue), (low, high)
     return (CONFIRMED if low >= claimed else INCONCLUSIVE), float(result.pvalue), (low, high)
