@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from experiments.analysis import page_plots, provenance, report
+from experiments.analysis import page_plots, provenance, report, sources
 from experiments.analysis import results_page as rp
 from experiments.analysis import stats as st
 from experiments.analysis import verdicts as vd
@@ -154,9 +154,9 @@ def test_attention_claim_pairs_each_cell_at_one_budget_and_names_it():
 
 
 def test_targets_are_judged_against_their_level_and_apart_from_the_literature():
-    assert {c.topic for c in vd.TARGETS} == {"IMDB accuracy", "Multi30k BLEU"}
-    assert not {c.topic for c in vd.TARGETS} & {c.topic for c in vd.CLAIMS}
-    imdb = vd.TARGETS[0].rule
+    assert {c.topic for c in sources.TARGETS} == {"IMDB accuracy", "Multi30k BLEU"}
+    assert not {c.topic for c in sources.TARGETS} & {c.topic for c in sources.CLAIMS}
+    imdb = sources.TARGETS[0].rule
     low = seeds("imdb", {key: [0.8, 0.81, 0.82] for key in GATED}, None)
     assert imdb(vd.evidence(frame(low))).verdict == st.CONTRADICTED
     assert imdb(vd.evidence(frame(seeds("imdb", {key: [0.9] for key in GATED}, None)))).verdict == st.NO_VERDICT
@@ -164,13 +164,13 @@ def test_targets_are_judged_against_their_level_and_apart_from_the_literature():
 
 def test_every_claim_gives_a_verdict_on_no_runs_at_all():
     ev = vd.evidence(pd.DataFrame(columns=["status", "run_id"]))
-    verdicts = {j.verdict for _, j in vd.judge_all(ev, [*vd.CLAIMS, *vd.TARGETS])}
+    verdicts = {j.verdict for _, j in vd.judge_all(ev, [*sources.CLAIMS, *sources.TARGETS])}
     assert verdicts == {st.NOT_RUN}
 
 
 def test_the_short_claims_table_has_short_cells():
     rows = seeds("adding", {"vanilla": AT_CHANCE[:3], **dict.fromkeys(GATED, SOLVED[:3])})
-    table = rp.claims_frame(vd.judge_all(vd.evidence(frame(rows)), vd.CLAIMS))
+    table = rp.claims_frame(vd.judge_all(vd.evidence(frame(rows)), sources.CLAIMS))
     assert list(table.columns) == ["claim", "source", "verdict", "effect [95 % CI]", "p (Holm)", "n", "budget"]
     adding = table.iloc[0]
     assert adding["verdict"] == "**inconclusive (≈4 seeds/cell)**" and adding["n"] == "3 vs 3"
@@ -312,7 +312,7 @@ def test_page_gives_the_claims_verdicts_from_the_runs(lit_page):
     assert first == ["![cells × settings](results/summary.png)", "## Claims from the literature",
                      "## Our own targets", "## Provenance"]
     hyper = text.split("## Hyperparameters per task and cell")[1].split("\n## ")[0]
-    assert "| epochs " in hyper and "same for every cell, units aside" in hyper
+    assert "| epochs " in hyper and "| all " in hyper and "vanilla 4 / lstm 4" in hyper
 
 
 def test_runs_csv_has_one_row_per_run_with_its_columns(lit_page, lit_store):
@@ -459,7 +459,7 @@ def test_translation_runs_trained_longer_are_their_own_setting_not_averaged_in()
     runs = pd.concat([small, tutorial], ignore_index=True)
     runs["params.model.attention"] = "bahdanau"
     assert list(report.updates(runs)) == [2 / 128] * 8 + [10 / 128]
-    judged = vd.TARGETS[1].rule(vd.evidence(runs))
+    judged = sources.TARGETS[1].rule(vd.evidence(runs))
     by_setting = {c.setting: c for c in judged.comparisons}
     assert by_setting["multi30k (attention=bahdanau, epochs=2): gru"].a.values == (20.0, 21.0)  # not averaged with 31
     assert by_setting["multi30k (attention=bahdanau, epochs=10): gru"].status == st.NO_VERDICT
