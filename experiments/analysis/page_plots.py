@@ -55,7 +55,8 @@ def summary_grid(ev: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, pd.D
             text.loc[label, cell] = f"{k}/{n}{chance}"
         elif len(values):
             best = ev.loc[ev["task"] == rows["task"].iloc[0], "value"].max()
-            floor = goal.chance if goal.chance is not None and goal.chance_metric == goal.metric else 0.0
+            # a chance level without its metric named (IMDB in an export) is in the key metric
+            floor = goal.chance if goal.chance is not None and goal.chance_metric in (goal.metric, None) else 0.0
             colour.loc[label, cell] = (float(values.mean()) - floor) / (best - floor) if best > floor else np.nan
             text.loc[label, cell] = f"{values.mean():.3g}" + (f" (n={len(values)})" if len(values) > 1 else "")
     return colour, text, ev
