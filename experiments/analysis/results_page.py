@@ -53,7 +53,7 @@ VERDICT_NOTE = (
     "declares ({margins}) — then Holm's correction across the settings the claim judges, at "
     "α = {alpha}. *confirmed* / *contradicted*: the corrected test says so; *inconclusive*: it "
     "does not (the evidence gives n, p and the effect with its 95 % interval, and the seeds per "
-    "cell a test would need for 80 % power at the observed effect); *no verdict (n = 1)*: a side "
+    "cell a test would need for 80 % power at the observed effect, before Holm's correction: a lower bound); *no verdict (n = 1)*: a side "
     "has one seed; *no information*: both cells stayed at chance (not a tie); *not run yet*: the "
     "runs it needs do not exist. With the study's 3 seeds no solved-share difference can be "
     "significant (3/3 against 0/3: Fisher p = 0.10; 5/5 against 0/5: 0.008), hence most "
@@ -223,7 +223,7 @@ def setup_frame(claim: vd.Claim, rows: pd.DataFrame) -> pd.DataFrame:
 
 def _values(rows: pd.DataFrame, column: str, name: str) -> str:
     found = sorted({str(v) for v in rows.get(column, pd.Series(dtype=object)).dropna() if not missing(v)},
-                   key=report.natural_key)
+                   key=vd.value_order)
     return (f"{name} " if name and found else "") + ("/".join(found) or "-")
 
 

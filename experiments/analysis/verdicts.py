@@ -106,11 +106,20 @@ def at_chance(rows: pd.DataFrame, goal) -> bool:
     return False
 
 
+def value_order(text: str) -> tuple:
+    """Sort key for parameter values: as numbers where they are ('0.001' before '0.01', which
+    `report.natural_key` ties), else naturally; the text itself breaks ties (set order varies)."""
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, report.natural_key(text), text)
+
+
 def budget(rows: pd.DataFrame) -> str:
     """What the runs were given, short: epochs, training updates, units (e.g. '12 ep, 600 upd, 40u')."""
     def values(column, fmt=str):
         found = sorted({fmt(v) for v in rows.get(column, pd.Series(dtype=object)).dropna()
-                        if not missing(v)}, key=report.natural_key)
+                        if not missing(v)}, key=value_order)
         return "/".join(found)
 
     parts = []
@@ -286,7 +295,10 @@ def reber_rule(ev: pd.DataFrame) -> Judgement:
             f"own ({sample(longer).text()}), not the 1997 experiment's") if not longer.empty else ""
     if natural.empty:
         return Judgement(st.NOT_RUN, notes=(
-            "needs runs at data.length = 9 (the grammar's natural lengths, as in 1997)", note))
+            ("needs runs at data.length = 9 (the grammar's natural lengths, as in 1997); the "
+             "reber loader refuses that length even at 256/32/64 strings (a ConfigError: its "
+             "test strings must not occur in training, and short strings repeat), so the 1997 "
+             "setting needs a loader option for overlapping splits, not built yet"), note))
     s = sample(natural)
     verdict, p, (low, high) = st.share_test(s.k or 0, s.n, 0.97)
     c = st.Comparison("reber (T=9): lstm success rate", s, st.Sample.of([0.97]), "level",
