@@ -31,14 +31,26 @@ from pathlib import Path
 import pandas as pd
 
 from experiments import goals
+from experiments.recording.tags import (
+    BASELINE_METRIC_TAG,
+    CELL_TAG,
+    GIT_COMMIT_TAG,
+    PARAMS_SOURCE_TAG,
+    SOLVED_METRIC_TAG,
+    SOLVED_MODE_TAG,
+    SOLVED_THRESHOLD_TAG,
+    STATUS_TAG,
+    SWEEP_TAG,
+    TASK_TAG,
+)
 
 CURVES_SUFFIX = "_curves.csv"
 # named column -> the search_runs columns it fills
 NAMED = {
     "run_name": ("tags.mlflow.runName",),
-    "sweep": ("tags.rnnlab.sweep",),
-    "task": ("tags.rnnlab.task", "params.data.name"),
-    "cell": ("tags.rnnlab.cell", "params.model.cell"),
+    "sweep": (f"tags.{SWEEP_TAG}",),
+    "task": (f"tags.{TASK_TAG}", "params.data.name"),
+    "cell": (f"tags.{CELL_TAG}", "params.model.cell"),
     "T": ("params.data.length",),
     "seed": ("params.train.seed",),
     "unit_forget_bias": ("params.model.unit_forget_bias",),
@@ -46,8 +58,8 @@ NAMED = {
     "attention": ("params.model.attention",),
     "units": ("params.model.units_used",),
     "epochs": ("params.train.epochs",),
-    "git_commit": ("tags.rnnlab.git_commit",),
-    "metric": ("tags.rnnlab.solved_metric",),
+    "git_commit": (f"tags.{GIT_COMMIT_TAG}",),
+    "metric": (f"tags.{SOLVED_METRIC_TAG}",),
     "param_count": ("metrics.param_count",),
     "baseline": ("metrics.baseline",),
     "solved": ("metrics.solved",),
@@ -128,39 +140,39 @@ def to_search_runs(table: pd.DataFrame) -> pd.DataFrame:
         if column in runs:
             runs[column] = pd.to_datetime(runs[column], utc=True, format="ISO8601")
     if "status" in runs:
-        runs["tags.rnnlab.status"] = runs.get("tags.rnnlab.status", runs["status"])
+        runs[f"tags.{STATUS_TAG}"] = runs.get(f"tags.{STATUS_TAG}", runs["status"])
     return _declared_goals(runs)
 
 
 def _declared_goals(runs: pd.DataFrame) -> pd.DataFrame:
     """The generated tasks' goal tags (baseline metric, solved mode and threshold) from their
     DataSpec, where the export has no such tags: the store had them from the run itself."""
-    for column in ("baseline_metric", "solved_mode", "solved_threshold"):
-        runs[f"tags.rnnlab.{column}"] = runs.get(f"tags.rnnlab.{column}",
-                                                 pd.Series(index=runs.index, dtype=object))
+    goal_tags = {"baseline_metric": BASELINE_METRIC_TAG, "solved_mode": SOLVED_MODE_TAG,
+                 "solved_threshold": SOLVED_THRESHOLD_TAG}
+    for tag in goal_tags.values():
+        runs[f"tags.{tag}"] = runs.get(f"tags.{tag}", pd.Series(index=runs.index, dtype=object))
     for index, row in runs.iterrows():
-        spec = goals.spec(str(row.get("tags.rnnlab.task")), row)
+        spec = goals.spec(str(row.get(f"tags.{TASK_TAG}")), row)
         declared = spec.goal if spec is not None else None
         if declared is None:
             continue
         for column, value in (("baseline_metric", declared.baseline_metric),
                               ("solved_mode", declared.mode),
                               ("solved_threshold", str(declared.threshold))):
-            if goals.missing(runs.at[index, f"tags.rnnlab.{column}"]) and value is not None:
-                runs.at[index, f"tags.rnnlab.{column}"] = value
+            if goals.missing(runs.at[index, f"tags.{goal_tags[column]}"]) and value is not None:
+                runs.at[index, f"tags.{goal_tags[column]}"] = value
     return runs
 
 
 def dirty(runs: pd.DataFrame) -> pd.Series:
     """True for the runs whose code had uncommitted changes (commit tag ending in `+dirty`)."""
-    commit = runs.get("tags.rnnlab.git_commit", pd.Series(index=runs.index, dtype=object))
+    commit = runs.get(f"tags.{GIT_COMMIT_TAG}", pd.Series(index=runs.index, dtype=object))
     return commit.fillna("").astype(str).str.endswith("+dirty")
 
 
 # --- params of runs exported without them -----------------------------------------------------------
 
-TOKEN_TASKS = ("imdb", "multi30k")  # the tasks whose inputs are embedded tokens
-PLANNED_FROM = "tag.rnnlab.params_source"
+PLANNED_FROM = f"tag.{PARAMS_SOURCE_TAG}"
 
 
 def fill_from_plans(table: pd.DataFrame, sweep_files, commit: str) -> pd.DataFrame:
@@ -200,21 +212,12 @@ def fill_from_plans(table: pd.DataFrame, sweep_files, commit: str) -> pd.DataFra
 
 
 def _applicable(config) -> dict:
-    """The flattened config as MLflow would log it for this task (text, 'None' for unset), less
-    the keys the task does not read (as `recorder.applicable_params`) and the tracking settings."""
-    from experiments.recording import recorder
+    """The config as MLflow logs it for this run (`settings.applicable`: the keys the run takes;
+    text, 'None' for unset), less the tracking settings."""
+    from experiments.tasks import settings
 
-    task = config.data.name
-    read = recorder.loader_fields(task)
-    params = {}
-    for key, value in config.flat().items():
-        section, _, name = key.partition(".")
-        if section == "tracking" or (section == "data" and name != "name" and name not in read) \
-                or (key in recorder.TRANSLATION_ONLY and task != "multi30k") \
-                or (key in recorder.TOKEN_INPUTS_ONLY and task not in TOKEN_TASKS):
-            continue
-        params[key] = "None" if value is None else str(value)
-    return params
+    return {key: "None" if value is None else str(value)
+            for key, value in settings.applicable(config).items() if not key.startswith("tracking.")}
 
 
 def main(argv=None) -> int:

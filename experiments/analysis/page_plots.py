@@ -14,6 +14,7 @@ from experiments.analysis import report
 from experiments.analysis.verdicts import at_chance, select
 from experiments.goals import missing
 from experiments.recording import recorder
+from experiments.recording.tags import SWEEP_TAG
 
 GRADIENT_TASKS = ("adding", "copy")
 SHORT = (("params.model.attention", "{}"), ("params.model.readout", "{}"),
@@ -104,8 +105,8 @@ def gradient_jobs(ev: pd.DataFrame, length: int, seed: int = 0, sweep: str | Non
                          f"{', '.join(absent)}")
         for cell in cells.names():
             found = rows[rows["cell"] == cell]
-            if sweep is not None and len(found) > 1 and "tags.rnnlab.sweep" in found:  # own first
-                found = found.sort_values("tags.rnnlab.sweep", key=lambda v: v != sweep,
+            if sweep is not None and len(found) > 1 and f"tags.{SWEEP_TAG}" in found:  # own first
+                found = found.sort_values(f"tags.{SWEEP_TAG}", key=lambda v: v != sweep,
                                           kind="stable")
             if len(found):
                 run_id = found["run_id"].iloc[0]

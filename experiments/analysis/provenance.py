@@ -16,7 +16,21 @@ import pandas as pd
 import cells
 from experiments.analysis import export, report
 from experiments.goals import missing
-from experiments.recording import recorder
+from experiments.recording.tags import (
+    CELL_TAG,
+    CLAIMED_BY_TAG,
+    CONFIG_HASH_TAG,
+    GIT_COMMIT_TAG,
+    PARAMS_SOURCE_TAG,
+    RESUMED_FROM_TAG,
+    STATUS_TAG,
+    SWEEP_FILE_TAG,
+    SWEEP_RUNS_TAG,
+    SWEEP_TAG,
+    TASK_TAG,
+    VERSIONS_TAG,
+)
+from experiments.tasks import settings
 
 # --- what was planned -------------------------------------------------------------------------------
 
@@ -33,7 +47,7 @@ def plan(sweep: str, runs: pd.DataFrame, sweep_file: str | Path | None = None):
         if found.name != sweep:
             raise ValueError(f"--sweep-file {sweep_file} plans sweep {found.name!r}, not {sweep!r}")
         return found.runs, str(sweep_file)
-    tag = runs.get("tags.rnnlab.sweep_file", pd.Series(dtype=object)).dropna()
+    tag = runs.get(f"tags.{SWEEP_FILE_TAG}", pd.Series(dtype=object)).dropna()
     why = "no sweep file found"
     for path in [*map(Path, tag.unique()), Path("experiments/sweeps") / f"{sweep}.yaml"]:
         if not path.is_file():
@@ -61,7 +75,7 @@ def progress(planned, runs: pd.DataFrame) -> dict:
     """Planned runs finished (matched by config hash, else by task, cell, T, seed and forget-gate
     bias) and those still missing, grouped by setting."""
     done = report.completed(runs)
-    hashes = set(done.get("tags.rnnlab.config_hash", pd.Series(dtype=object)).dropna())
+    hashes = set(done.get(f"tags.{CONFIG_HASH_TAG}", pd.Series(dtype=object)).dropna())
     keys = {run_key(r.get("params.data.name"), r.get("params.model.cell"),
                     r.get("params.data.length"), r.get("params.train.seed"),
                     r.get("params.model.unit_forget_bias")) for _, r in done.iterrows()}
@@ -70,7 +84,7 @@ def progress(planned, runs: pd.DataFrame) -> dict:
     for p in planned:
         c = p.config
         # T only where the task reads it (IMDB and Multi30k log no data.length)
-        length = c.data.length if "length" in recorder.loader_fields(c.data.name) else None
+        length = c.data.length if settings.takes(c, "data.length") else None
         if p.hash in hashes or run_key(c.data.name, c.model.cell, length, c.train.seed,
                                        c.model.unit_forget_bias) in keys:
             finished += 1
@@ -94,11 +108,11 @@ def provenance(runs: pd.DataFrame, command: str, source: str,
     end = pd.to_datetime(runs.get("end_time", pd.Series(index=runs.index)), utc=True)
     wall = wall_seconds(runs).dropna()
     train = report._column(runs, "metrics.train_time_s")
-    hosts = runs.get("tags.rnnlab.claimed_by", pd.Series(dtype=object)).dropna() \
+    hosts = runs.get(f"tags.{CLAIMED_BY_TAG}", pd.Series(dtype=object)).dropna() \
         .map(lambda v: str(v).rpartition(":")[0] or str(v))
-    status = runs.get("tags.rnnlab.status", runs["status"]).fillna(runs["status"])
+    status = runs.get(f"tags.{STATUS_TAG}", runs["status"]).fillna(runs["status"])
     counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(status.value_counts().items()))
-    logged = runs.get("tags.rnnlab.versions", pd.Series(dtype=object)).dropna().unique()
+    logged = runs.get(f"tags.{VERSIONS_TAG}", pd.Series(dtype=object)).dropna().unique()
     unclean = int(export.dirty(runs).sum())
     return [
         ("generated", f"{facts['generated']} by `{command}`"),
@@ -132,7 +146,7 @@ def wall_seconds(runs: pd.DataFrame) -> pd.Series:
     start = pd.to_datetime(runs["start_time"], utc=True)
     end = pd.to_datetime(runs.get("end_time", pd.Series(index=runs.index)), utc=True)
     wall = (end - start).dt.total_seconds()
-    earlier = runs.get("tags.rnnlab.resumed_from", pd.Series(index=runs.index, dtype=object)).dropna()
+    earlier = runs.get(f"tags.{RESUMED_FROM_TAG}", pd.Series(index=runs.index, dtype=object)).dropna()
     if earlier.empty:
         return wall
     import mlflow
@@ -150,7 +164,7 @@ def wall_seconds(runs: pd.DataFrame) -> pd.Series:
                 break  # deleted: its sitting is not counted
             if info.info.end_time:
                 wall[index] += (info.info.end_time - info.info.start_time) / 1000
-            run_id = info.data.tags.get("rnnlab.resumed_from")
+            run_id = info.data.tags.get(RESUMED_FROM_TAG)
     return wall
 
 
@@ -161,7 +175,7 @@ def progress_line(runs: pd.DataFrame, parent: pd.DataFrame, planned, planned_fro
         done = progress(planned, runs)
         return (f"{done['finished']} of {done['planned']} planned runs finished "
                 f"(plan: {planned_from})")
-    logged = parent.get("tags.rnnlab.sweep_runs", pd.Series(dtype=object)).dropna()
+    logged = parent.get(f"tags.{SWEEP_RUNS_TAG}", pd.Series(dtype=object)).dropna()
     total = logged.iloc[0] if len(logged) else "an unknown number of"
     return f"{len(report.completed(runs))} of {total} planned runs finished ({planned_from})"
 
@@ -183,7 +197,7 @@ CSV_TAIL = ["baseline", "solved", "train_time_s", "wall_s", "epochs", "epochs_ru
             "start_time", "end_time"]
 
 
-CSV_TAGS = ("tags.rnnlab.config_hash", "tags.rnnlab.versions", "tags.rnnlab.params_source")
+CSV_TAGS = (f"tags.{CONFIG_HASH_TAG}", f"tags.{VERSIONS_TAG}", f"tags.{PARAMS_SOURCE_TAG}")
 
 
 def runs_csv(runs: pd.DataFrame, epochs_run: Callable[[str], int | None] | None = None) -> pd.DataFrame:
@@ -205,15 +219,15 @@ def runs_csv(runs: pd.DataFrame, epochs_run: Callable[[str], int | None] | None 
     tests = sorted(c for c in runs.columns if c.startswith("metrics.test_"))
     records, walls = [], wall_seconds(runs)
     for index, row in runs.iterrows():
-        status = row.get("tags.rnnlab.status")
+        status = row.get(f"tags.{STATUS_TAG}")
         start, end = pd.to_datetime(row.get("start_time"), utc=True), \
             pd.to_datetime(row.get("end_time"), utc=True)
         record = {
             "run_id": row["run_id"], "run_name": row.get("tags.mlflow.runName"),
-            "sweep": row.get("tags.rnnlab.sweep"),
+            "sweep": row.get(f"tags.{SWEEP_TAG}"),
             "status": row["status"] if missing(status) else status,
-            "task": row.get("tags.rnnlab.task"), "T": param(row, "data.length"),
-            "cell": row.get("tags.rnnlab.cell"), "seed": param(row, "train.seed"),
+            "task": row.get(f"tags.{TASK_TAG}"), "T": param(row, "data.length"),
+            "cell": row.get(f"tags.{CELL_TAG}"), "seed": param(row, "train.seed"),
             "unit_forget_bias": param(row, "model.unit_forget_bias"),
             "bidirectional": param(row, "model.bidirectional"),
             "attention": param(row, "model.attention"),
@@ -228,7 +242,7 @@ def runs_csv(runs: pd.DataFrame, epochs_run: Callable[[str], int | None] | None 
             "wall_s": None if pd.isna(walls[index]) else walls[index],
             "epochs": param(row, "train.epochs"),
             "epochs_run": epochs_run(row["run_id"]) if epochs_run else row.get("epochs_run"),
-            "git_commit": row.get("tags.rnnlab.git_commit"),
+            "git_commit": row.get(f"tags.{GIT_COMMIT_TAG}"),
             "start_time": None if pd.isna(start) else start.isoformat(),
             "end_time": None if pd.isna(end) else end.isoformat(),
         })

@@ -32,10 +32,11 @@ from experiments.analysis import export, page_plots, provenance, report, sources
 from experiments.analysis import stats as st
 from experiments.analysis import verdicts as vd
 from experiments.goals import missing
+from experiments.recording.tags import FAMILY_TAG, ROLE_TAG, SWEEP_TAG, TASK_TAG
+from experiments.tasks import family_name
 
 FAMILIES = {"long_dependency": "Long-dependency tasks", "sentiment": "IMDB (sentiment)",
             "translation": "Multi30k (translation)"}
-FAMILY_OF_TASK = {"imdb": "sentiment", "multi30k": "translation"}  # for runs without the tag
 RESULT_FILES = ("learning_curves_*.png", "metric_vs_length.png", "gradients_*.png",
                 "gradients_*.csv", "summary.png", "*_runs.csv")
 STORE_ONLY = ("learning_curves_*.png", "gradients_*.png", "gradients_*.csv")
@@ -93,7 +94,7 @@ def load(sweep: str, also: Iterable[str], path: str | Path | None, default: Path
         path = default
     read = export.load(path, names)
     for name in names:
-        if not (read.runs.get("tags.rnnlab.sweep", pd.Series(dtype=object)) == name).any():
+        if not (read.runs.get(f"tags.{SWEEP_TAG}", pd.Series(dtype=object)) == name).any():
             raise LookupError(f"no runs of sweep {name!r} in the export {read.source}")
     history = read.history if not read.curves.empty else None
     return Source(read.runs, history, f"the runs export {read.source} (no MLflow store)", False)
@@ -111,12 +112,12 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *, source: 
     csv_path = folder / f"{report.slug(sweep)}_runs.csv"
     src = load(sweep, also, source, csv_path)
     runs = src.runs
-    own = runs[runs.get("tags.rnnlab.sweep") == sweep]
+    own = runs[runs.get(f"tags.{SWEEP_TAG}") == sweep]
     parent = _parent(sweep) if src.store else pd.DataFrame()
     planned, planned_from = provenance.plan(sweep, parent if not parent.empty else own, sweep_file)
     facts = [*provenance.provenance(runs, command, src.label, dirty),
              ("progress", provenance.progress_line(own, parent, planned, planned_from))]
-    facts += [("also", _companion(name, runs[runs["tags.rnnlab.sweep"] == name])) for name in also]
+    facts += [("also", _companion(name, runs[runs[f"tags.{SWEEP_TAG}"] == name])) for name in also]
     table = provenance.runs_csv(runs, provenance.epochs_run if src.store else None)
     folder.mkdir(parents=True, exist_ok=True)
     kept = () if src.history is not None else STORE_ONLY  # plots this source cannot redraw
@@ -151,7 +152,7 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *, source: 
 
 def _companion(name: str, found: pd.DataFrame) -> str:
     done = len(report.completed(found))
-    tasks = ", ".join(found["tags.rnnlab.task"].dropna().unique())
+    tasks = ", ".join(found[f"tags.{TASK_TAG}"].dropna().unique())
     rest = (f"; {len(found) - done} more not finished (running, failed or killed), left out"
             if done < len(found) else "")
     runs = "run" if done == 1 else "runs"
@@ -165,7 +166,7 @@ def _parent(sweep: str) -> pd.DataFrame:
     from experiments.recording import store
 
     return mlflow.search_runs(search_all_experiments=True, filter_string=(
-        f"tags.`rnnlab.sweep` = {store.quote(sweep)} and tags.`rnnlab.role` = 'sweep'"))
+        f"tags.`{SWEEP_TAG}` = {store.quote(sweep)} and tags.`{ROLE_TAG}` = 'sweep'"))
 
 
 # --- the Markdown -----------------------------------------------------------------------------------
@@ -322,8 +323,8 @@ def markdown(sweep, facts, done, claims, targets, ev, output, csv_path, figures,
     if ev.empty:
         return "\n".join(parts + ["_No completed runs yet._", ""])
     order = list(cells.names())
-    families = ev.get("tags.rnnlab.family", pd.Series(index=ev.index, dtype=object)) \
-        .fillna(ev["task"].map(lambda t: FAMILY_OF_TASK.get(t, "long_dependency")))
+    families = ev.get(f"tags.{FAMILY_TAG}", pd.Series(index=ev.index, dtype=object)) \
+        .fillna(ev["task"].map(lambda t: family_name(t, unknown="long_dependency")))
     parts += ["## Hyperparameters per task and cell", ""]
     for task, rows in ev.groupby("task"):
         parts += [f"### {task}", "", _md(hyper_table(rows, order)), ""]

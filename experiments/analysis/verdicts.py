@@ -25,8 +25,8 @@ import cells
 from experiments.analysis import export, report
 from experiments.analysis import stats as st
 from experiments.goals import missing
+from experiments.tasks import forget_gate_cells, settings
 
-LSTM_FAMILY = ("lstm", "peephole", "coupled")
 # "≈" / "≥" claims: equivalent within these differences of the key test metric
 MARGINS = {"accuracy": 0.02, "recall_accuracy": 0.02, "on_time": 0.02, "reber_success": 0.02,
            "mse": 0.01, "bleu": 1.0}
@@ -359,7 +359,7 @@ def forget_bias_rule(ev: pd.DataFrame) -> Judgement:
     ablated = ev[ev["ablation"]] if not ev.empty else ev
     comparisons = []
     for task in dict.fromkeys(ablated["task"]) if not ablated.empty else []:
-        for cell in LSTM_FAMILY:
+        for cell in forget_gate_cells():
             found = pairs(ev, task, cell, cell, ablation_b=True,
                           where=lambda e, t=ablated: e["length"].isin(t["length"]))
             comparisons += [_relabel(c, f"{c.setting}: {cell} bias 1 vs 0") for c in found]
@@ -425,11 +425,13 @@ def level_rule(task: str, level: float, cells_: Iterable[str], *, can_contradict
 
 def published(e: pd.DataFrame) -> pd.Series:
     """The runs without an ablation of Luong's model (`model.input_feeding`, `model.readout`):
-    the model the published claims are about."""
+    the model the published claims are about ("None" before the paper's own values were stored
+    as written, the default value since)."""
     plain = pd.Series(True, index=e.index)
-    for key in ("params.model.input_feeding", "params.model.readout"):
-        if key in e:
-            plain &= e[key].map(missing)
+    for key in ("model.input_feeding", "model.readout"):
+        if f"params.{key}" in e:
+            default = str(settings.default(key))
+            plain &= e[f"params.{key}"].map(lambda v, d=default: missing(v) or str(v) == d)
     return plain
 
 
