@@ -2,7 +2,8 @@
 #   make run      create .venv, install what running needs, run the quick sweep and its report
 #   make test     create .venv, install with the dev extras, run the test suite (slow tests excluded)
 #   make bench    regenerate benchmarks/RESULTS.md (about 16 minutes on 2 cores)
-#   make results  regenerate docs/RESULTS.md from the study's MLflow runs (rnnlab results)
+#   make results  regenerate docs/RESULTS.md from the study's runs: the MLflow store, else the
+#                 committed export docs/results/study_runs.csv (rnnlab results; a fresh clone works)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

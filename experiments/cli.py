@@ -283,13 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p, "section.key=value, applied to every cell")
     p.set_defaults(func=cmd_gradients)
 
-    p = sub.add_parser("results", help="docs/RESULTS.md from a sweep's runs: tables, plots, "
-                       "the literature's claims checked, the raw per-run CSV")
+    p = sub.add_parser("results", help="docs/RESULTS.md from a sweep's runs (the MLflow store or a "
+                       "runs export): claims judged by tests, tables, plots, the per-run CSV")
     p.add_argument("--sweep", default="study", help="the sweep's name (default study)")
     p.add_argument("--output", default="docs", help="folder for RESULTS.md and results/ (default docs)")
     p.add_argument("--also", action="append", default=[], metavar="SWEEP",
                    help="a companion sweep whose runs join the tables and claims (not the progress)")
     p.add_argument("--sweep-file", help="the plan (default: the file the sweep's parent run names)")
+    p.add_argument("--from", dest="source", metavar="EXPORT",
+                   help="read the runs from a runs export (a *_runs.csv or a folder with one) "
+                   "instead of the MLflow store; without it, the store, else "
+                   "<output>/results/<sweep>_runs.csv")
+    p.add_argument("--dirty", choices=["flag", "exclude"], default="flag",
+                   help="runs from a tree with uncommitted changes (+dirty): counted in the "
+                   "tables (flag, default) or left out of tables and verdicts (exclude)")
     p.add_argument("--no-gradients", action="store_true", help="skip the gradient-flow plot")
     p.add_argument("--gradient-length", type=int, default=100, help="T of the runs measured (100)")
     p.add_argument("--gradient-samples", type=int, default=256, help="test sequences (256)")

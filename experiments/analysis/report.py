@@ -363,17 +363,19 @@ def metric_history(run_ids: Iterable[str], key: str) -> pd.DataFrame:
     return pd.DataFrame({k: v for k, v in series.items() if not v.empty})
 
 
-def plot_learning_curves(runs: pd.DataFrame, folder: Path, cell_order: list[str]) -> list[Path]:
+def plot_learning_curves(runs: pd.DataFrame, folder: Path, cell_order: list[str],
+                         history=None) -> list[Path]:
     """One figure per setting: the loss per epoch (train solid, validation dashed) and the
     validation key metric unless it equals the validation loss (adding: loss is MSE); a colour per
-    cell (mean over seeds), integer epochs from 1."""
+    cell (mean over seeds), integer epochs from 1. `history(run_ids, key)`: where the curves come
+    from (default: the store, `metric_history`; a runs export has its own)."""
     from matplotlib.ticker import MaxNLocator
 
     plt = recorder.pyplot()
     paths = []
     for setting in sorted(runs["setting"].unique(), key=natural_key):
         rows = runs[runs["setting"] == setting]
-        panels = _curves(rows, cell_order)
+        panels = _curves(rows, cell_order, history or metric_history)
         if not panels:
             continue
         fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
@@ -392,19 +394,19 @@ def plot_learning_curves(runs: pd.DataFrame, folder: Path, cell_order: list[str]
     return paths
 
 
-def _curves(rows: pd.DataFrame, cell_order: list[str]) -> list[tuple[str, str, dict]]:
+def _curves(rows: pd.DataFrame, cell_order: list[str], history=None) -> list[tuple[str, str, dict]]:
     """[(title, y label, {(cell, line style): mean-over-seeds series by epoch})]: the loss panel
     (train '-', val '--') and the validation key metric's panel when it is not the loss again."""
     metric = rows["metric"].iloc[0]
-    history = {}
+    read, lines = history or metric_history, {}
     for key in dict.fromkeys(["train_loss", "val_loss", f"val_{metric}"]):
         for cell in _ordered(rows["cell"], cell_order):
-            runs = metric_history(rows.loc[rows["cell"] == cell, "run_id"], key)
+            runs = read(rows.loc[rows["cell"] == cell, "run_id"], key)
             if not runs.empty:
-                history[key, cell] = runs.mean(axis=1)
+                lines[key, cell] = runs.mean(axis=1)
     loss = {(cell, "-" if key == "train_loss" else "--"): line
-            for (key, cell), line in history.items() if key in ("train_loss", "val_loss")}
-    val_metric = {(cell, "-"): line for (key, cell), line in history.items()
+            for (key, cell), line in lines.items() if key in ("train_loss", "val_loss")}
+    val_metric = {(cell, "-"): line for (key, cell), line in lines.items()
                   if key == f"val_{metric}" and metric != "loss"}
     same = val_metric and all(
         (cell, "--") in loss and len(loss[cell, "--"]) == len(line)

@@ -51,3 +51,7 @@ TRIAL_ID_TAG = f"{TAG_PREFIX}trial_id"
 TUNER_ID_TAG = f"{TAG_PREFIX}tuner_id"
 TUNING_CELL_TAG = f"{TAG_PREFIX}tuning_cell"
 BEST_RUN_TAG = f"{TAG_PREFIX}best_run"
+# a runs export (experiments.analysis.export): where a run's params came from when the store that
+# logged them is gone ("planned from <sweep file> at <commit>"); the package versions a run logged
+PARAMS_SOURCE_TAG = f"{TAG_PREFIX}params_source"
+VERSIONS_TAG = f"{TAG_PREFIX}versions"

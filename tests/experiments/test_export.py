@@ -1,104 +1,78 @@
-"""`rnnlab export`: a store's finished runs as <name>_runs.csv + <name>_runs_curves.csv, the format
-that experiments/analysis/export.py reads (named columns, param.*, tag.*, metric.*; run_id, key,
-step, value)."""
+"""The runs-export reader (experiments.analysis.export): the format its docstring declares."""
 
 from __future__ import annotations
 
-import mlflow
 import pandas as pd
 import pytest
 
-from experiments import cli
-from experiments.recording import export
+from experiments.analysis import export
+
+ROWS = """run_id,run_name,sweep,status,task,T,cell,seed,unit_forget_bias,units,param_count,metric,test_mse,test_loss,baseline,solved,train_time_s,wall_s,epochs,epochs_run,git_commit,start_time,end_time,param.train.lr,param.data.batch_size,tag.rnnlab.versions,metric.val_loss
+a1,adding-T50-lstm-seed0,s,FINISHED,adding,50,lstm,0,,40,6921,mse,0.0004,0.0004,0.166667,1,40.5,42,20,20,abc+dirty,2026-11-28T09:09:02+00:00,2026-11-28T09:09:44+00:00,0.01,64,keras 3.15.1,0.0005
+a2,adding-T50-gru-seed0,s,FINISHED,adding,50,gru,0,,46,6947,mse,0.0003,0.0003,0.166667,1,60.1,61,20,19,abc,2026-11-28T09:10:02+00:00,2026-11-28T09:11:03+00:00,0.003,64,keras 3.15.1,0.0004
+b1,adding-T50-lstm-seed0,other,RUNNING,adding,50,lstm,0,,40,6921,mse,,,,,,,20,,abc,2026-11-28T09:12:02+00:00,,0.01,64,,
+"""
+CURVES = "run_id,key,step,value\na1,train_loss,0,0.2\na1,train_loss,1,0.1\na2,train_loss,0,0.3\n"
 
 
 @pytest.fixture
-def demo_export(fake_store, monkeypatch, tmp_path):
-    uri, _, ids = fake_store
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    assert cli.main(["export", "--sweep", "demo", "--output", str(tmp_path / "out")]) == 0
-    runs = pd.read_csv(tmp_path / "out" / "demo_runs.csv", dtype=str, keep_default_na=False,
-                       na_values=[""])
-    curves = pd.read_csv(tmp_path / "out" / "demo_runs_curves.csv")
-    yield runs, curves, ids
-    mlflow.set_tracking_uri(None)
+def exported(tmp_path):
+    (tmp_path / "s_runs.csv").write_text(ROWS)
+    (tmp_path / "s_runs_curves.csv").write_text(CURVES)
+    return tmp_path
 
 
-def test_every_finished_run_is_a_row_with_its_params_tags_and_metrics(demo_export):
-    runs, _, ids = demo_export
-    assert sorted(runs["run_id"]) == sorted(ids.values())
-    assert list(runs.columns[:8]) == ["run_id", "run_name", "sweep", "status", "task", "T", "cell",
-                                      "seed"]
-    row = runs.set_index("run_id").loc[ids["adding-lstm-1"]]
-    assert row["cell"] == "lstm" and row["sweep"] == "demo" and row["seed"] == "1"
-    assert float(row["test_mse"]) == pytest.approx(0.012)  # the page's named column
-    assert row["param.train.seed"] == "1" and row["param.data.length"] == "50"
-    assert row["param.model.attention"] == "None"  # as MLflow holds an unset key
-    assert row["tag.rnnlab.config_hash"] == "hash1" and row["tag.rnnlab.backend"] == "tensorflow"
-    assert float(row["metric.val_loss"]) == pytest.approx(0.012)  # last logged value
-    assert not any(c.startswith("metric.test_") for c in runs)  # test metrics: named columns
+def test_the_named_columns_and_prefixed_ones_become_search_runs_columns(exported):
+    read = export.load(exported / "s_runs.csv")
+    runs = read.runs.set_index("run_id")
+    assert runs.loc["a1", "tags.rnnlab.task"] == "adding" and runs.loc["a1", "params.data.name"] == "adding"
+    assert runs.loc["a1", "params.data.length"] == "50" and runs.loc["a2", "params.model.cell"] == "gru"
+    assert runs.loc["a1", "params.train.lr"] == "0.01" and runs.loc["a2", "params.train.lr"] == "0.003"
+    assert runs.loc["a1", "metrics.test_mse"] == pytest.approx(0.0004)
+    assert runs.loc["a1", "metrics.val_loss"] == pytest.approx(0.0005)
+    assert runs.loc["a1", "tags.rnnlab.versions"] == "keras 3.15.1"
+    assert runs.loc["a1", "params.model.units_used"] == "40"
+    assert str(runs.loc["a1", "start_time"]) == "2026-11-28 09:09:02+00:00"
+    assert runs.loc["b1", "tags.rnnlab.status"] == "RUNNING"
+    # the generated task's goal, which the store had as tags, from its DataSpec
+    assert runs.loc["a1", "tags.rnnlab.baseline_metric"] == "mse"
+    assert runs.loc["a1", "tags.rnnlab.solved_threshold"] == "0.01"
+    assert list(export.dirty(read.runs)) == [True, False, False]
 
 
-def test_curves_hold_each_metric_per_epoch(demo_export):
-    _, curves, ids = demo_export
-    assert list(curves.columns) == ["run_id", "key", "step", "value"]
-    loss = curves[(curves["run_id"] == ids["adding-lstm-0"]) & (curves["key"] == "val_loss")]
-    assert list(loss["step"]) == [0, 1, 2]
-    assert list(loss["value"]) == pytest.approx([0.012, 0.008, 0.004])
+def test_a_directory_a_sweep_filter_and_the_curves(exported):
+    read = export.load(exported, sweeps=["s"])
+    assert list(read.runs["run_id"]) == ["a1", "a2"]
+    history = read.history(["a1", "a2"], "train_loss")
+    assert history["a1"].tolist() == [0.2, 0.1] and history["a2"].dropna().tolist() == [0.3]
+    assert read.history(["a1"], "val_loss").empty
 
 
-def test_a_sweep_without_runs_is_one_line_and_exit_1(fake_store, monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", fake_store[0])
-    assert cli.main(["export", "--sweep", "nope", "--output", str(tmp_path)]) == 1
-    assert "no finished runs of sweep 'nope'" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
-    mlflow.set_tracking_uri(None)
+def test_a_prefixed_column_wins_over_the_named_one(tmp_path):
+    (tmp_path / "x_runs.csv").write_text("run_id,T,param.data.length\nr,50,100\n")
+    assert export.load(tmp_path / "x_runs.csv").runs.loc[0, "params.data.length"] == "100"
 
 
-def test_sweep_or_tuning_must_be_named(capsys, tmp_path):
-    assert cli.main(["export", "--output", str(tmp_path)]) == 2
-    assert "--sweep NAME or --tuning NAME" in capsys.readouterr().err
+def test_what_is_not_an_export_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such export file"):
+        export.load(tmp_path / "missing.csv")
+    with pytest.raises(FileNotFoundError, match="expected one"):
+        export.load(tmp_path)
+    (tmp_path / "y_runs.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="no run_id column"):
+        export.load(tmp_path / "y_runs.csv")
 
 
-def test_the_reader_rebuilds_the_runs(demo_export, tmp_path):
-    """Where the reader (experiments/analysis/export.py) exists, it reads the export back."""
-    reader = pytest.importorskip("experiments.analysis.export")
-    _, _, ids = demo_export
-    back = reader.load(tmp_path / "out")
-    assert sorted(back.runs["run_id"]) == sorted(ids.values())
-    assert set(back.runs["params.train.seed"]) == {"0", "1"}
-    assert not back.history([ids["adding-lstm-0"]], "val_loss").empty
-    assert export.CURVES_SUFFIX == reader.CURVES_SUFFIX
-
-
-def test_a_tunings_trials_export_without_its_parent(tmp_path, monkeypatch):
-    """`--tuning NAME`: the trials (tag rnnlab.trial_id) of the named tunings, not their parent
-    runs and not another tuning's trials."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = mlflow.MlflowClient(uri)
-    experiment = client.create_experiment("t", artifact_location=str(tmp_path / "mlruns"))
-    trials = {}
-    for tuning in ("fair-copy", "other"):
-        parent = client.create_run(experiment, tags={"rnnlab.role": "tuning",
-                                                     "rnnlab.tuning": tuning})
-        client.set_terminated(parent.info.run_id)
-        for trial, lr in (("0", 0.01), ("1", 0.001)):
-            run = client.create_run(experiment, run_name=f"{tuning}-lstm-t{trial}", tags={
-                "mlflow.parentRunId": parent.info.run_id, "rnnlab.tuning": tuning,
-                "rnnlab.trial_id": trial, "rnnlab.task": "copy", "rnnlab.cell": "lstm",
-                "rnnlab.config_hash": f"{tuning}{trial}", "rnnlab.status": "FINISHED"})
-            client.log_param(run.info.run_id, "train.lr", lr)
-            for epoch, loss in enumerate((2.0, 1.0)):
-                client.log_metric(run.info.run_id, "val_loss", loss * lr, step=epoch)
-            client.log_metric(run.info.run_id, "tuner_score", lr)
-            client.set_terminated(run.info.run_id)
-            trials[run.info.run_id] = (tuning, lr)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    assert cli.main(["export", "--tuning", "fair-copy", "--output", str(tmp_path / "out")]) == 0
-    runs = pd.read_csv(tmp_path / "out" / "fair-copy_runs.csv")
-    assert sorted(runs["run_id"]) == sorted(r for r, (t, _) in trials.items() if t == "fair-copy")
-    assert sorted(runs["param.train.lr"]) == [0.001, 0.01]
-    assert set(runs["tag.rnnlab.tuning"]) == {"fair-copy"}
-    curves = pd.read_csv(tmp_path / "out" / "fair-copy_runs_curves.csv")
-    assert len(curves[curves["key"] == "val_loss"]) == 4
-    mlflow.set_tracking_uri(None)
+def test_fill_from_plans_adds_the_planned_params_and_refuses_a_contradiction(tmp_path):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("name: s\nbase: {train: {epochs: 20, lr: 0.01}}\n"
+                     "tasks: [{data.name: adding, data.length: 50, train.seed: 0}]\n"
+                     "grid: {model.cell: [lstm, gru]}\n")
+    table = pd.read_csv(pd.io.common.StringIO(ROWS), dtype=str)
+    filled = export.fill_from_plans(table, [sweep], "0123456789abcdef")
+    assert filled.loc[0, "param.train.lr"] == "0.01" and filled.loc[1, "param.model.cell"] == "gru"
+    assert filled.loc[0, export.PLANNED_FROM] == f"planned from {sweep} at 0123456789ab"
+    assert pd.isna(filled.loc[2, export.PLANNED_FROM])  # sweep "other": no plan given
+    table.loc[0, "epochs"] = "12"
+    with pytest.raises(ValueError, match="epochs=12 but the plan has train.epochs=20"):
+        export.fill_from_plans(table, [sweep], "0123456789abcdef")

@@ -1,5 +1,6 @@
-"""The results page (`rnnlab results`): the claims' verdict rules on synthetic runs, and the page and
-per-run CSV written from a small store whose runs follow a sweep file's plan."""
+"""The results page (`rnnlab results`): the claims' rules on synthetic runs with known answers, and
+the page and per-run CSV written from a small store whose runs follow a sweep file's plan, and
+again from that page's own export without the store."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from experiments.analysis import report
+from experiments.analysis import page_plots, provenance, report, sources
 from experiments.analysis import results_page as rp
-from experiments.analysis.results_page import CONFIRMED, CONTRADICTED, NOT_REPRODUCED, NOT_RUN
+from experiments.analysis import stats as st
+from experiments.analysis import verdicts as vd
 
 GATED = ("lstm", "peephole", "coupled", "gru")
 METRIC = {"adding": ("mse", "min", 0.01, 1 / 6), "spike_timing": ("on_time", "at_least", 1.0, 0.1),
           "imdb": ("accuracy", "at_least", 0.88, 0.5), "copy": ("recall_accuracy", "max", 0.99, 0.1),
           "multi30k": ("bleu", "max", 1000.0, 0.0),
-          "reber": ("reber_success", "at_least", 1.0, 0.5)}
+          "reber": ("reber_success", "at_least", 1.0, 0.5),
+          "temporal_order": ("accuracy", "at_least", 0.99, 0.25)}
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -40,212 +43,149 @@ def frame(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def adding(values: dict[str, float], length: int = 200, seeds=(0,)) -> list[tuple]:
-    return [("adding", cell, length, seed, value) for cell, value in values.items() for seed in seeds]
+def seeds(task, values: dict[str, list[float]], length=200, ablation=False) -> list[tuple]:
+    return [(task, cell, length, seed, v, ablation) for cell, vs in values.items()
+            for seed, v in enumerate(vs)]
 
 
-SOLVED_BY_GATED = {"vanilla": 0.168, **dict.fromkeys(GATED, 0.001)}
+def judge(rule, rows) -> vd.Judgement:
+    return rule(vd.evidence(frame(rows) if isinstance(rows, list) else rows))
 
 
-def test_adding_claim_confirmed_when_vanilla_stays_at_the_baseline_and_gated_cells_solve_it():
-    verdict = rp.adding_rule(rp.evidence(frame(adding(SOLVED_BY_GATED, seeds=(0, 1)))))
-    assert verdict.verdict == CONFIRMED
-    assert "vanilla MSE 0.168 ± 0 (n = 2, solved 0/2)" in verdict.ours
+SOLVED, AT_CHANCE = [0.001, 0.002, 0.0015, 0.001, 0.002], [0.168, 0.17, 0.169, 0.171, 0.168]
 
 
-def test_adding_claim_not_run_yet_without_the_long_setting_or_a_cell():
-    short = rp.evidence(frame(adding(SOLVED_BY_GATED, length=100)))
-    assert rp.adding_rule(short).verdict == NOT_RUN
-    no_gru = {k: v for k, v in SOLVED_BY_GATED.items() if k != "gru"}
-    verdict = rp.adding_rule(rp.evidence(frame(adding(no_gru))))
-    assert verdict.verdict == NOT_RUN and "for gru" in verdict.ours
+def test_adding_claim_confirmed_with_five_seeds_inconclusive_with_three():
+    five = judge(vd.adding_rule, seeds("adding", {"vanilla": AT_CHANCE, **dict.fromkeys(GATED, SOLVED)}))
+    assert five.verdict == st.CONFIRMED and len(five.comparisons) == 4
+    assert all(c.test == "Fisher exact" and c.p_holm < 0.05 for c in five.comparisons)
+    three = judge(vd.adding_rule, seeds("adding", {"vanilla": AT_CHANCE[:3],
+                                                   **dict.fromkeys(GATED, SOLVED[:3])}))
+    assert three.verdict == st.INCONCLUSIVE and three.seeds_needed() == "4"
 
 
-def test_adding_claim_not_run_when_the_vanilla_run_logged_no_baseline():
-    runs = frame(adding(SOLVED_BY_GATED))
-    runs.loc[runs["tags.rnnlab.cell"] == "vanilla", "metrics.baseline"] = float("nan")
-    verdict = rp.adding_rule(rp.evidence(runs))
-    assert verdict.verdict == NOT_RUN and "for vanilla" in verdict.ours
-
-
-def test_adding_claim_not_reproduced_when_a_gated_cell_fails_contradicted_when_vanilla_learns():
-    verdict = rp.adding_rule(rp.evidence(frame(adding({**SOLVED_BY_GATED, "gru": 0.1}))))
-    assert verdict.verdict == NOT_REPRODUCED
-    assert verdict.cause.startswith("gru not solved") and "3 epochs" in verdict.cause
-    assert "gru 0.1 (n = 1, solved 0/1)" in verdict.ours  # one seed: no ± std
-    learns = rp.adding_rule(rp.evidence(frame(adding({**SOLVED_BY_GATED, "vanilla": 0.05}))))
-    assert learns.verdict == CONTRADICTED and "vanilla" in learns.cause
+def test_adding_claim_gated_cells_at_chance_beside_vanilla_are_no_information():
+    rows = seeds("adding", {"vanilla": AT_CHANCE, **dict.fromkeys(GATED, AT_CHANCE)})
+    assert judge(vd.adding_rule, rows).verdict == st.NO_INFORMATION
+    assert judge(vd.adding_rule, seeds("adding", {"vanilla": AT_CHANCE}, length=100)).verdict == st.NOT_RUN
 
 
 def test_ablation_runs_are_not_evidence_for_the_default_bias_claims():
-    rows = adding(SOLVED_BY_GATED) + [("adding", "gru", 200, 1, 0.1, True)]
-    assert rp.adding_rule(rp.evidence(frame(rows))).verdict == CONFIRMED
+    rows = seeds("adding", {"vanilla": AT_CHANCE, **dict.fromkeys(GATED, SOLVED)}) \
+        + seeds("adding", {"gru": AT_CHANCE}, ablation=True)
+    assert judge(vd.adding_rule, rows).verdict == st.CONFIRMED
 
 
 @pytest.mark.parametrize("bias1, bias0, expected", [
-    (0.001, 0.16, CONFIRMED), (0.16, 0.001, CONTRADICTED),
-    (0.160, 0.175, NOT_REPRODUCED),  # both at the adding baseline (1/6): a tie, not a win
+    (SOLVED, AT_CHANCE, st.CONFIRMED), (AT_CHANCE, SOLVED, st.CONTRADICTED),
+    (AT_CHANCE, AT_CHANCE, st.NO_INFORMATION),  # both at the adding baseline: not a tie
+    ([0.01, 0.1, 0.05], [0.03, 0.12, 0.09], st.INCONCLUSIVE),
 ])
 def test_forget_bias_claim_compares_bias_1_with_bias_0_at_the_same_setting(bias1, bias0, expected):
-    rows = [("adding", "lstm", 100, 0, bias1), ("adding", "lstm", 100, 0, bias0, True),
-            ("adding", "lstm", 200, 0, 0.5)]  # another T: not the ablated setting's evidence
-    verdict = rp.forget_bias_rule(rp.evidence(frame(rows)))
-    assert verdict.verdict == expected
-    assert ("(both at chance)" in verdict.ours) == (expected == NOT_REPRODUCED)
+    rows = seeds("adding", {"lstm": bias1}, 100) + seeds("adding", {"lstm": bias0}, 100, ablation=True) \
+        + seeds("adding", {"lstm": [0.5, 0.5]}, 200)  # another T: not the ablated setting's evidence
+    verdict = judge(vd.forget_bias_rule, rows)
+    assert verdict.verdict == expected and len(verdict.comparisons) == 1
+    assert verdict.comparisons[0].setting == "adding (T=100): lstm bias 1 vs 0"
 
 
-@pytest.mark.parametrize("lstm_loss, expected", [(0.18, CONFIRMED), (0.05, CONTRADICTED)])
-def test_copy_claim_compares_the_test_loss_with_the_memoryless_baseline(lstm_loss, expected):
-    runs = frame([("copy", cell, 100, 0, 0.2) for cell in ("vanilla", "lstm", "gru")])
-    runs["metrics.baseline"] = 0.17  # 10 ln 8 / 120, the baseline the task logs
-    runs["metrics.test_loss"] = [0.17, lstm_loss, 0.01]
-    verdict = rp.copy_rule(rp.evidence(runs))
-    assert verdict.verdict == expected
-    assert "gru 0.0588 (n = 1" in verdict.ours  # loss / baseline
-    assert rp.copy_rule(rp.evidence(runs[runs["tags.rnnlab.cell"] != "lstm"])).verdict == NOT_RUN
+def test_bias_gap_claim_compares_the_bias_1_lstm_with_the_gru_by_tost():
+    close = seeds("adding", {"lstm": SOLVED, "gru": [0.002, 0.001, 0.0015, 0.002, 0.001]}, 100) \
+        + seeds("adding", {"lstm": AT_CHANCE}, 100, ablation=True)
+    judged = judge(vd.bias_gap_rule, close)
+    assert judged.verdict == st.CONFIRMED and judged.comparisons[0].test == "TOST (Welch)"
 
 
-def test_copy_claim_is_judged_per_setting_so_short_runs_do_not_average_away_a_long_one():
-    runs = frame([("copy", cell, length, 0, 0.2) for length in (100, 200, 300, 100)
-                  for cell in ("vanilla", "lstm")])
-    runs["metrics.baseline"] = 0.17
-    runs["metrics.test_loss"] = [0.17] * 7 + [0.85 * 0.17]  # the LSTM below it, trained longer
-    runs.loc[6:, "params.train.epochs"] = "30"
-    verdict = rp.copy_rule(rp.evidence(runs))
-    assert verdict.verdict == CONTRADICTED and verdict.cause.startswith("lstm got below")
-    assert "copy (T=100, epochs=30): vanilla 1 (n = 1, solved 0/1), lstm 0.85 (n = 1" in verdict.ours
-
-
-@pytest.mark.parametrize("peephole, lstm, expected", [
-    (1.0, 0.5, CONFIRMED), (0.5, 1.0, CONTRADICTED), (1.0, 1.0, NOT_REPRODUCED),
-])
-def test_peephole_claim_compares_the_two_lstms_per_setting(peephole, lstm, expected):
-    rows = [("spike_timing", "peephole", 100, 0, peephole), ("spike_timing", "lstm", 100, 0, lstm)]
-    assert rp.peephole_rule("spike_timing")(rp.evidence(frame(rows))).verdict == expected
-
-
-def test_variant_claim_holds_unless_the_variant_loses_in_more_than_a_quarter_of_settings():
-    rows = [("adding", cell, length, 0, 0.001) for cell in ("lstm", "coupled") for length in (50, 100)]
-    rule = rp.variant_rule("coupled", "lstm")
-    tied = rule(rp.evidence(frame(rows)))
-    assert tied.verdict == CONFIRMED and "tied in 2" in tied.ours
-    loses = rule(rp.evidence(frame([*rows[:3], ("adding", "coupled", 100, 0, 0.2)])))
-    assert loses.verdict == CONTRADICTED
-    assert "better in 0; tied in 1; worse in 1 (adding (T=100))" in loses.ours
-    assert rule(rp.evidence(frame(rows[:2]))).verdict == NOT_RUN  # no coupled run
-
-
-def test_threshold_claim_needs_every_gated_cell():
-    good = [("imdb", cell, None, 0, 0.9) for cell in ("vanilla", *GATED)]
-    assert rp.threshold_rule("imdb", 0.88, "IMDB")(rp.evidence(frame(good))).verdict == CONFIRMED
-    one_short = [*good[:-1], ("imdb", "gru", None, 0, 0.85)]
-    verdict = rp.threshold_rule("imdb", 0.88, "IMDB")(rp.evidence(frame(one_short)))
-    assert verdict.verdict == NOT_REPRODUCED and verdict.cause.startswith("gru below 0.88")
-
-
-def test_reber_and_threshold_claims_are_judged_at_the_longest_training_every_cell_had():
-    short = frame([("imdb", cell, None, 0, 0.85) for cell in GATED])
-    long = frame([("imdb", cell, None, 0, 0.9) for cell in GATED])
-    long["params.train.epochs"] = "30"
-    for runs in (short, long):
-        runs["params.data.num_train"], runs["params.data.batch_size"] = "3200", "64"
-    rule = rp.threshold_rule("imdb", 0.88, "IMDB")
-    both = pd.concat([short, long], ignore_index=True)
-    verdict = rule(rp.evidence(both))
-    assert verdict.verdict == CONFIRMED and "gru accuracy 0.9 (n = 1" in verdict.ours
-    assert verdict.ours.endswith("(judged at the longest training every cell had: 30 epochs, "
-                                 "3200 training sequences)")
-    assert list(report.updates(both)) == [150] * 4 + [1500] * 4
-    no_gru = pd.concat([short, long[long["tags.rnnlab.cell"] != "gru"]], ignore_index=True)
-    assert rule(rp.evidence(no_gru)).verdict == NOT_REPRODUCED  # the longer budget lacks a cell
-
-    reber = frame([("reber", cell, 50, 0, 0.5) for cell in ("lstm", "peephole", "coupled")])
-    solved = frame([("reber", cell, 50, 0, 1.0) for cell in ("lstm", "peephole", "coupled")])
-    solved["params.train.epochs"] = "30"
-    for runs in (reber, solved):
-        runs["params.data.num_train"], runs["params.data.batch_size"] = "3200", "64"
-    verdict = rp.reber_rule(rp.evidence(pd.concat([reber, solved], ignore_index=True)))
-    assert verdict.verdict == CONFIRMED and verdict.ours.startswith("3/3 LSTM-family runs solved")
-
-
-def test_compare_uses_solved_share_then_standard_errors():
-    both_solved = rp.Outcome(3, 0.001, 0.0005, 3), rp.Outcome(3, 0.004, 0.0001, 3)
-    assert rp.compare(*both_solved, lower_is_better=True) == 0
-    clear = rp.Outcome(3, 0.80, 0.01, None), rp.Outcome(3, 0.70, 0.01, None)
-    assert rp.compare(*clear, lower_is_better=False) == 1
-    assert rp.compare(*clear, lower_is_better=True) == -1
-    noisy = rp.Outcome(3, 0.80, 0.2, None), rp.Outcome(3, 0.70, 0.2, None)
-    assert rp.compare(*noisy, lower_is_better=False) == 0
-
-
-def translations(bleu: dict[tuple[str, str | None], float]) -> pd.DataFrame:
-    """Multi30k runs: (cell, attention) -> BLEU."""
-    runs = frame([("multi30k", cell, None, 0, value) for (cell, _), value in bleu.items()])
-    runs["params.model.attention"] = [str(attention) for (_, attention) in bleu]
+def copy_runs(lstm_ratio: list[float], epochs="3") -> pd.DataFrame:
+    runs = frame([("copy", "lstm", 100, s, 0.12) for s in range(len(lstm_ratio))])
+    runs["metrics.baseline"] = 0.17  # 10 ln 8 / 120: the loss baseline the task logs
+    runs["tags.rnnlab.baseline_metric"] = "loss"
+    runs["metrics.test_loss"] = [0.17 * r for r in lstm_ratio]
+    runs["params.train.epochs"] = epochs
     return runs
 
 
-@pytest.mark.parametrize("gru_without, expected", [(20.0, CONFIRMED), (24.5, NOT_REPRODUCED),
-                                                   (30.0, CONTRADICTED)])
-def test_attention_claim_compares_each_gated_cell_with_and_without(gru_without, expected):
-    bleu = {**{(c, "bahdanau"): 25.0 for c in GATED}, **{(c, None): 15.0 for c in GATED}}
-    verdict = rp.attention_rule(rp.evidence(translations({**bleu, ("gru", None): gru_without})))
-    assert verdict.verdict == expected
-    assert f"gru BLEU 25 with, {gru_without:g} without (n = 1, 1)" in verdict.ours
+def test_copy_claim_confirmed_below_the_baseline_never_contradicted_at_it():
+    assert judge(vd.copy_rule, copy_runs([0.5, 0.6, 0.55])).verdict == st.CONFIRMED
+    above = judge(vd.copy_rule, copy_runs([1.02, 1.03, 1.02]))
+    assert above.verdict == st.INCONCLUSIVE and "budgets" in above.notes[0]
+    assert judge(vd.copy_rule, copy_runs([0.5])).verdict == st.NO_VERDICT
 
 
-def test_attention_claim_pairs_runs_of_one_budget_and_reads_bahdanau_only():
-    bleu = {**{(c, "bahdanau"): 25.0 for c in GATED}, **{(c, None): 15.0 for c in GATED}}
-    runs = translations(bleu)
-    longer = translations({("gru", None): 40.0, ("gru", "luong"): 50.0})  # 10 epochs, no pair
-    longer["params.train.epochs"] = "10"
-    both = pd.concat([runs, longer], ignore_index=True)
-    both["params.data.num_train"], both["params.data.batch_size"] = "29000", "128"
-    verdict = rp.attention_rule(rp.evidence(both))
-    assert verdict.verdict == CONFIRMED
-    assert "gru BLEU 25 with, 15 without (n = 1, 1)" in verdict.ours
+def test_reber_claim_needs_the_grammars_natural_lengths():
+    long_strings = judge(vd.reber_rule, seeds("reber", {"lstm": [1.0, 1.0, 1.0]}, 50))
+    assert long_strings.verdict == st.NOT_RUN and "data.length = 9" in long_strings.notes[0]
+    assert "overlapping splits" in long_strings.notes[0]
+    natural = judge(vd.reber_rule, seeds("reber", {"lstm": [1.0, 1.0, 1.0]}, 9))
+    assert natural.verdict == st.INCONCLUSIVE  # 3/3 cannot show a 97 % rate
+    assert natural.comparisons[0].seeds_needed == st.seeds_for_share(0.97)
+    assert judge(vd.reber_rule, seeds("reber", {"lstm": [0.5] * 6}, 9)).verdict == st.CONTRADICTED
 
 
-def test_luong_claim_reads_luong_runs_against_the_same_runs_without():
-    bleu = {**{(c, "bahdanau"): 25.0 for c in GATED}, **{(c, None): 15.0 for c in GATED},
-            **{(c, "luong"): 20.0 for c in GATED}, ("gru", "luong"): 14.0}
-    ev = rp.evidence(translations(bleu))
-    verdict = rp.attention_rule(ev, attention="luong")
-    assert verdict.verdict == CONTRADICTED and "gru better without attention" in verdict.cause
-    assert "lstm BLEU 20 with, 15 without (n = 1, 1)" in verdict.ours
-    [luong] = [c for c in rp.CLAIMS if c.source == "Luong et al. 2015"]
-    assert luong.rule(ev) == verdict
-    assert rp.attention_rule(ev).verdict == CONFIRMED  # Bahdanau's claim: its own runs
+def test_the_reber_loader_refuses_the_natural_lengths_as_the_reber_claims_note_says():
+    import datasets
+    from datasets.errors import ConfigError
 
-    longer = translations({("lstm", "luong"): 30.0, ("lstm", None): 25.0})
-    longer["params.train.epochs"] = "10"
-    runs = pd.concat([translations(bleu), longer], ignore_index=True)
-    runs["params.data.batch_size"] = "128"
-    verdict = rp.attention_rule(rp.evidence(runs), attention="luong")
-    assert "lstm BLEU 30 with, 25 without" in verdict.ours  # its pair at its largest budget
-    assert verdict.cause == "gru better without attention after 3 epochs"  # gru's pair's budget
+    config = datasets.DataConfig(name="reber", length=9, num_train=256, num_val=32, num_test=64)
+    with pytest.raises(ConfigError, match="held-out inputs must not occur in training"):
+        datasets.get("reber").load(config)
 
 
-def test_luong_claim_leaves_out_the_ablations_of_its_model():
-    """A run with the deep readout (or without input feeding) is not the paper's model: at the same
-    budget it must not count as another seed of Luong attention."""
-    bleu = {**{(c, "luong"): 20.0 for c in GATED}, **{(c, None): 15.0 for c in GATED}}
-    ablated = translations({("gru", "luong"): 2.0})
-    ablated["params.model.readout"] = "deep"
-    runs = pd.concat([translations(bleu), ablated], ignore_index=True)
-    verdict = rp.attention_rule(rp.evidence(runs), attention="luong")
-    assert verdict.verdict == CONFIRMED and "gru BLEU 20 with, 15 without (n = 1, 1)" in verdict.ours
+def test_temporal_order_claim_judges_the_lstms_solved_share():
+    assert judge(vd.temporal_rule, seeds("temporal_order", {"lstm": [1.0] * 6}, 100)).verdict == st.CONFIRMED
+    assert judge(vd.temporal_rule, seeds("temporal_order", {"lstm": [1.0, 0.3, 1.0]}, 100)).verdict \
+        == st.INCONCLUSIVE
 
 
-def test_attention_claim_waits_for_every_gated_cell_both_ways():
-    bleu = {("gru", "bahdanau"): 25.0, ("gru", None): 15.0, ("lstm", "bahdanau"): 24.0}
-    verdict = rp.attention_rule(rp.evidence(translations(bleu)))
-    assert verdict.verdict == NOT_RUN and "not yet both ways: lstm, peephole, coupled" in verdict.ours
+def test_variant_claim_is_judged_by_non_inferiority_and_ignores_settings_both_failed():
+    rule = vd.variant_rule("coupled", "lstm", st.NONINFERIORITY)
+    rows = seeds("adding", {"lstm": SOLVED, "coupled": SOLVED[::-1]}, 50) \
+        + seeds("adding", {"lstm": AT_CHANCE, "coupled": AT_CHANCE}, 200)
+    judged = rule(vd.evidence(frame(rows)))
+    assert judged.verdict == st.CONFIRMED
+    assert [c.outcome() for c in judged.comparisons] == [st.CONFIRMED, st.NO_INFORMATION]
+    worse = seeds("adding", {"lstm": SOLVED, "coupled": AT_CHANCE}, 50)
+    assert rule(vd.evidence(frame(worse))).verdict == st.CONTRADICTED
+    only_chance = rule(vd.evidence(frame(rows[10:])))
+    assert only_chance.verdict == st.NO_INFORMATION
+
+
+def test_attention_claim_pairs_each_cell_at_one_budget_and_names_it():
+    with_ = frame([("multi30k", cell, None, 0, 30.0) for cell in GATED])
+    with_["params.model.attention"] = "bahdanau"
+    without = frame([("multi30k", cell, None, 0, 10.0) for cell in GATED])
+    without["params.model.attention"] = "None"
+    runs = pd.concat([with_, without], ignore_index=True)
+    runs["params.model.units_used"], runs["params.train.lr"] = "128", "0.003"
+    judged = vd.attention_rule("bahdanau")(vd.evidence(runs))
+    assert judged.verdict == st.NO_VERDICT  # one seed a side
+    assert [c.setting for c in judged.comparisons] == [f"{c} at 3 ep, 128 units, lr 0.003" for c in GATED]
+    assert vd.attention_rule("luong")(vd.evidence(runs)).verdict == st.NOT_RUN
+
+
+def test_targets_are_judged_against_their_level_and_apart_from_the_literature():
+    assert {c.topic for c in sources.TARGETS} == {"IMDB accuracy", "Multi30k BLEU"}
+    assert not {c.topic for c in sources.TARGETS} & {c.topic for c in sources.CLAIMS}
+    imdb = sources.TARGETS[0].rule
+    low = seeds("imdb", {key: [0.8, 0.81, 0.82] for key in GATED}, None)
+    assert imdb(vd.evidence(frame(low))).verdict == st.CONTRADICTED
+    assert imdb(vd.evidence(frame(seeds("imdb", {key: [0.9] for key in GATED}, None)))).verdict == st.NO_VERDICT
 
 
 def test_every_claim_gives_a_verdict_on_no_runs_at_all():
-    table = rp.claims_table(rp.evidence(pd.DataFrame(columns=["status", "run_id"])))
-    assert len(table) == len(rp.CLAIMS) and set(table["verdict"]) == {NOT_RUN}
+    ev = vd.evidence(pd.DataFrame(columns=["status", "run_id"]))
+    verdicts = {j.verdict for _, j in vd.judge_all(ev, [*sources.CLAIMS, *sources.TARGETS])}
+    assert verdicts == {st.NOT_RUN}
+
+
+def test_the_short_claims_table_has_short_cells():
+    rows = seeds("adding", {"vanilla": AT_CHANCE[:3], **dict.fromkeys(GATED, SOLVED[:3])})
+    table = rp.claims_frame(vd.judge_all(vd.evidence(frame(rows)), sources.CLAIMS))
+    assert list(table.columns) == ["claim", "source", "verdict", "effect [95 % CI]", "p (Holm)", "n", "budget"]
+    adding = table.iloc[0]
+    assert adding["verdict"] == "**inconclusive (≈4 seeds/cell)**" and adding["n"] == "3 vs 3"
+    assert adding["effect [95 % CI]"].startswith("solved share +1 [")
+    assert table.map(lambda v: len(str(v))).max().max() < 120
 
 
 # --- the page from a store ------------------------------------------------------------------------
@@ -333,17 +273,17 @@ def test_page_counts_planned_and_finished_runs_and_lists_the_missing(lit_page, l
 
 
 def test_page_keeps_the_ablation_rows_apart_and_shows_no_error_bar_for_one_seed(lit_page):
-    text = lit_page[0]["markdown"]
+    text = lit_page[0]["markdown"].split("## Long-dependency tasks")[1]  # the results tables
     ablation = [line for line in text.splitlines() if "unit_forget_bias=False" in line
                 and line.startswith("|")]
     assert [line.split("|")[2].strip() for line in ablation] == ["lstm", "peephole", "coupled"]
     assert all("| 0.168 " in line and "0/1" in line for line in ablation)
     plain_lstm = next(line for line in text.splitlines()
                       if line.startswith("| adding (T=100) ") and "| lstm " in line)
-    assert "| 0.001 " in plain_lstm and "±" not in plain_lstm
+    assert "| 0.001 " in plain_lstm and "[" not in plain_lstm  # no interval from one seed
     lstm_200 = next(line for line in text.splitlines()
                     if line.startswith("| adding (T=200) ") and "| lstm " in line)
-    assert "| 2 " in lstm_200 and "0.0015 ± 0.00071" in lstm_200
+    assert "| 2 " in lstm_200 and "0.0015 [-0.004853, 0.007853]" in lstm_200  # t with 1 df
 
 
 def test_page_draws_the_ablation_as_its_own_line_and_reads_the_commit_before_writing(
@@ -372,18 +312,25 @@ def test_page_draws_the_ablation_as_its_own_line_and_reads_the_commit_before_wri
 
 
 def test_page_gives_the_claims_verdicts_from_the_runs(lit_page):
-    claims = lit_page[0]["claims"].set_index("topic")
-    assert claims.loc["adding problem", "verdict"] == CONFIRMED
-    assert claims.loc["forget-gate bias 1", "verdict"] == CONFIRMED
-    assert claims.loc["copy memory", "verdict"] == NOT_RUN
-    assert "| forget-gate bias 1 " in lit_page[0]["markdown"]
+    claims = {claim.topic: j for claim, j in lit_page[0]["claims"]}
+    assert claims["adding problem"].verdict == st.INCONCLUSIVE  # 2/2 against 0/2: p = 0.33
+    assert claims["forget-gate bias 1"].verdict == st.NO_VERDICT  # one seed a side
+    assert claims["copy memory"].verdict == st.NOT_RUN
+    text = lit_page[0]["markdown"]
+    assert "| [forget-gate bias 1](#forget-gate-bias-1) " in text
+    first = [line for line in text.splitlines() if line.startswith(("![", "## "))][:4]
+    assert first == ["![cells × settings](results/summary.png)", "## Claims from the literature",
+                     "## Our own targets", "## Provenance"]
+    hyper = text.split("## Hyperparameters per task and cell")[1].split("\n## ")[0]
+    assert "| epochs " in hyper and "| all " in hyper and "vanilla 4 / lstm 4" in hyper
 
 
 def test_runs_csv_has_one_row_per_run_with_its_columns(lit_page, lit_store):
     _, output = lit_page
     table = pd.read_csv(output / "results" / "lit_runs.csv")
     assert len(table) == len(lit_store[2])  # the failed run too
-    for column in [*rp.CSV_COLUMNS, "test_mse", "test_loss", *rp.CSV_TAIL]:
+    for column in [*provenance.CSV_COLUMNS, "test_mse", "test_loss", *provenance.CSV_TAIL,
+                   "param.train.seed", "param.model.unit_forget_bias", "param.train.epochs"]:
         assert column in table.columns, column
     failed = table[table["status"] == "FAILED"]
     assert failed[["cell", "T", "seed"]].values.tolist() == [list(FAILED)]
@@ -413,8 +360,8 @@ def test_page_links_its_plots_and_a_rerun_overwrites(lit_page, lit_store):
 
 
 def test_gradient_flow_notes_the_runs_it_lacks(lit_page):
-    jobs, notes = rp.gradient_jobs(rp.evidence(pd.DataFrame(columns=["status", "run_id"])), 100)
-    assert jobs == [] and [n.split(" (")[0] for n in notes] == list(rp.GRADIENT_TASKS)
+    jobs, notes = page_plots.gradient_jobs(vd.evidence(pd.DataFrame(columns=["status", "run_id"])), 100)
+    assert jobs == [] and [n.split(" (")[0] for n in notes] == list(page_plots.GRADIENT_TASKS)
 
 
 def test_gradient_flow_takes_the_pages_own_sweeps_run_where_a_companion_has_one_too(monkeypatch):
@@ -423,7 +370,7 @@ def test_gradient_flow_takes_the_pages_own_sweeps_run_where_a_companion_has_one_
     runs = frame([("copy", "lstm", 100, 0, 0.1), ("copy", "lstm", 100, 0, 0.12)])
     runs["tags.rnnlab.sweep"] = ["long_budget", "study"]
     monkeypatch.setattr(gradients, "run_config", lambda run_id: (run_id, 4))
-    jobs, _ = rp.gradient_jobs(rp.evidence(runs), 100, sweep="study")
+    jobs, _ = page_plots.gradient_jobs(vd.evidence(runs), 100, sweep="study")
     assert [job.run_id for job in jobs] == ["r1"]
 
 
@@ -436,7 +383,7 @@ def test_progress_matches_runs_by_setting_when_the_config_hashes_moved(lit_store
         "params.train.seed": str(p.config.train.seed),
         "params.model.unit_forget_bias": str(p.config.model.unit_forget_bias)}
         for i, p in enumerate(planned[1:])])
-    done = rp.progress(planned, runs)
+    done = provenance.progress(planned, runs)
     assert (done["finished"], done["planned"]) == (len(planned) - 1, len(planned))
     first = planned[0].config
     assert done["missing"] == {f"adding (T={first.data.length}, seed=0)": [first.model.cell]}
@@ -468,10 +415,8 @@ def test_cli_results_refuses_another_sweeps_file_and_bad_numbers(lit_store, tmp_
 def test_gradient_flow_measures_the_sweeps_own_trained_models(tiny_sweep, tiny_sweep_store,
                                                               tmp_path):
     """The tiny sweep trained lstm and gru on adding at T = 8 and logged their models."""
-    from experiments.analysis import report
-
-    ev = rp.evidence(report.load_runs("tiny"))
-    png, notes = rp.gradient_flow(ev, tmp_path, length=8, samples=8)
+    ev = vd.evidence(report.load_runs("tiny"))
+    png, notes = page_plots.gradient_flow(ev, tmp_path, length=8, samples=8)
     assert png is not None and png.is_file()
     curves = pd.read_csv(png.with_suffix(".csv"))
     assert set(curves["cell"]) == {"lstm", "gru"} and set(curves["stage"]) == {"init", "trained"}
@@ -514,28 +459,73 @@ def test_a_companion_sweep_joins_the_tables_and_csv_but_not_the_progress(lit_sto
         rp.write_results("lit", tmp_path, sweep_file=sweep_file, gradients=False, also=["no_such"])
 
 
-def test_translation_runs_trained_longer_by_one_cell_are_shown_but_not_averaged_in():
-    """Multi30k logs no data.num_train (its whole split): epochs / batch size still orders it."""
-    small = frame([("multi30k", cell, None, 0, 20.0) for cell in GATED])
+def test_translation_runs_trained_longer_are_their_own_setting_not_averaged_in():
+    """Multi30k logs no data.num_train (its whole split): epochs / batch size still orders it, and
+    runs at another number of epochs form their own setting of the BLEU target."""
+    small = frame([("multi30k", cell, None, s, 20.0 + s) for cell in GATED for s in (0, 1)])
     small["params.train.epochs"], small["params.data.batch_size"] = "2", "128"
     tutorial = frame([("multi30k", "gru", None, 0, 31.0)])
     tutorial["params.train.epochs"], tutorial["params.data.batch_size"] = "10", "128"
-    medium = frame([("multi30k", cell, None, 0, 30.0) for cell in ("lstm", "coupled")])
-    medium["params.train.epochs"], medium["params.data.batch_size"] = "6", "128"
-    runs = pd.concat([small, tutorial, medium], ignore_index=True)
-    assert list(report.updates(runs)) == [2 / 128] * 4 + [10 / 128] + [6 / 128] * 2
-    verdict = rp.threshold_rule("multi30k", 28.3, "Multi30k")(rp.evidence(runs))
-    assert verdict.verdict == NOT_REPRODUCED
-    assert "gru bleu 20 (n = 1, solved 0/1)" in verdict.ours  # the 2-epoch run, not (20 + 31) / 2
-    assert verdict.ours.endswith(
-        "(judged at the longest training every cell had: 2 epochs); trained longer, not yet every "
-        "cell: lstm bleu 30 (n = 1, solved 0/1); coupled bleu 30 (n = 1, solved 0/1) after 6 "
-        "epochs | gru bleu 31 (n = 1, solved 0/1) after 10 epochs")
+    runs = pd.concat([small, tutorial], ignore_index=True)
+    runs["params.model.attention"] = "bahdanau"
+    assert list(report.updates(runs)) == [2 / 128] * 8 + [10 / 128]
+    judged = sources.TARGETS[1].rule(vd.evidence(runs))
+    by_setting = {c.setting: c for c in judged.comparisons}
+    assert by_setting["multi30k (attention=bahdanau, epochs=2): gru"].a.values == (20.0, 21.0)  # not averaged with 31
+    assert by_setting["multi30k (attention=bahdanau, epochs=10): gru"].status == st.NO_VERDICT
+    # far below 28.3, but two seeds (p = 0.04) and Holm across four cells: not yet a verdict
+    assert by_setting["multi30k (attention=bahdanau, epochs=2): gru"].outcome() == st.INCONCLUSIVE
 
 
 def test_two_cells_both_at_chance_are_no_evidence_for_a_difference():
-    at_chance = frame([("spike_timing", "peephole", 200, 0, 0.10), ("spike_timing", "lstm", 200, 0, 0.11)])
-    verdict = rp.peephole_rule("spike_timing")(rp.evidence(at_chance))
-    assert verdict.verdict == NOT_REPRODUCED and "(both at chance)" in verdict.ours
-    learned = frame([("spike_timing", "peephole", 200, 0, 0.10), ("spike_timing", "lstm", 200, 0, 0.6)])
-    assert rp.peephole_rule("spike_timing")(rp.evidence(learned)).verdict == CONTRADICTED
+    at_chance = seeds("spike_timing", {"peephole": [0.10, 0.11, 0.10], "lstm": [0.11, 0.10, 0.12]})
+    assert judge(vd.spike_rule, at_chance).verdict == st.NO_INFORMATION
+    learned = seeds("spike_timing", {"peephole": [0.6, 0.62, 0.61], "lstm": [0.11, 0.10, 0.12]})
+    assert judge(vd.spike_rule, learned).verdict == st.CONFIRMED
+
+
+# --- the page from a runs export (no store) --------------------------------------------------------
+
+
+def test_the_page_rebuilt_from_its_own_export_without_the_store_gives_the_same_verdicts(
+        lit_page, tmp_path, monkeypatch):
+    result, output = lit_page
+    export_csv = output / "results" / "lit_runs.csv"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")  # a fresh clone
+    again = rp.write_results("lit", tmp_path / "docs", source=export_csv, gradients=False)
+    assert [j.verdict for _, j in again["claims"]] == [j.verdict for _, j in result["claims"]]
+    text = again["markdown"]
+    assert f"the runs export {export_csv} (no MLflow store)" in text
+    def tables(page: str) -> list[str]:
+        return [line for line in page.split("## Long-dependency tasks")[1].splitlines()
+                if line.startswith("| adding")]
+
+    assert tables(text) == tables(result["markdown"])
+    assert "not computed: the trained models live in the MLflow store, not in the export" in text
+    written = pd.read_csv(tmp_path / "docs" / "results" / "lit_runs.csv")
+    assert written.drop(columns=["epochs_run"]).equals(
+        pd.read_csv(export_csv).drop(columns=["epochs_run"]))
+
+
+def test_cli_results_falls_back_to_the_committed_export_and_can_exclude_dirty_runs(
+        lit_page, tmp_path, monkeypatch, capsys):
+    from experiments import cli
+
+    _, output = lit_page
+    docs = tmp_path / "docs"
+    (docs / "results").mkdir(parents=True)
+    table = pd.read_csv(output / "results" / "lit_runs.csv")
+    table.loc[table["cell"] == "vanilla", "git_commit"] = "0123456789abcdef+dirty"
+    table.to_csv(docs / "results" / "lit_runs.csv", index=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
+    args = ["results", "--sweep", "lit", "--output", str(docs), "--no-gradients"]
+    assert cli.main(args) == 0
+    flagged = (docs / "RESULTS.md").read_text()
+    assert "ran from a tree with uncommitted changes" in flagged and "counted in the tables" in flagged
+    assert cli.main([*args, "--dirty", "exclude"]) == 0
+    excluded = (docs / "RESULTS.md").read_text()
+    assert "left out of the tables and verdicts" in excluded
+    assert "| vanilla " not in excluded.split("## Long-dependency tasks")[1]
+    capsys.readouterr()
+    assert cli.main([*args, "--from", str(tmp_path / "nope.csv")]) == 1
+    assert "no such export file" in capsys.readouterr().err

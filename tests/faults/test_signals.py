@@ -20,7 +20,7 @@ from reliability_fixtures import (
     wait_for_epoch,
 )
 
-from experiments.analysis import report, results_page
+from experiments.analysis import provenance, report
 from experiments.config import config_hash
 from experiments.guards import Stopped, stop_on_signals
 from experiments.orchestration import launch
@@ -78,7 +78,7 @@ def test_sigterm_kills_child_and_parent_and_the_rerun_resumes_logging_each_epoch
     assert outcome.result.train_time_s >= sum(m.value for m in epoch_times)  # both sittings'
     assert resumed.data.metrics["train_time_s"] == pytest.approx(outcome.result.train_time_s)
     killed = mlflow.get_run(killed.info.run_id)
-    [wall] = results_page.wall_seconds(report.load_runs(plan.name))
+    [wall] = provenance.wall_seconds(report.load_runs(plan.name))
     sittings = [(r.info.end_time - r.info.start_time) / 1000 for r in (killed, resumed)]
     assert wall == pytest.approx(sum(sittings)) and min(sittings) > 0
     parent = mlflow.get_run(parent_id)
