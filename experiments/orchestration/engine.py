@@ -181,11 +181,11 @@ class RayEngine:
     def task_env(self) -> dict[str, str]:
         """A task's environment: the driver's RNNLAB_/MLFLOW_/KERAS_ settings (the same store,
         checkpoint folder, data) and threads limited to the task's CPU share."""
-        from experiments import tracking  # noqa: F401 - the store's URI as the driver resolved it
+        from experiments.recording import store
 
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
-        env["MLFLOW_TRACKING_URI"] = tracking.tracking_uri()
-        env["RNNLAB_MLFLOW_CONFIG"] = str(tracking.settings_path().resolve())
+        env["MLFLOW_TRACKING_URI"] = store.tracking_uri()  # as the driver resolved it
+        env["RNNLAB_MLFLOW_CONFIG"] = str(store.settings_path().resolve())
         env.update(thread_env(self.cpus))
         if 0 < self.settings.gpus_per_run < 1:  # share the GPU: take memory as needed
             env.update(TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false")

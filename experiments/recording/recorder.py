@@ -36,6 +36,7 @@ from experiments.recording.claims import (
     Heartbeat,
     _claim,
     end_run_as,
+    holder_tags,
     lease_tags,
     stop_reason,
 )
@@ -263,6 +264,7 @@ def _start_run(config, parent_run_id: str | None, tags: dict,
         f"{TAG_PREFIX}config_hash": chash,
         f"{TAG_PREFIX}status": "RUNNING",
         **lease_tags(),
+        **holder_tags(),
         **tags,
     }
     name = config.tracking.run_name or run_name(config)
