@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# `make run` installs the suite alone; the test and lint targets add the dev extras (pytest, ruff, and
+# `make run` installs the suite alone; the test and lint targets add the dev extras (pytest, ruff, Ray
+# for `rnnlab sweep --workers`, and
 # JAX and PyTorch for the backend tests: about 4 GB more).
 DEV    := $(VENV)/.installed-dev
 # the project's shared data folder, when it exists beside the checkout and nothing else was chosen

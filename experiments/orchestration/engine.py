@@ -21,6 +21,7 @@ retried run resumes from its checkpoint, which for a cluster must lie where ever
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import socket
@@ -43,6 +44,7 @@ class EngineSettings:
     cpus_per_run: float | None = None  # default: this machine's CPUs / workers, 1 on a cluster
     gpus_per_run: float = 0.0         # a fraction shares one GPU between several runs
     max_retries: int = 3              # Ray's retries of a task whose worker or node died
+    verbose: bool = False             # the workers' own output (TensorFlow's lines) shown here
 
     @property
     def uses_ray(self) -> bool:
@@ -53,7 +55,7 @@ class EngineSettings:
         """From `rnnlab sweep`'s arguments; `$RAY_ADDRESS` stands for a missing `--address`."""
         return cls(workers=args.workers, address=args.address or os.environ.get("RAY_ADDRESS"),
                    cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run or 0.0,
-                   max_retries=args.max_retries)
+                   max_retries=args.max_retries, verbose=getattr(args, "verbose", False))
 
 
 def machine_cpus() -> int:
@@ -70,6 +72,10 @@ def check(settings: EngineSettings, configs: Iterable, source: str = "rnnlab swe
     local device) together with Ray, an `--address` nothing answers at."""
     if not settings.uses_ray:
         return
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError(source, "--workers" if settings.workers else "--address",
+                          "needs Ray, which is not installed: pip install 'rnn-cell-lab[ray]'",
+                          value=settings.workers or settings.address)
     if settings.workers is not None:
         if settings.workers < 1:
             raise ConfigError(source, "--workers", "must be at least 1", value=settings.workers)
@@ -152,11 +158,12 @@ class RayEngine:
             cpus = machine_cpus()
             self.cpus = settings.cpus_per_run or max(cpus // settings.workers, 1)
             ray.init(num_cpus=cpus, include_dashboard=False, configure_logging=False,
-                     object_store_memory=128 * 2**20, log_to_driver=True)
+                     object_store_memory=128 * 2**20, log_to_driver=settings.verbose)
         else:
             self.cpus = settings.cpus_per_run or 1
             try:
-                ray.init(address=settings.address, configure_logging=False, log_to_driver=True)
+                ray.init(address=settings.address, configure_logging=False,
+                         log_to_driver=settings.verbose)
             except (ConnectionError, RuntimeError) as err:
                 raise ConfigError(source, "--address", f"is no Ray cluster ({err})",
                                   value=settings.address) from None
@@ -194,7 +201,7 @@ class RayEngine:
     def run(self, job: Callable, todo: list, starting: Callable) -> Iterator[tuple]:
         import ray
 
-        remote = ray.remote(_call).options(
+        remote = ray.remote(run_configuration).options(
             num_cpus=self.cpus, num_gpus=self.settings.gpus_per_run,
             max_retries=self.settings.max_retries, retry_exceptions=False,
             runtime_env={"env_vars": self.task_env()})
@@ -238,6 +245,6 @@ def thread_env(cpus: float) -> dict[str, str]:
     return env
 
 
-def _call(job: Callable, planned):
+def run_configuration(job: Callable, planned):
     """A Ray task: one configuration, claimed and run by `job` in this worker."""
     return job(planned)
