@@ -4,8 +4,11 @@ this machine (`--workers N`); bad engine input is one line and exit 2 before any
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import mlflow
@@ -105,3 +108,41 @@ def test_thread_settings_follow_a_runs_cpu_share():
     assert one["TF_NUM_INTRAOP_THREADS"] == one["OMP_NUM_THREADS"] == "1"
     assert "intra_op_parallelism_threads=1" in one["XLA_FLAGS"]
     assert engine.thread_env(4)["TF_NUM_INTEROP_THREADS"] == "4"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_from_its_checkpoint(lab):
+    """SIGKILL to the Ray worker training a configuration: Ray retries the task, whose claim finds
+    the killed worker provably gone (same host), takes its run over and resumes it from the
+    checkpoint; every epoch is logged once and the configuration finishes once."""
+    file = sweep_file(lab, "ray-kill", {"model.cell": ["lstm"]}, epochs=8)
+    planned = plan.load_sweep(file)
+    ray_engine = engine.engine_for(engine.EngineSettings(workers=1), [p.config for p in planned.runs])
+    killed = []
+
+    def kill_the_worker_at_epoch_2():
+        client = mlflow.MlflowClient()
+        while not killed:
+            for run in mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                          filter_string="attributes.status = 'RUNNING' and "
+                                                        "tags.`rnnlab.sweep` = 'ray-kill'"):
+                pid = run.data.tags.get("rnnlab.holder_pid")
+                if pid and pid != str(os.getpid()) and \
+                        len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(run.info.run_id)
+                    break
+            time.sleep(0.5)
+
+    threading.Thread(target=kill_the_worker_at_epoch_2, daemon=True).start()
+    try:
+        [outcome] = launch.run_sweep(planned, engine=ray_engine, out=lambda line: None)
+    finally:
+        ray_engine.close()
+    assert killed and outcome.status == "FINISHED"
+    resumed = mlflow.get_run(outcome.run_id)
+    assert resumed.data.tags["rnnlab.resumed_from"] == killed[0]
+    assert int(resumed.data.tags["rnnlab.resumed_epoch"]) >= 1  # not from scratch
+    history = mlflow.MlflowClient().get_metric_history(outcome.run_id, "train_loss")
+    assert sorted(m.step for m in history) == list(range(8))
+    assert mlflow.get_run(killed[0]).info.status == "KILLED"
