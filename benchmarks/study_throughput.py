@@ -11,7 +11,9 @@ N]`, in a fresh MLflow store, timed end to end (Ray's start and stop included):
 
 - runs per hour = runs / wall time;
 - CPU seconds per run = the CPU time (user + system) of the command and every process it started
-  (Ray's daemons and workers too: this process is their subreaper and reaps them) / runs.
+  (Ray's daemons and workers too: this process is their subreaper, so they stay its descendants),
+  read from /proc every 0.2 s (the last fraction of a second of a process that ends between two
+  readings is missed) / runs.
 
 The modes run one after another in this process's order, 1 process first; the machine's load
 average is recorded before and after each. Writes benchmarks/study_throughput.json and .md
@@ -24,7 +26,6 @@ import argparse
 import ctypes
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -75,7 +76,41 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def reap(timeout_s: float = 120) -> None:
+class CpuClock:
+    """CPU seconds of every descendant of this process, read from /proc: the most each process
+    was seen with (its own time plus its reaped children's)."""
+
+    def __init__(self):
+        self.seen: dict[tuple[int, str], float] = {}
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> None:
+        parents, times = {}, {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            # utime, stime, cutime, cstime; the start time tells a reused pid apart
+            times[(pid, fields[19])] = sum(int(x) for x in fields[11:15]) / self.tick
+        me = os.getpid()
+        for (pid, start), seconds in times.items():
+            ancestor = parents.get(pid)
+            while ancestor not in (None, 0, 1, me):
+                ancestor = parents.get(ancestor)
+            if ancestor == me:
+                self.seen[(pid, start)] = max(self.seen.get((pid, start), 0.0), seconds)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seen.values())
+
+
+def reap(clock: CpuClock, timeout_s: float = 120) -> None:
     """Wait for every descendant left (Ray's processes end shortly after the driver)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -84,6 +119,7 @@ def reap(timeout_s: float = 120) -> None:
         except ChildProcessError:
             return
         if pid == 0:
+            clock.read()
             time.sleep(0.2)
 
 
@@ -96,18 +132,25 @@ def measure(mode: str, flags: list[str], sweep: dict, folder: Path) -> dict:
            "RNNLAB_CHECKPOINT_DIR": str(folder / f"ck-{mode}"), "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
-    before, load_before = resource.getrusage(resource.RUSAGE_CHILDREN), os.getloadavg()
+    load_before, clock = os.getloadavg(), CpuClock()
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "experiments.cli", "sweep", str(file), *flags],
-                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    reap()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode:
-        raise RuntimeError(f"{mode} failed ({done.returncode}):\n{done.stdout[-3000:]}"
-                           f"\n{done.stderr[-3000:]}")
-    runs = sum(1 for line in done.stdout.splitlines() if line.startswith("  ✓ "))
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "sweep", str(file),
+                                 *flags], cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
+        while proc.poll() is None:
+            clock.read()
+            time.sleep(0.2)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    clock.read()
+    reap(clock)
+    if proc.returncode:
+        raise RuntimeError(f"{mode} failed ({proc.returncode}):\n{stdout[-3000:]}"
+                           f"\n{stderr[-3000:]}")
+    runs = sum(1 for line in stdout.splitlines() if line.startswith("  ✓ "))
+    cpu = clock.seconds
     return {"mode": mode, "command": "rnnlab sweep FILE " + " ".join(flags), "runs": runs,
             "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
             "runs_per_hour": round(runs / wall * 3600, 1), "cpu_s_per_run": round(cpu / runs, 1),

@@ -219,11 +219,11 @@ class RayEngine:
                     yield planned, ray.get(ready)
                 except (ray.exceptions.RayError, ConnectionError) as err:
                     yield planned, err
-        except KeyboardInterrupt:  # the driver stopped: each task ends its run KILLED
+        finally:  # stopped early (Ctrl-C, SIGTERM, an error): each task ends its run KILLED
             for ref in running:
                 ray.cancel(ref, force=False)
-            ray.wait(list(running), num_returns=len(running), timeout=SETTLE_S)
-            raise
+            if running:
+                ray.wait(list(running), num_returns=len(running), timeout=SETTLE_S)
 
     def close(self) -> None:
         import ray
