@@ -157,7 +157,9 @@ class RayEngine:
         if settings.address is None:
             cpus = machine_cpus()
             self.cpus = settings.cpus_per_run or max(cpus // settings.workers, 1)
-            ray.init(num_cpus=cpus, include_dashboard=False, configure_logging=False,
+            # "local": a new instance of our own, even where `ray start` left one to connect to
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False,
+                     configure_logging=False,
                      object_store_memory=128 * 2**20, log_to_driver=settings.verbose)
         else:
             self.cpus = settings.cpus_per_run or 1

@@ -71,6 +71,10 @@ def namespaces():
                         os.kill(int(pid), signal.SIGKILL)
             with _quiet():
                 sh("ip", "netns", "del", ns)
+        current = Path("/tmp/ray/ray_current_cluster")  # what `ray start --head` left behind
+        with _quiet():
+            if HEAD_IP in current.read_text():
+                current.unlink()
 
 
 class _quiet:
