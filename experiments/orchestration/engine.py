@@ -32,7 +32,7 @@ from datasets.errors import ConfigError
 
 #: what a Ray task's environment carries over from the driver's, besides the thread settings
 FORWARDED_PREFIXES = ("RNNLAB_", "MLFLOW_", "KERAS_", "TF_CPP_")
-SETTLE_S = 60  # how long the driver waits for cancelled tasks to end their runs KILLED
+SETTLE_S = 30  # how long the driver waits for cancelled tasks' workers to stop
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,7 @@ class Local:
     """Today's engine: each configuration in this process, one after another."""
 
     description = "this process"
+    stopped: tuple = ()  # a stopped run ends KILLED in this process itself
 
     def run(self, job: Callable, todo: list, starting: Callable) -> Iterator[tuple]:
         for planned in todo:
@@ -153,6 +154,7 @@ class RayEngine:
         import ray
 
         self.settings = settings
+        self.stopped: list = []  # configurations whose tasks were cancelled when the driver stopped
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
         if settings.address is None:
             cpus = machine_cpus()
@@ -221,9 +223,11 @@ class RayEngine:
                     yield planned, ray.get(ready)
                 except (ray.exceptions.RayError, ConnectionError) as err:
                     yield planned, err
-        finally:  # stopped early (Ctrl-C, SIGTERM, an error): each task ends its run KILLED
+        finally:  # stopped early (Ctrl-C, SIGTERM, an error): the tasks' workers are stopped,
+            # and the driver ends their runs KILLED (`stopped`)
+            self.stopped = list(running.values())
             for ref in running:
-                ray.cancel(ref, force=False)
+                ray.cancel(ref, force=True)
             if running:
                 ray.wait(list(running), num_returns=len(running), timeout=SETTLE_S)
 

@@ -108,6 +108,7 @@ def run_sweep(
             _run_all(sweep, finished, context, engine, outcomes, out)
         except KeyboardInterrupt as err:
             _end_active_runs("KILLED", keep=parent_id)
+            _end_stopped(engine.stopped, parent_id, claims.stop_reason(err))
             store.retrying(mlflow.end_run, "KILLED", what="ending the sweep")
             claims.end_run_as(parent_id, "KILLED", claims.stop_reason(err))
             out(summary(outcomes, title=f"sweep {sweep.name!r} interrupted "
@@ -483,6 +484,19 @@ def _own_child(claim_id: str, planned: PlannedRun, parent_id: str, since_ms: int
         store.retrying(mlflow.MlflowClient().delete_run, claim_id, what="withdrawing a claim")
         return used
     return claim_id
+
+
+def _end_stopped(stopped: list[PlannedRun], parent_id: str, reason: str) -> None:
+    """End KILLED the runs of configurations an engine's workers were training when the driver
+    stopped (their workers are stopped with it), so that a re-run resumes them."""
+    for planned in stopped:
+        found = store.retrying(
+            mlflow.search_runs, search_all_experiments=True, output_format="list",
+            filter_string=(f"tags.mlflow.parentRunId = '{parent_id}' and "
+                           f"tags.`{CONFIG_HASH_TAG}` = {store.quote(planned.hash)} and "
+                           "attributes.status = 'RUNNING'"), what="looking up stopped runs")
+        for r in found:
+            claims.end_run_as(r.info.run_id, "KILLED", reason)
 
 
 def _end_active_runs(status: str, keep: str | None) -> None:

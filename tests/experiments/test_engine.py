@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from experiments import cli
+from experiments.guards import stop_on_signals
 from experiments.orchestration import engine, launch, plan
 from experiments.recording import store
 
@@ -147,3 +148,43 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_from_its_checkpo
     history = mlflow.MlflowClient().get_metric_history(outcome.run_id, "train_loss")
     assert sorted(m.step for m in history) == list(range(8))
     assert mlflow.get_run(killed[0]).info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_driver_ends_the_workers_runs_killed_and_the_rerun_resumes_them(lab):
+    """SIGINT to the driver while two Ray workers train: their runs end KILLED with the signal (the
+    workers stopped), the parent KILLED; the same sweep again resumes both from checkpoints."""
+    file = sweep_file(lab, "ray-stop", {"model.cell": ["lstm", "gru"]}, epochs=60)
+    planned = plan.load_sweep(file)
+    configs = [p.config for p in planned.runs]
+
+    def interrupt_once_both_saved():
+        while len(list((lab / "ck").glob("*/*/current"))) < 2:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    ray_engine = engine.engine_for(engine.EngineSettings(workers=2), configs)
+    threading.Thread(target=interrupt_once_both_saved, daemon=True).start()
+    try:
+        # Stopped, or Ray's own KeyboardInterrupt when the signal lands in its wait
+        with pytest.raises(KeyboardInterrupt), stop_on_signals():
+            launch.run_sweep(planned, engine=ray_engine, out=lambda line: None)
+    finally:
+        ray_engine.close()
+    parent_id = store.find_parent_run("sweep", "ray-stop")
+    killed = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted((r.info.status, r.data.tags["rnnlab.reason"]) for r in killed) == \
+        [("KILLED", "stopped by SIGINT")] * 2
+    assert mlflow.get_run(parent_id).info.status == "KILLED"
+
+    short = plan.load_sweep(file)
+    ray_engine = engine.engine_for(engine.EngineSettings(workers=2), configs)
+    try:
+        outcomes = launch.run_sweep(short, engine=ray_engine, out=lambda line: None)
+    finally:
+        ray_engine.close()
+    assert [o.status for o in outcomes] == ["FINISHED", "FINISHED"]
+    for o in outcomes:
+        assert mlflow.get_run(o.run_id).data.tags["rnnlab.resumed_from"] in \
+            {r.info.run_id for r in killed}
