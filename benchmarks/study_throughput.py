@@ -26,6 +26,7 @@ import argparse
 import ctypes
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
 
     m = machine()
     data = {"command": "python -m benchmarks.study_throughput "
-                       + " ".join(argv if argv is not None else sys.argv[1:]),
+                       + shlex.join(argv if argv is not None else sys.argv[1:]),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{m['cpu']}, {m['cores']} cores", "uptime": uptime.strip(),
             "settings": {"epochs": args.epochs, "num_train": args.num_train, "length": 100},
