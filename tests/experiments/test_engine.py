@@ -28,6 +28,8 @@ TINY_SWEEP = {
     "train": {"epochs": 2, "early_stopping_patience": None},
     "tracking": {"log_model": False},
 }
+LONGER = {"length": 50, "num_train": 2000}  # runs long enough to be killed mid-way, even on a quiet machine
+EPOCHS = 20
 
 
 @pytest.fixture
@@ -44,9 +46,10 @@ def lab(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
-def sweep_file(folder: Path, name: str, grid: dict, **train) -> Path:
+def sweep_file(folder: Path, name: str, grid: dict, data: dict | None = None, **train) -> Path:
     base = {k: dict(v) for k, v in TINY_SWEEP.items()}
     base["train"].update(train)
+    base["data"].update(data or {})
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, "base": base, "grid": grid}))
     return path
@@ -117,7 +120,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_from_its_checkpo
     """SIGKILL to the Ray worker training a configuration: Ray retries the task, whose claim finds
     the killed worker provably gone (same host), takes its run over and resumes it from the
     checkpoint; every epoch is logged once and the configuration finishes once."""
-    file = sweep_file(lab, "ray-kill", {"model.cell": ["lstm"]}, epochs=8)
+    file = sweep_file(lab, "ray-kill", {"model.cell": ["lstm"]}, LONGER, epochs=EPOCHS)
     planned = plan.load_sweep(file)
     ray_engine = engine.engine_for(engine.EngineSettings(workers=1), [p.config for p in planned.runs])
     killed = []
@@ -146,7 +149,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_from_its_checkpo
     assert resumed.data.tags["rnnlab.resumed_from"] == killed[0]
     assert int(resumed.data.tags["rnnlab.resumed_epoch"]) >= 1  # not from scratch
     history = mlflow.MlflowClient().get_metric_history(outcome.run_id, "train_loss")
-    assert sorted(m.step for m in history) == list(range(8))
+    assert sorted(m.step for m in history) == list(range(EPOCHS))
     assert mlflow.get_run(killed[0]).info.status == "KILLED"
 
 
@@ -154,7 +157,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_from_its_checkpo
 def test_ctrl_c_on_the_driver_ends_the_workers_runs_killed_and_the_rerun_resumes_them(lab):
     """SIGINT to the driver while two Ray workers train: their runs end KILLED with the signal (the
     workers stopped), the parent KILLED; the same sweep again resumes both from checkpoints."""
-    file = sweep_file(lab, "ray-stop", {"model.cell": ["lstm", "gru"]}, epochs=60)
+    file = sweep_file(lab, "ray-stop", {"model.cell": ["lstm", "gru"]}, LONGER, epochs=200)
     planned = plan.load_sweep(file)
     configs = [p.config for p in planned.runs]
 
