@@ -1,14 +1,15 @@
 # RNN Cell Lab — the two commands of the README, and a few more.
 #   make run      create .venv, install what running needs, run the quick sweep and its report
 #   make test     create .venv, install with the dev extras, run the test suite (slow tests excluded)
-#   make bench    regenerate benchmarks/RESULTS.md (about 16 minutes on 2 cores)
+#   make bench    regenerate benchmarks/RESULTS.md (about 16 minutes on 2 cores, + the study-throughput runs)
 #   make results  regenerate docs/RESULTS.md from the study's runs: the MLflow store, else the
 #                 committed export docs/results/study_runs.csv (rnnlab results; a fresh clone works)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# `make run` installs the suite alone; the test and lint targets add the dev extras (pytest, ruff, and
+# `make run` installs the suite alone; the test and lint targets add the dev extras (pytest, ruff, Ray
+# for `rnnlab sweep --workers`, and
 # JAX and PyTorch for the backend tests: about 4 GB more).
 DEV    := $(VENV)/.installed-dev
 # the project's shared data folder, when it exists beside the checkout and nothing else was chosen
@@ -51,6 +52,7 @@ lint: $(DEV)
 	$(BIN)/ruff check cells datasets experiments tests benchmarks
 
 bench: $(DEV)
+	$(BIN)/python -m benchmarks.study_throughput
 	$(BIN)/python -m benchmarks.run --output benchmarks/RESULTS.md
 
 results: $(STAMP)

@@ -13,6 +13,7 @@ HERE = Path(__file__).resolve().parent
 SWEEP_COST = HERE / "sweep_cost.json"  # written by `python -m benchmarks.sweep_cost`
 GPU_RESULTS = HERE / "gpu_results.md"  # copied here from the GPU run of `benchmarks/gpu.sh`
 VARIANTS = HERE / "variants.md"  # written by `python -m benchmarks.variants`
+STUDY_THROUGHPUT = HERE / "study_throughput.md"  # written by `python -m benchmarks.study_throughput`
 INFERENCE = HERE / "inference.md"  # `python -m benchmarks.inference --render benchmarks/inference.json`
 TARGETS = {"vs_keras": 0.7, "vs_lstm": 1.15, "sweep_min": 15, "tracking_pct": 3}
 
@@ -271,6 +272,12 @@ def markdown(grid, compilation, memory, context, plot: Path) -> str:
         table(memory_table(memory)),
         "",
         sweep_section(),
+        optional_section(
+            STUDY_THROUGHPUT,
+            "Runs per hour: one process against `rnnlab sweep --workers N` (issue 25)",
+            "Not measured yet: `python -m benchmarks.study_throughput` writes "
+            "`benchmarks/study_throughput.md`.",
+        ),
         optional_section(
             VARIANTS,
             "CPU designs tried for the 0.7× target",

@@ -106,11 +106,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for planned in plan.runs:  # the batch against the replica count, before any MLflow run
         distribution.check(planned.config, plan.source)
     from experiments.guards import Stopped, stop_on_signals
+    from experiments.orchestration.engine import EngineSettings, engine_for
     from experiments.recording.store import TrackingUnavailable
 
+    if args.checkpoint_dir:  # read by every run, here and in Ray's workers (forwarded)
+        os.environ["RNNLAB_CHECKPOINT_DIR"] = os.path.abspath(args.checkpoint_dir)
+    # Ray only with --workers / --address / $RAY_ADDRESS; checked before any MLflow run exists
+    engine = engine_for(EngineSettings.from_args(args), (p.config for p in plan.runs))
     try:
         with stop_on_signals():
-            outcomes = launch.run_sweep(plan)
+            outcomes = launch.run_sweep(plan, engine=engine)
     except Stopped as stop:
         return stop.exit_code
     except KeyboardInterrupt:
@@ -118,7 +123,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except TrackingUnavailable as err:
         print(f"rnnlab sweep: {err}", file=sys.stderr)
         return 1
-    return 1 if any(o.status == "FAILED" for o in outcomes) else 0
+    finally:
+        engine.close()
+    return 1 if any(o.status in ("FAILED", "UNFINISHED") for o in outcomes) else 0
 
 
 def _distribution_set(args: argparse.Namespace) -> list[str]:
@@ -240,6 +247,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list the runs without running them")
     _add_distribution(p)
     _add_set(p, "section.key=value, applied to every run")
+    engine = p.add_argument_group("engine (docs/scale.md); without --workers / --address / "
+                                  "$RAY_ADDRESS: one run at a time in this process, no Ray")
+    engine.add_argument("--workers", type=int, metavar="N",
+                        help="N configurations at once as Ray tasks (on this machine, or at most N "
+                             "on the cluster of --address)")
+    engine.add_argument("--address", metavar="ADDR",
+                        help="a Ray cluster's head, HOST:PORT (default $RAY_ADDRESS)")
+    engine.add_argument("--cpus-per-run", type=float, metavar="C",
+                        help="CPUs a run declares and its threads use (default: this machine's "
+                             "CPUs / N; 1 on a cluster)")
+    engine.add_argument("--gpus-per-run", type=float, metavar="G",
+                        help="GPUs a run declares; a fraction (0.25) shares one GPU between runs")
+    engine.add_argument("--max-retries", type=int, default=3, metavar="R",
+                        help="retries of a run whose worker or node died (default 3); it resumes "
+                             "from its checkpoint")
+    engine.add_argument("--checkpoint-dir", metavar="DIR",
+                        help="checkpoints' root (= $RNNLAB_CHECKPOINT_DIR); on a cluster a folder "
+                             "every node reads, so a retried run resumes anywhere")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("tune", help="keras-tuner search, one MLflow child run per trial")

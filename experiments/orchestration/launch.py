@@ -5,6 +5,7 @@ progress line per run and a summary at the end."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import tempfile
@@ -20,6 +21,7 @@ from rich import progress as bar
 
 from experiments.analysis import report
 from experiments.guards import Diverged
+from experiments.orchestration.engine import Local, RayEngine
 from experiments.orchestration.plan import PlannedRun, Sweep
 from experiments.recording import claims, recorder, store
 from experiments.recording.tags import (
@@ -43,7 +45,8 @@ from experiments.run import run
 @dataclass
 class Outcome:
     """What happened to one planned run: FINISHED, SKIPPED (no data), DONE (finished before),
-    CLAIMED (another process is training it) or FAILED."""
+    CLAIMED (another process is training it: the sweep waits for it), FAILED, or UNFINISHED (its
+    engine's worker failed for good: the configuration is left to a re-run)."""
 
     run: PlannedRun
     status: str
@@ -70,17 +73,20 @@ def run_sweep(
     *,
     out: Callable[[str], None] = print,
     run_fn: Callable[..., RunResult] | None = None,
+    engine: Local | RayEngine | None = None,
 ) -> list[Outcome]:
-    """Run every planned configuration as a child of the sweep's parent run, skipping those that
-    already FINISHED with the same config hash or that another process holds (a live claim); a run
-    that raises is marked FAILED and the sweep goes on. Prints a progress line before each run and a
-    summary at the end; returns the outcomes.
+    """Run every planned configuration as a child of the sweep's parent run, on `engine` (default:
+    this process, one after another), skipping those that already FINISHED with the same config
+    hash; a configuration another live process holds is waited for, and trained here if its holder
+    dies. A run that raises is marked FAILED and the sweep goes on. Prints a progress line before
+    each run and a summary at the end; returns the outcomes, in the sweep's order. The parent ends
+    FINISHED only when every configuration finished (or was skipped for missing data).
 
     The parent run is the newest one tagged with this sweep's name (resumed), else a new one (when
     several processes start at once, the earliest-created one). Ctrl-C / SIGTERM (`Stopped`) end
     the running child and the parent KILLED with the signal as reason, and propagate.
     """
-    run_fn = run_fn or run
+    engine = engine or Local()
     store.configure()
     store.warn_if_dirty("rnnlab sweep")
     recorder.import_model_flavor()
@@ -93,57 +99,132 @@ def run_sweep(
                           what="tagging the sweep")
         finished = store.find_finished_children(parent_id)
         todo = sum(p.hash not in finished for p in sweep.runs)
+        where = "" if isinstance(engine, Local) else f" on {engine.description}"
         out(f"sweep {sweep.name!r}: {len(sweep.runs)} runs, {len(sweep.runs) - todo} finished "
-            f"before, {todo} to run (MLflow parent run {parent_id}, {store.tracking_uri()})")
+            f"before, {todo} to run{where} (MLflow parent run {parent_id}, "
+            f"{store.tracking_uri()})")
         outcomes: list[Outcome] = []
+        context = SweepContext(sweep.name, parent.info.experiment_id, parent_id, run_fn)
         try:
-            _run_all(sweep, finished, parent.info.experiment_id, parent_id, run_fn, outcomes,
-                     todo, out)
+            _run_all(sweep, finished, context, engine, outcomes, out)
         except KeyboardInterrupt as err:
             _end_active_runs("KILLED", keep=parent_id)
+            _end_stopped(engine.stopped, parent_id, claims.stop_reason(err))
             store.retrying(mlflow.end_run, "KILLED", what="ending the sweep")
             claims.end_run_as(parent_id, "KILLED", claims.stop_reason(err))
             out(summary(outcomes, title=f"sweep {sweep.name!r} interrupted "
                                             f"({claims.stop_reason(err)})"))
             raise
         log_parent(sweep, outcomes, time.monotonic() - started, out)
-        status = "FAILED" if any(o.status == "FAILED" for o in outcomes) else "FINISHED"
+        left = [o.run.label for o in outcomes if o.status == "UNFINISHED"]
+        status = "FAILED" if left or any(o.status == "FAILED" for o in outcomes) else "FINISHED"
         store.retrying(mlflow.end_run, status, what="ending the sweep")
-        claims.end_run_as(parent_id, status)
+        claims.end_run_as(parent_id, status, f"left unfinished: {', '.join(left)}" if left else None)
     out(summary(outcomes, title=f"sweep {sweep.name!r} done in "
                                 f"{format_duration(time.monotonic() - started)}"))
     return outcomes
 
 
-def _run_all(sweep: Sweep, finished: dict[str, str], experiment_id: str, parent_id: str,
-             run_fn: Callable, outcomes: list[Outcome], todo: int,
+@dataclass(frozen=True)
+class SweepContext:
+    """What claiming and running one configuration needs, wherever an engine calls it."""
+
+    sweep_name: str
+    experiment_id: str
+    parent_id: str
+    run_fn: Callable[..., RunResult] | None = None  # None: experiments.run.run
+
+
+def claim_and_run(planned: PlannedRun, where: SweepContext,
+                  announce: Callable | None = None) -> Outcome:
+    """Claim `planned` and, when this process wins it, train it (resuming a killed run of it from
+    its checkpoint): the one place a configuration is claimed and run, in this process or in an
+    engine's worker. DONE when it finished before, CLAIMED when another live process holds it.
+    `announce(planned, resumed_from)` is called once the claim is won."""
+    claim = claim_config(planned, where.sweep_name, where.experiment_id, where.parent_id)
+    if claim.status == "DONE":
+        return _done_before(planned, claim.run_id)
+    if claim.status == "CLAIMED":
+        return Outcome(planned, "CLAIMED", run_id=claim.run_id, reason="running in another process")
+    if announce is not None:
+        announce(planned, claim.resumed_from)
+    with claims.claimed(claim.run_id, claim.resumed_from):
+        return _run_one(planned, claim.run_id, where.sweep_name, where.parent_id,
+                        where.run_fn or run)
+
+
+def _run_all(sweep: Sweep, finished: dict[str, str], where: SweepContext,
+             engine: Local | RayEngine, outcomes: list[Outcome],
              out: Callable[[str], None]) -> None:
-    """The loop of run_sweep: claim, progress, run, outcome and its result line. The ETA adds up, for
-    each run left, the mean time per step T of the finished runs of its task (of any task while its
-    own has none): an IMDB run is not an adding run."""
+    """The loop of run_sweep: the engine claims and runs each configuration; progress, outcomes
+    and their result lines as they end; then the configurations other processes held, waited for
+    (`_wait_for_holders`) and run again here if their holders died. The ETA adds up, for each run
+    left, the mean time per step T of the finished runs of its task (of any task while its own has
+    none): an IMDB run is not an adding run."""
     started, eta = time.monotonic(), Eta()
-    left = [p for p in sweep.runs if p.hash not in finished]
+    order = {p.hash: i for i, p in enumerate(sweep.runs)}
+    left = {p.hash: p for p in sweep.runs if p.hash not in finished}
+    job = functools.partial(claim_and_run, where=where)
     with progress_display(out, len(left)) as display:
-        for i, planned in enumerate(sweep.runs, 1):
-            claim = claim_config(planned, sweep.name, experiment_id, parent_id)
-            if claim.status != "MINE":
-                outcomes.append(_done_before(planned, claim.run_id) if claim.status == "DONE"
-                                else Outcome(planned, "CLAIMED", run_id=claim.run_id,
-                                             reason="running in another process"))
-                if planned in left:  # finished or held by another process since the start
-                    left.remove(planned)
-                continue
-            resumed = f", resuming killed run {claim.resumed_from}" if claim.resumed_from else ""
-            display.start(f"[{i}/{len(sweep.runs)}] {planned.label}",
+
+        def starting(planned: PlannedRun, resumed_from: str | None = None) -> None:
+            resumed = f", resuming killed run {resumed_from}" if resumed_from else ""
+            display.start(f"[{order[planned.hash] + 1}/{len(sweep.runs)}] {planned.label}",
                           format_duration(time.monotonic() - started),
-                          eta.remaining(left) + resumed)
-            with claims.claimed(claim.run_id, claim.resumed_from):
-                outcome = _run_one(planned, claim.run_id, sweep.name, parent_id, run_fn)
-            outcomes.append(outcome)
-            left.remove(planned)
-            if outcome.status != "SKIPPED":
-                eta.add(planned, outcome.seconds)
-            display.done(result_line(outcome))
+                          eta.remaining(list(left.values())) + resumed)
+
+        queue = list(sweep.runs)
+        while queue:
+            held = []
+            for planned, outcome in engine.run(job, queue, starting):
+                if isinstance(outcome, BaseException):  # the engine's worker died for good
+                    outcome = Outcome(planned, "UNFINISHED", reason=f"its worker failed: "
+                                      f"{type(outcome).__name__}: {str(outcome)[:300]}")
+                if outcome.status == "CLAIMED":
+                    held.append(outcome)
+                    continue
+                outcomes.append(outcome)
+                left.pop(planned.hash, None)  # finished, perhaps by another process since
+                if outcome.status == "DONE":
+                    continue
+                if outcome.status not in ("SKIPPED", "UNFINISHED"):
+                    eta.add(planned, outcome.seconds)
+                display.done(result_line(outcome))
+            queue = _wait_for_holders(held, outcomes, out)
+    outcomes.sort(key=lambda o: order[o.run.hash])
+
+
+def _wait_for_holders(held: list[Outcome], outcomes: list[Outcome],
+                      out: Callable[[str], None]) -> list[PlannedRun]:
+    """Wait while other processes hold configurations (their leases renewed, their processes
+    alive), polling every $RNNLAB_CLAIM_POLL_S (default a quarter lease). One that FINISHED there
+    becomes DONE, one that failed or was skipped there is recorded so; those whose holder died,
+    was killed or withdrew are returned, to be claimed and run (resumed) here."""
+    if not held:
+        return []
+    out(f"waiting for {len(held)} configuration(s) that other processes are training: "
+        + ", ".join(f"{o.run.label} (run {o.run_id})" for o in held))
+    poll = store.env_seconds("RNNLAB_CLAIM_POLL_S", claims.lease_seconds() / 4)
+    pending, again = list(held), []
+    while pending:
+        for o in list(pending):
+            found = store.retrying(mlflow.get_run, o.run_id, what="reading a claim")
+            status, tags = found.info.status, found.data.tags
+            if status == "RUNNING" and found.info.lifecycle_stage != "deleted" \
+                    and not claims.holder_gone(found):
+                continue
+            pending.remove(o)
+            if found.info.lifecycle_stage == "deleted" or status in ("RUNNING", "KILLED"):
+                again.append(o.run)
+            elif status == "FINISHED" and tags.get(STATUS_TAG) == "FINISHED":
+                outcomes.append(_done_before(o.run, o.run_id))
+            else:
+                reason = tags.get(REASON_TAG, "")
+                outcomes.append(Outcome(o.run, tags.get(STATUS_TAG, status), run_id=o.run_id,
+                                        reason=f"{reason} (in another process)"))
+        if pending:
+            time.sleep(poll)
+    return again
 
 
 class Eta:
@@ -173,6 +254,8 @@ def result_line(o: Outcome) -> str:
         return f"  ✗ {o.run.label}: FAILED after {format_duration(o.seconds)}: {o.reason}"
     if o.status == "SKIPPED":
         return f"  - {o.run.label}: skipped: {o.reason}"
+    if o.status == "UNFINISHED":
+        return f"  ✗ {o.run.label}: UNFINISHED: {o.reason}"
     metric = f"{o.metric} = {o.value:.4g}" if o.value is not None else "no key metric"
     result = o.result
     solved = "" if result is None or result.solved is None else \
@@ -272,8 +355,9 @@ class Claim:
 def claim_config(planned: PlannedRun, sweep_name: str, experiment_id: str,
                  parent_id: str) -> Claim:
     """Claim `planned` for this process: children of the parent with its hash that FINISHED make it
-    DONE; a RUNNING one with a live lease makes it CLAIMED; a RUNNING one whose lease expired (its
-    process died) is marked KILLED and becomes `resumed_from`. Otherwise create a RUNNING child with
+    DONE; a RUNNING one with a live holder makes it CLAIMED; a RUNNING one whose holder is gone
+    (its lease expired, or its process provably died on this host: `claims.holder_dead`) is
+    marked KILLED and becomes `resumed_from`. Otherwise create a RUNNING child with
     a lease, wait $RNNLAB_CLAIM_SETTLE_S (default 1 s; more than the clock skew between machines)
     and look again: the earliest-created live claim wins, a loser deletes its own child."""
     done, live, resumed_from = _claim_state(planned.hash, parent_id, kill_orphans=True)
@@ -286,6 +370,7 @@ def claim_config(planned: PlannedRun, sweep_name: str, experiment_id: str,
         SWEEP_TAG: sweep_name, TASK_TAG: planned.config.data.name,
         CELL_TAG: planned.config.model.cell, STATUS_TAG: "RUNNING",
         CLAIMED_BY_TAG: f"{socket.gethostname()}:{os.getpid()}", **claims.lease_tags(),
+        **claims.holder_tags(),
     }, what="claiming a configuration").info.run_id
     time.sleep(store.env_seconds("RNNLAB_CLAIM_SETTLE_S", 1.0))
     done, live, _ = _claim_state(planned.hash, parent_id, kill_orphans=False)
@@ -306,15 +391,16 @@ def _claim_state(config_hash: str, parent_id: str, kill_orphans: bool):
     done = next((r.info.run_id for r in found if r.info.status == "FINISHED"
                  and r.data.tags.get(STATUS_TAG) == "FINISHED"), None)
     running = [r for r in found if r.info.status == "RUNNING"]
-    live = sorted((r for r in running if not claims.lease_expired(r)),
+    gone = {r.info.run_id: claims.holder_gone(r) for r in running}
+    live = sorted((r for r in running if not gone[r.info.run_id]),
                   key=lambda r: (r.info.start_time, r.info.run_id))
     orphan = None
     if kill_orphans:
         for r in running:
-            if claims.lease_expired(r):
+            if gone[r.info.run_id]:
                 claims.end_run_as(r.info.run_id, "KILLED",  # ended when it last showed life
-                                    "lease expired: its process stopped without ending it",
-                                    end_time=claims.last_sign_of_life(r))
+                                  f"{gone[r.info.run_id]}: its process stopped without ending it",
+                                  end_time=claims.last_sign_of_life(r))
                 orphan = r.info.run_id
     killed = [r.info.run_id for r in found if r.info.status == "KILLED"]
     return done, live, orphan or (killed[-1] if killed else None)
@@ -401,6 +487,19 @@ def _own_child(claim_id: str, planned: PlannedRun, parent_id: str, since_ms: int
     return claim_id
 
 
+def _end_stopped(stopped: list[PlannedRun], parent_id: str, reason: str) -> None:
+    """End KILLED the runs of configurations an engine's workers were training when the driver
+    stopped (their workers are stopped with it), so that a re-run resumes them."""
+    for planned in stopped:
+        found = store.retrying(
+            mlflow.search_runs, search_all_experiments=True, output_format="list",
+            filter_string=(f"tags.mlflow.parentRunId = '{parent_id}' and "
+                           f"tags.`{CONFIG_HASH_TAG}` = {store.quote(planned.hash)} and "
+                           "attributes.status = 'RUNNING'"), what="looking up stopped runs")
+        for r in found:
+            claims.end_run_as(r.info.run_id, "KILLED", reason)
+
+
 def _end_active_runs(status: str, keep: str | None) -> None:
     """Close child runs a raising run() left open on MLflow's fluent stack (not the parent `keep`)."""
     while (active := mlflow.active_run()) is not None and active.info.run_id != keep:
@@ -425,11 +524,11 @@ def summary(outcomes: list[Outcome], title: str = "sweep summary") -> str:
         metric = f"{o.metric} = {o.value:.4g}" if o.value is not None else "-"
         lines.append(f"{i:>3}  {o.status:8}  {o.run.label[:44]:44}  {metric}")
     counts = {s: sum(o.status == s for o in outcomes)
-              for s in ("FINISHED", "DONE", "SKIPPED", "FAILED", "CLAIMED")}
+              for s in ("FINISHED", "DONE", "SKIPPED", "FAILED", "UNFINISHED")}
     lines.append("  ".join(f"{k.lower()}: {v}" for k, v in counts.items()))
     for o in outcomes:
-        if o.status == "FAILED":
-            lines.append(f"FAILED {o.run.label}: {o.reason} (run {o.run_id})")
+        if o.status in ("FAILED", "UNFINISHED"):
+            lines.append(f"{o.status} {o.run.label}: {o.reason} (run {o.run_id})")
     for reason in dict.fromkeys(o.reason for o in outcomes if o.status == "SKIPPED"):
         lines.append(f"SKIPPED: {reason}")
     return "\n".join(lines)

@@ -1,5 +1,7 @@
 """Leases on running runs and claimed runs: a running run renews its lease tag (a heartbeat
-thread); a run whose lease lies in the past has lost its holder, and a sweep may take it over.
+thread) and names its holder (host, pid, start token); a run whose lease lies in the past, or
+whose holder is provably gone from this host (`holder_dead`), has lost its holder, and a sweep
+takes it over.
 A sweep claims a configuration by creating its child run, then hands it to the recorder
 (`claimed`), and ends runs with matching MLflow and `rnnlab.status` (`end_run_as`).
 """
@@ -8,13 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
+import socket
 import threading
 import time
+from pathlib import Path
 
 import mlflow
 
 from experiments.recording.store import env_seconds, retrying, tracking_uri
-from experiments.recording.tags import LEASE_TAG, REASON_TAG, STATUS_TAG
+from experiments.recording.tags import (
+    HOLDER_HOST_TAG,
+    HOLDER_PID_TAG,
+    HOLDER_TOKEN_TAG,
+    LEASE_TAG,
+    REASON_TAG,
+    STATUS_TAG,
+)
 
 _claim: contextvars.ContextVar[dict | None] = contextvars.ContextVar("rnnlab_claim", default=None)
 
@@ -27,6 +39,51 @@ def lease_seconds() -> float:
 def lease_tags() -> dict[str, str]:
     """The lease tag: this run is alive until (epoch milliseconds) unless renewed."""
     return {LEASE_TAG: str(int((time.time() + lease_seconds()) * 1000))}
+
+
+def holder_tags() -> dict[str, str]:
+    """Who holds a claim or lease: this host, this process's id and its start token."""
+    return {HOLDER_HOST_TAG: socket.gethostname(), HOLDER_PID_TAG: str(os.getpid()),
+            HOLDER_TOKEN_TAG: start_token() or ""}
+
+
+def start_token(pid: int | None = None) -> str | None:
+    """What tells process `pid` (default this one) from a later one with the same id:
+    "<boot id>:<pid namespace>:<start time in clock ticks since boot>", from /proc. None where
+    there is no /proc, or when the process is gone (or a zombie: killed, not yet reaped)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+        stat = Path(f"/proc/{pid or os.getpid()}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (name)"; a name may hold spaces
+    return None if fields[0] == "Z" else f"{boot}:{namespace}:{fields[19]}"
+
+
+def holder_dead(run) -> bool:
+    """Whether the process holding a RUNNING run is provably gone: it ran on this host (same host
+    name, boot and pid namespace) and its pid is free, a zombie, or now a process started at
+    another time. A holder on another machine, or a run without holder tags, is never provably
+    dead: its lease decides."""
+    tags = run.data.tags
+    token, pid, mine = tags.get(HOLDER_TOKEN_TAG), tags.get(HOLDER_PID_TAG), start_token()
+    if not (token and pid and mine) or tags.get(HOLDER_HOST_TAG) != socket.gethostname() \
+            or mine.rsplit(":", 1)[0] != token.rsplit(":", 1)[0]:
+        return False
+    try:
+        return start_token(int(pid)) != token
+    except OSError:  # its /proc entry exists but cannot be read: not provably gone
+        return False
+
+
+def holder_gone(run) -> str | None:
+    """Why a RUNNING run has no live holder ("lease expired" / "its process ... is gone"), or None
+    while it has one."""
+    if holder_dead(run):
+        tags = run.data.tags
+        return f"holder {tags[HOLDER_HOST_TAG]}:{tags[HOLDER_PID_TAG]} gone"
+    return "lease expired" if lease_expired(run) else None
 
 
 def lease_until(run) -> int:

@@ -33,6 +33,7 @@ from experiments.recording.claims import (
     Heartbeat,
     _claim,
     end_run_as,
+    holder_tags,
     lease_tags,
     stop_reason,
 )
@@ -275,6 +276,7 @@ def _start_run(config, parent_run_id: str | None, tags: dict,
         CONFIG_HASH_TAG: chash,
         STATUS_TAG: "RUNNING",
         **lease_tags(),
+        **holder_tags(),
         **tags,
     }
     name = config.tracking.run_name or run_name(config)

@@ -39,6 +39,11 @@ SWEEP_FILE_TAG = f"{TAG_PREFIX}sweep_file"
 SWEEP_RUNS_TAG = f"{TAG_PREFIX}sweep_runs"
 CLAIMED_BY_TAG = f"{TAG_PREFIX}claimed_by"
 LEASE_TAG = f"{TAG_PREFIX}lease_until"
+# who holds a claim or lease: host name, process id, and what tells that process from a later one
+# with the same id (`claims.start_token`)
+HOLDER_HOST_TAG = f"{TAG_PREFIX}holder_host"
+HOLDER_PID_TAG = f"{TAG_PREFIX}holder_pid"
+HOLDER_TOKEN_TAG = f"{TAG_PREFIX}holder_token"
 # tunings: the parent's search, a trial's place in it, the best run per cell (BEST_RUN_TAG.<cell>)
 TUNING_TAG = f"{TAG_PREFIX}tuning"
 TUNER_TAG = f"{TAG_PREFIX}tuner"

@@ -5,12 +5,15 @@ configuration from its checkpoint, each epoch logged once."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 
 import mlflow
 import pytest
 import yaml
 from reliability_fixtures import (
+    REPO,
     SignalAt,
     children,
     inject,
@@ -25,6 +28,7 @@ from experiments.config import config_hash
 from experiments.guards import Stopped, stop_on_signals
 from experiments.orchestration import launch
 from experiments.recording import claims, store
+from experiments.recording.tags import LEASE_TAG
 from experiments.run import run
 
 
@@ -125,10 +129,45 @@ def test_after_kill_9_the_next_sweep_kills_the_orphan_and_resumes_its_epochs(lab
     [outcome] = launch.run_sweep(sweep.load_sweep(file), out=lambda line: None)
     orphan = mlflow.get_run(orphan_id)
     assert orphan.info.status == "KILLED" and orphan.data.tags["rnnlab.status"] == "KILLED"
-    assert "lease expired" in orphan.data.tags["rnnlab.reason"]
+    assert " gone: its process stopped" in orphan.data.tags["rnnlab.reason"]  # this host's pid
     assert orphan.info.start_time <= orphan.info.end_time <= killed_at  # not when it was found
     assert outcome.status == "FINISHED"
     resumed = mlflow.get_run(outcome.run_id)
     assert resumed.data.tags["rnnlab.resumed_from"] == orphan_id
     assert int(resumed.data.tags["rnnlab.resumed_epoch"]) >= 2  # not from epoch 0
     assert steps(outcome.run_id) == list(range(6))
+
+
+@pytest.mark.slow
+def test_kill_9_then_an_immediate_rerun_takes_the_killed_configuration_over_and_resumes_it(
+        lab, monkeypatch):
+    """The issue's user: `rnnlab sweep` killed with kill -9 while a configuration trains, the same
+    sweep run again at once. Its claim's lease (10 minutes here) has not expired, but its holder
+    is provably gone from this host: the re-run takes it over at once and resumes it from its
+    checkpoint, and the sweep ends FINISHED with every configuration finished once."""
+    monkeypatch.setenv("RNNLAB_LEASE_S", "600")
+    file = lab.sweep_file(grid={"model.cell": ["lstm", "gru"]}, train={"epochs": 6})
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "sweep", str(file)],
+                            cwd=REPO, env=lab.env(RNNLAB_LEASE_S="600"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    orphan_id = wait_for_epoch(lab, proc, 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    rerun_at = time.time() * 1000
+
+    from experiments.orchestration import plan
+
+    outcomes = launch.run_sweep(plan.load_sweep(file), out=lambda line: None)
+    assert [o.status for o in outcomes] == ["FINISHED", "FINISHED"]
+    orphan = mlflow.get_run(orphan_id)
+    assert orphan.info.status == "KILLED" and " gone" in orphan.data.tags["rnnlab.reason"]
+    assert int(orphan.data.tags[LEASE_TAG]) > rerun_at  # taken over before its lease ran out
+    resumed = mlflow.get_run(outcomes[0].run_id)
+    assert resumed.data.tags["rnnlab.resumed_from"] == orphan_id
+    assert int(resumed.data.tags["rnnlab.resumed_epoch"]) >= 2  # from its checkpoint
+    assert steps(outcomes[0].run_id) == list(range(6))
+    parent = mlflow.get_run(store.find_parent_run("sweep", lab.name))
+    assert parent.info.status == "FINISHED"
+    finished = [r.data.tags["rnnlab.config_hash"] for r in children(parent.info.run_id)
+                if r.info.status == "FINISHED"]
+    assert sorted(finished) == sorted(p.hash for p in plan.load_sweep(file).runs)

@@ -1,0 +1,221 @@
+"""Runs per hour of the study's toy configurations: one process against `--workers N` (issue 25).
+
+    python -m benchmarks.study_throughput                        # `make bench`: study sizes, 3 epochs
+    python -m benchmarks.study_throughput --epochs 1 --num-train 800   # a small, quick size
+
+The configurations are the study's own (experiments/sweeps/study.yaml: matched parameters, its
+learning rates and data sizes) for the adding problem, copy memory and temporal order at T = 100,
+seed 0, all five cells: 15 runs, each trained for a fixed number of epochs (early stopping off,
+so every mode trains the same steps). Each mode is the real command, `rnnlab sweep FILE [--workers
+N]`, in a fresh MLflow store, timed end to end (Ray's start and stop included):
+
+- runs per hour = runs / wall time;
+- CPU seconds per run = the CPU time (user + system) of the command and every process it started
+  (Ray's daemons and workers too: this process is their subreaper, so they stay its descendants),
+  read from /proc every 0.2 s (the last fraction of a second of a process that ends between two
+  readings is missed) / runs.
+
+The modes run one after another in this process's order, 1 process first; the machine's load
+average is recorded before and after each. Writes benchmarks/study_throughput.json and .md
+(RESULTS.md includes the .md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+STUDY = ROOT / "experiments" / "sweeps" / "study.yaml"
+TASKS = ("adding", "copy", "temporal_order")
+CELLS = ("vanilla", "lstm", "peephole", "coupled", "gru")
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def study_sweep(name: str, epochs: int, num_train: int | None, length: int = 100) -> dict:
+    """A sweep file's contents: the study's runs of TASKS at T = `length`, seed 0, every cell, at
+    a fixed number of epochs."""
+    from experiments.orchestration.plan import load_sweep
+
+    chosen = {}
+    for planned in load_sweep(STUDY).runs:
+        c = planned.config
+        if c.data.name in TASKS and c.data.length == length and c.train.seed == 0 \
+                and c.model.unit_forget_bias is not False and c.model.cell in CELLS:
+            chosen.setdefault((c.data.name, c.model.cell), c)
+    tasks = []
+    for (task, _cell), config in sorted(chosen.items()):
+        entry = {"data.name": task, "data.length": length, "data.num_train":
+                 num_train or config.data.num_train, "data.num_val": config.data.num_val,
+                 "data.num_test": config.data.num_test, "train.lr": config.train.lr,
+                 "model.match_params": config.model.match_params, "model.units":
+                 config.model.units}
+        if entry not in tasks:
+            tasks.append(entry)
+    return {"name": name, "base": {"train": {"epochs": epochs, "early_stopping_patience": None,
+                                             "verbose": 0},
+                                   "tracking": {"log_model": False}},
+            "tasks": tasks, "grid": {"model.cell": list(CELLS)}}
+
+
+def become_subreaper() -> None:
+    """Orphans of the commands below (Ray's daemons and workers) are re-parented to this process,
+    so that reaping them adds their CPU time to RUSAGE_CHILDREN."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+class CpuClock:
+    """CPU seconds of every descendant of this process, read from /proc: the most each process
+    was seen with (its own time plus its reaped children's)."""
+
+    def __init__(self):
+        self.seen: dict[tuple[int, str], float] = {}
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def read(self) -> None:
+        parents, times = {}, {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            # utime, stime, cutime, cstime; the start time tells a reused pid apart
+            times[(pid, fields[19])] = sum(int(x) for x in fields[11:15]) / self.tick
+        me = os.getpid()
+        for (pid, start), seconds in times.items():
+            ancestor = parents.get(pid)
+            while ancestor not in (None, 0, 1, me):
+                ancestor = parents.get(ancestor)
+            if ancestor == me:
+                self.seen[(pid, start)] = max(self.seen.get((pid, start), 0.0), seconds)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seen.values())
+
+
+def reap(clock: CpuClock, timeout_s: float = 120) -> None:
+    """Wait for every descendant left (Ray's processes end shortly after the driver)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            clock.read()
+            time.sleep(0.2)
+
+
+def measure(mode: str, flags: list[str], sweep: dict, folder: Path) -> dict:
+    """Run `rnnlab sweep` on `sweep` with `flags` in a fresh store; wall and CPU seconds."""
+    sweep = {**sweep, "name": f"{sweep['name']}-{mode}"}
+    file = folder / f"{sweep['name']}.yaml"
+    file.write_text(yaml.safe_dump(sweep))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/{mode}.db",
+           "RNNLAB_CHECKPOINT_DIR": str(folder / f"ck-{mode}"), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    load_before, clock = os.getloadavg(), CpuClock()
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "sweep", str(file),
+                                 *flags], cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
+        while proc.poll() is None:
+            clock.read()
+            time.sleep(0.2)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    clock.read()
+    reap(clock)
+    if proc.returncode:
+        raise RuntimeError(f"{mode} failed ({proc.returncode}):\n{stdout[-3000:]}"
+                           f"\n{stderr[-3000:]}")
+    runs = sum(1 for line in stdout.splitlines() if line.startswith("  ✓ "))
+    cpu = clock.seconds
+    return {"mode": mode, "command": "rnnlab sweep FILE " + " ".join(flags), "runs": runs,
+            "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "runs_per_hour": round(runs / wall * 3600, 1), "cpu_s_per_run": round(cpu / runs, 1),
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def render(data: dict) -> str:
+    rows = data["rows"]
+    base = rows[0]["runs_per_hour"]
+    lines = [("| mode | command | runs | wall s | runs / hour | × 1 process | CPU s / run | "
+              "load before → after (1 min) |"), "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['mode']} | `{r['command']}` | {r['runs']} | {r['wall_s']} | "
+                     f"{r['runs_per_hour']} | {r['runs_per_hour'] / base:.2f}× | "
+                     f"{r['cpu_s_per_run']} | {r['load_before'][0]} → {r['load_after'][0]} |")
+    s = data["settings"]
+    return "\n".join([
+        (f"Measured with `{data['command']}` on {data['date']}, {data['machine']}; "
+         f"`uptime` before: {data['uptime']}."),
+        "",
+        (f"The study's toy configurations ({', '.join(TASKS)} at T = {s['length']}, seed 0, the "
+         f"five cells: {rows[0]['runs']} runs), {s['epochs']} epoch(s) each without early "
+         f"stopping, {s['num_train'] or 'the study’s'} training sequences; every mode the real "
+         "`rnnlab sweep` in a fresh MLflow store, Ray's start and stop included. CPU seconds count "
+         "the command and every process it started. Target (issue 25): ≥ 2× the runs per hour "
+         "of 1 process."),
+        "", *lines, "", *[f"- {note}" for note in data.get("notes", [])], ""])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--num-train", type=int, default=None,
+                        help="training sequences per run (default: the study's, 3,200–4,000)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2])
+    parser.add_argument("--note", action="append", default=[], help="a line under the table")
+    parser.add_argument("--output", type=Path, default=HERE / "study_throughput.json")
+    args = parser.parse_args(argv)
+    become_subreaper()
+    sweep = study_sweep("throughput", args.epochs, args.num_train)
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        modes = [("1 process", [])] + [(f"--workers {n}", ["--workers", str(n)])
+                                       for n in args.workers]
+        for mode, flags in modes:
+            print(f"[throughput] {mode} ...", file=sys.stderr, flush=True)
+            rows.append(measure(mode.replace(" ", "-"), flags, sweep, Path(folder)))
+            rows[-1]["mode"] = mode
+            print(f"[throughput] {rows[-1]}", file=sys.stderr, flush=True)
+    from benchmarks.run import machine
+
+    m = machine()
+    data = {"command": "python -m benchmarks.study_throughput "
+                       + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{m['cpu']}, {m['cores']} cores", "uptime": uptime.strip(),
+            "settings": {"epochs": args.epochs, "num_train": args.num_train, "length": 100},
+            "rows": rows, "notes": args.note}
+    args.output.write_text(json.dumps(data, indent=1))
+    args.output.with_suffix(".md").write_text(render(data))
+    print(render(data))
+
+
+if __name__ == "__main__":
+    main()
