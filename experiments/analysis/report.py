@@ -424,7 +424,8 @@ def _curves(rows: pd.DataFrame, cell_order: list[str]) -> list[tuple[str, str, d
 
 def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, GoalView]) -> Path:
     """The key test metric by cell, one panel per setting: the mean, ± std error bars only where
-    there are two seeds or more, the chance level and the solved threshold as lines."""
+    there are two seeds or more, the chance level and the solved threshold as lines; an error-like
+    metric on a log axis (`final_metric_scale`)."""
     plt = recorder.pyplot()
     settings = list(dict.fromkeys(table["setting"]))
     cols = min(3, len(settings))
@@ -434,6 +435,7 @@ def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, Goa
         rows = table[table["setting"] == setting]
         goal_ = goals[setting]
         ax.bar(rows["cell"], rows["mean"], color="tab:blue", alpha=0.8)
+        ax.set_yscale(final_metric_scale(goal_, rows["mean"]))
         several = rows[rows["seeds"] > 1]
         if len(several):
             ax.errorbar(several["cell"], several["mean"], yerr=several["std"], fmt="none",
@@ -452,6 +454,14 @@ def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, Goa
         ax.axis("off")
     fig.tight_layout()
     return _save(fig, folder / "final_metric.png", plt)
+
+
+def final_metric_scale(goal_: GoalView, means) -> str:
+    """"log" for an error-like metric (lower is better: MSE, perplexity) whose means are all
+    positive: the solved cells' MSE of 1e-4 would be invisible bars beside the baseline's 0.17 on a
+    linear axis; "linear" otherwise (accuracies, BLEU: bounded, compared on their own scale)."""
+    values = [float(v) for v in means if v is not None and not math.isnan(float(v))]
+    return "log" if goal_.mode == "min" and values and min(values) > 0 else "linear"
 
 
 def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str]) -> Path | None:

@@ -218,3 +218,25 @@ def test_varying_params_do_not_depend_on_the_column_order_mlflow_returns():
     expected = ["params.data.batch_size", "params.data.num_train", "params.train.epochs"]
     assert report.varying_params(runs) == expected
     assert report.varying_params(runs[runs.columns[::-1]]) == expected
+
+
+def test_final_metric_puts_an_error_like_metric_on_a_log_axis(tmp_path, monkeypatch):
+    """The gated cells' MSE of 1e-4 beside the vanilla RNN's 0.17: a log axis for the adding
+    problem, a linear one for an accuracy."""
+    from experiments.goals import GoalView
+
+    table = pd.DataFrame({
+        "setting": ["adding (T=100)"] * 2 + ["imdb"] * 2, "cell": ["vanilla", "gru"] * 2,
+        "mean": [0.17, 1e-4, 0.76, 0.82], "std": [float("nan")] * 4, "seeds": [1] * 4})
+    goals = {"adding (T=100)": GoalView("mse", mode="min", chance=0.167, chance_metric="mse",
+                                        threshold=0.01),
+             "imdb": GoalView("accuracy", mode="at_least", chance=0.5, chance_metric="accuracy",
+                              threshold=0.88)}
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda fig, path, plt: figures.append(fig) or path)
+    report.plot_final_metric(table, tmp_path, goals)
+    adding, imdb, *_ = figures[0].axes
+    assert adding.get_yscale() == "log" and imdb.get_yscale() == "linear"
+    low, high = adding.get_ylim()
+    assert low < 1e-4 and high > 0.17  # both bars and the chance line within view
+    assert report.final_metric_scale(goals["adding (T=100)"], [0.0, 0.1]) == "linear"
