@@ -124,7 +124,8 @@ def test_ui_warns_when_it_listens_beyond_this_machine(temp_store, capsys, monkey
     started = []
     from experiments.serving import ui
 
-    monkeypatch.setattr(ui, "serve", lambda argv: started.append(argv) or 0)
+    monkeypatch.setattr(ui, "serve",
+                        lambda argv, health, on_ready: on_ready() or started.append(argv) or 0)
     assert cli.main(["ui", "--host", "0.0.0.0", "--port", "5124"]) == 0
     out, err = capsys.readouterr()
     assert "warning: --host 0.0.0.0" in err
