@@ -137,6 +137,8 @@ def test_report_page_states_goals_flags_provenance_and_links(fake_store, tmp_pat
         assert "at chance (1/1)" in text and "BLEU near 0 (1/1)" in text
         assert "collapsed: 1 distinct of 5 samples" in text and "repeating words" in text
         assert "0123456789ab" in text and "tensorflow / CPU" in text  # provenance
+        assert "Sample translations, gru × multi30k (de→en)" in text  # under its table
+        assert "satz 2" in text and "sentence 2" in text and "satz 3" not in text  # three shown
     assert "`" not in page
     rows = {tuple(c.strip() for c in line.split("|")[1:5]) for line in markdown.splitlines()}
     assert ("adding (T=50)", "lstm", "2", "0.008 ± 0.0057") in rows  # mean ± std of two seeds
