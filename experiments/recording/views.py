@@ -89,7 +89,9 @@ def ensure_view(client, experiment) -> None:
             client.set_experiment_tag(experiment.experiment_id, key, value)
 
 
-def runs_page(address: str, experiment_id: str) -> str:
-    """The address of the experiment's runs table opened on the view, in "Model training" mode."""
-    query = urlencode({"workflowType": "machine_learning", "viewStateShareKey": VIEW_KEY})
+def runs_page(address: str, experiment_id: str, with_view: bool = True) -> str:
+    """The address of the experiment's runs table in "Model training" mode, opened on the view
+    unless `with_view` is False (an experiment without it: the UI would report a missing view)."""
+    query = urlencode({"workflowType": "machine_learning",
+                       **({"viewStateShareKey": VIEW_KEY} if with_view else {})})
     return f"{address}/#/experiments/{experiment_id}/runs?{query}"

@@ -70,7 +70,10 @@ def ui_address(uri: str, address: str) -> str:
     chosen = [e for e in experiments if e.name == pattern] or experiments
     if len(chosen) != 1:
         return address
-    views.ensure_view(client, chosen[0])
+    try:
+        views.ensure_view(client, chosen[0])
+    except Exception:  # noqa: BLE001 - a read-only store: the runs table without the view
+        return views.runs_page(address, chosen[0].experiment_id, with_view=False)
     return views.runs_page(address, chosen[0].experiment_id)
 
 

@@ -76,3 +76,18 @@ def test_every_new_experiment_carries_the_view_and_an_old_one_gets_it(tmp_path, 
     assert views.VIEW_TAG not in client.get_experiment(old).tags
     store.ensure_experiment("old")
     assert views.has_view(client.get_experiment(old).tags)
+
+
+def test_a_store_that_refuses_the_view_still_gets_the_runs_table(tmp_path, monkeypatch):
+    from experiments.serving import ui
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    experiment_id = mlflow.MlflowClient(uri).create_experiment(store.settings().experiment_pattern)
+
+    def refuse(*_):
+        raise PermissionError("read-only store")
+
+    monkeypatch.setattr(views, "ensure_view", refuse)
+    assert ui.ui_address(uri, "http://127.0.0.1:5000") == \
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
