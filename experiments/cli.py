@@ -374,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # MLflow's INFO lines ("Creating initial MLflow database tables...") on a new store; read
+        # when mlflow is first imported, which no command does before this point
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     console.check_datasets_package()
     from datasets.base import CorruptDataError
 

@@ -48,12 +48,14 @@ def readable(value) -> str:
 
 
 # Start-up lines of TensorFlow, absl and CUDA that say nothing to a user: absl's notice before its
-# initialisation, C++ INFO/WARNING lines, the CPU-instructions hint, and the CUDA probes' errors on a
-# machine without a GPU. Other C++ errors and everything Python writes pass through.
+# initialisation, C++ INFO/WARNING lines, the CPU-instructions hint, the CUDA probes' errors on a
+# machine without a GPU, and oneDNN's notice (logged as an error) that it leaves boolean ops to Eigen
+# on a CPU without AVX-512. Other C++ errors and everything Python writes pass through.
 NOISE = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IW]\d{4} [\d:. ]+\d+ \S+:\d+\] "
-    r"|E\d{4} [\d:. ]+\d+ \S+:\d+\] (failed call to cuInit|Unable to register cu\w+ factory)"
+    r"|E\d{4} [\d:. ]+\d+ \S+:\d+\] (failed call to cuInit|Unable to register cu\w+ factory"
+    r"|oneDNN supports DT_BOOL only on platforms with AVX-512)"
     r"|To enable the following instructions: "
 )
 

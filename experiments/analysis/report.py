@@ -80,6 +80,7 @@ TABLE_NOTE = ("Each table: the key test metric per setting × cell, mean ± std 
               "value alone for n = 1); <em>solved</em>: seeds that reached the threshold; "
               "<em>flags</em>: seeds whose run looks degenerate.")
 SAMPLES_ARTIFACT = "samples/translations.txt"
+SHOWN_SAMPLES = 3  # sample translations shown under a translation table, per cell and setting
 
 
 # --- reading runs -----------------------------------------------------------------------------------
@@ -248,6 +249,20 @@ def load_samples(run_id: str) -> str | None:
         return mlflow.artifacts.load_text(f"runs:/{run_id}/{SAMPLES_ARTIFACT}")
     except Exception:  # noqa: BLE001 - no artifact / unreadable store: no flag, not a failed report
         return None
+
+
+def sample_triples(samples: str, count: int = SHOWN_SAMPLES) -> list[tuple[str, str, str]]:
+    """The first `count` (source, reference, model's translation) of a `samples/translations.txt`
+    artifact (blocks of `SRC:`, `REF:`, `HYP:` lines)."""
+    found, block = [], {}
+    for line in samples.splitlines():
+        key, _, value = line.partition(": ")
+        if key in ("SRC", "REF", "HYP"):
+            block[key] = value.strip()
+        if len(block) == 3:
+            found.append((block["SRC"], block["REF"], block["HYP"]))
+            block = {}
+    return found[:count]
 
 
 def translation_samples(done: pd.DataFrame) -> dict[str, str | None]:
@@ -426,7 +441,8 @@ def _curves(rows: pd.DataFrame, cell_order: list[str], history=None) -> list[tup
 
 def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, GoalView]) -> Path:
     """The key test metric by cell, one panel per setting: the mean, ± std error bars only where
-    there are two seeds or more, the chance level and the solved threshold as lines."""
+    there are two seeds or more, the chance level and the solved threshold as lines; an error-like
+    metric on a log axis (`final_metric_scale`)."""
     plt = recorder.pyplot()
     settings = list(dict.fromkeys(table["setting"]))
     cols = min(3, len(settings))
@@ -436,6 +452,7 @@ def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, Goa
         rows = table[table["setting"] == setting]
         goal_ = goals[setting]
         ax.bar(rows["cell"], rows["mean"], color="tab:blue", alpha=0.8)
+        ax.set_yscale(final_metric_scale(goal_, rows["mean"]))
         several = rows[rows["seeds"] > 1]
         if len(several):
             ax.errorbar(several["cell"], several["mean"], yerr=several["std"], fmt="none",
@@ -454,6 +471,14 @@ def plot_final_metric(table: pd.DataFrame, folder: Path, goals: Mapping[str, Goa
         ax.axis("off")
     fig.tight_layout()
     return _save(fig, folder / "final_metric.png", plt)
+
+
+def final_metric_scale(goal_: GoalView, means) -> str:
+    """"log" for an error-like metric (lower is better: MSE, perplexity) whose means are all
+    positive: the solved cells' MSE of 1e-4 would be invisible bars beside the baseline's 0.17 on a
+    linear axis; "linear" otherwise (accuracies, BLEU: bounded, compared on their own scale)."""
+    values = [float(v) for v in means if v is not None and not math.isnan(float(v))]
+    return "log" if goal_.mode == "min" and values and min(values) > 0 else "linear"
 
 
 def plot_metric_vs_length(runs: pd.DataFrame, folder: Path, cell_order: list[str]) -> Path | None:
@@ -558,8 +583,8 @@ def write_report(sweep: str | None = None, output: str | Path | None = None, *,
         ) from None
     order = list(cells.names())
     done = add_settings(completed(runs)) if not completed(runs).empty else pd.DataFrame()
-    table = summary_table(done, order, translation_samples(done)) if not done.empty \
-        else pd.DataFrame()
+    samples = translation_samples(done)
+    table = summary_table(done, order, samples) if not done.empty else pd.DataFrame()
     goals = {s: goal(rows) for s, rows in done.groupby("setting")} if not done.empty else {}
     others = not_completed(runs)
     folder.mkdir(parents=True, exist_ok=True)
@@ -570,7 +595,7 @@ def write_report(sweep: str | None = None, output: str | Path | None = None, *,
         plots += [p for p in [plot_metric_vs_length(done, folder / "plots", order)] if p]
     page = Page(sweep, table, others, goals, done, provenance(runs),
                 (ui_url or os.environ.get("RNNLAB_UI_URL") or DEFAULT_UI_URL).rstrip("/"),
-                plots, folder)
+                plots, folder, samples)
     files = page.write()
     return {"folder": folder, "files": files + plots, "table": table, "runs": runs,
             "not_completed": others, "markdown": files[0].read_text()}
@@ -677,6 +702,7 @@ class Page:
     ui_url: str
     plots: list[Path]
     folder: Path
+    samples: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -692,6 +718,17 @@ class Page:
 
     def task_text(self, task: str, rows: pd.DataFrame) -> str:
         return task_text(task, [self.goals[s] for s in dict.fromkeys(rows["setting"])])
+
+    def examples(self, rows: pd.DataFrame) -> list[tuple[str, list[tuple[str, str, str]]]]:
+        """[(cell and setting, its first sample translations)] for the rows' runs that logged
+        samples (translation), the first run of each row."""
+        found = []
+        for _, row in rows.iterrows():
+            first = row["run_ids"].split()[0]
+            triples = sample_triples(self.samples.get(first) or "")
+            if triples:
+                found.append((f"{row['cell']} × {row['setting']}", triples))
+        return found
 
     def run_url(self, experiment_id, run_id: str) -> str:
         return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
@@ -713,6 +750,11 @@ class Page:
         for task, text, rows in self.tasks():
             parts += [f"## {task}", "", text, "",
                       markdown_table(display_table(rows)), ""]
+            for who, triples in self.examples(rows):
+                parts += [f"Sample translations, {who}:", ""]
+                parts += [f"- {src}<br>reference: {ref}<br>**model: {hyp}**"
+                          for src, ref, hyp in triples]
+                parts += [""]
         if not self.others.empty:
             parts += ["## Not completed", "", markdown_table(self.others), ""]
         if self.plots:
@@ -732,6 +774,10 @@ class Page:
             links = [self._links(row) for _, row in rows.iterrows()]
             body += [f'<h2 id="{esc(slug(task))}">{esc(task)}</h2>', f"<p>{esc(text)}</p>",
                      _html_table(shown, extra=("runs", links))]
+            for who, triples in self.examples(rows):
+                body += [f"<p>Sample translations, {esc(who)}:</p>",
+                         _html_table(pd.DataFrame(triples, columns=["source", "reference",
+                                                                     "model"]))]
         if not self.others.empty:
             body += ["<h2>Not completed</h2>", _html_table(self.others)]
         for plot in self.plots:

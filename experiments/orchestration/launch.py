@@ -248,23 +248,31 @@ class Eta:
         return format_duration(total)
 
 
+# the mark in front of a result line: a tick only on a run that solved its task
+MARKS = {"solved": "✓", "not solved": "○", "no goal": "•", "FAILED": "✗", "SKIPPED": "-"}
+
+
 def result_line(o: Outcome) -> str:
-    """After each run: its key test metric, solved or not, time, and whether it stopped early."""
+    """After each run: its mark (MARKS), key test metric, solved or not, time, and whether it
+    stopped early."""
     if o.status == "FAILED":
-        return f"  ✗ {o.run.label}: FAILED after {format_duration(o.seconds)}: {o.reason}"
+        return f"  {MARKS['FAILED']} {o.run.label}: FAILED after {format_duration(o.seconds)}: " \
+               f"{o.reason}"
     if o.status == "SKIPPED":
-        return f"  - {o.run.label}: skipped: {o.reason}"
+        return f"  {MARKS['SKIPPED']} {o.run.label}: skipped: {o.reason}"
     if o.status == "UNFINISHED":
-        return f"  ✗ {o.run.label}: UNFINISHED: {o.reason}"
+        return f"  {MARKS['FAILED']} {o.run.label}: UNFINISHED: {o.reason}"
     metric = f"{o.metric} = {o.value:.4g}" if o.value is not None else "no key metric"
     result = o.result
-    solved = "" if result is None or result.solved is None else \
-        ("; solved" if result.solved else "; not solved")
+    verdict = "no goal" if result is None or result.solved is None else \
+        ("solved" if result.solved else "not solved")
+    solved = "" if verdict == "no goal" else f"; {verdict}"
     planned_epochs = o.run.config.train.epochs
     stopped = "" if result is None or result.epochs is None or result.epochs >= planned_epochs \
         else (f"; early stopping after {result.epochs} of {planned_epochs} epochs "
               "(validation loss stopped improving)")
-    return f"  ✓ {o.run.label}: {metric}{solved} in {format_duration(o.seconds)}{stopped}"
+    return f"  {MARKS[verdict]} {o.run.label}: {metric}{solved} in {format_duration(o.seconds)}" \
+           f"{stopped}"
 
 
 @contextlib.contextmanager

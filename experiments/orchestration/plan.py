@@ -239,6 +239,8 @@ def _draw_samples(raw: dict, source: str) -> list[dict]:
         kind = next(iter(spec), None) if isinstance(spec, dict) and len(spec) == 1 else None
         _require(kind in SAMPLERS and isinstance(spec[kind], list), source, f"random.{key}",
                  "must be {<sampler>: [args]}", value=spec, valid=SAMPLERS)
+        problem = _sampler_problem(kind, spec[kind])
+        _require(problem is None, source, f"random.{key}.{kind}", problem or "", value=spec[kind])
     if not count:
         return [{}]
     rng = random.Random(raw.get("seed", 0))
@@ -246,6 +248,22 @@ def _draw_samples(raw: dict, source: str) -> list[dict]:
         {key: SAMPLERS[kind](rng, args) for key, spec in space.items() for kind, args in spec.items()}
         for _ in range(count)
     ]
+
+
+def _sampler_problem(kind: str, args: list) -> str | None:
+    """What is wrong with a sampler's arguments (None when they can be drawn from)."""
+    if kind == "choice":
+        return None if args else "must list at least one value"
+    integer = kind == "int_uniform"
+    numbers = all(isinstance(a, int if integer else (int, float)) and not isinstance(a, bool)
+                  for a in args)
+    if len(args) != 2 or not numbers:
+        return f"must be [low, high], two {'integers' if integer else 'numbers'}"
+    if args[0] > args[1]:
+        return "must have low <= high"
+    if kind == "log_uniform" and args[0] <= 0:
+        return "must have 0 < low (it draws log(value) uniformly)"
+    return None
 
 
 def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> Config:

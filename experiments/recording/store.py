@@ -23,6 +23,7 @@ import mlflow
 
 from datasets.errors import ConfigError
 from experiments.config import read_yaml
+from experiments.recording import views
 from experiments.recording.tags import (
     BACKEND_TAG,
     CONFIG_HASH_TAG,
@@ -150,13 +151,16 @@ def configure(experiment: str | None = None) -> str:
 
 
 def ensure_experiment(name: str) -> str:
-    """The id of experiment `name`, created with the configured artifact location if missing."""
+    """The id of experiment `name`, created with the configured artifact location if missing;
+    either way it carries the suite's runs-table view (`views`: what the MLflow UI opens on)."""
     client = mlflow.MlflowClient(tracking_uri())
     found = retrying(client.get_experiment_by_name, name, what="looking up the experiment")
     if found is not None:
+        retrying(views.ensure_view, client, found, what="saving the runs-table view")
         return found.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location())
+        return client.create_experiment(name, artifact_location=artifact_location(),
+                                        tags=views.experiment_tags())
     except mlflow.exceptions.MlflowException:  # another process created it meanwhile
         found = client.get_experiment_by_name(name)
         if found is None:

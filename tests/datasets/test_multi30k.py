@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from dataset_fixtures import SENTENCES
 
-from datasets import DataConfig, MissingDataError, multi30k
+from datasets import DataConfig, MissingDataError, base, multi30k
 from datasets.base import CorruptDataError
 
 
@@ -166,3 +166,15 @@ def test_info_reports_sizes_vocabularies_lengths_and_location(multi30k_dir):
     assert info["location"] == str(multi30k_dir / "multi30k")
     assert info["tokens_per_sentence"]["test.en"]["max"] == 5
     assert set(info["vocabulary"]) == {"de", "en"}
+
+
+def test_a_non_utf8_byte_is_replaced_counted_and_keeps_the_pairs_aligned(multi30k_dir):
+    """docs/RELIABILITY.md: one undecodable byte does not refuse the corpus (as IMDB's reviews)."""
+    path = multi30k_dir / "multi30k" / "val.de.gz"
+    lines = gzip.decompress(path.read_bytes()).split(b"\n")
+    lines[1] = lines[1] + b" \xff"
+    path.write_bytes(gzip.compress(b"\n".join(lines)))
+    with pytest.warns(base.DataWarning, match=r"val\.de\.gz: 1 undecodable byte"):
+        pairs, _ = multi30k.read(config(multi30k_dir))
+    assert len(pairs["val"].sources) == len(pairs["val"].targets) == 3
+    assert pairs["val"].sources[1].endswith(" \ufffd")

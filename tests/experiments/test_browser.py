@@ -18,9 +18,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
-from experiments.serving.ui import RUNS_BY_NAME
+from experiments.recording import views
 
 pytestmark = pytest.mark.slow  # a server start and three page loads: about a minute here
 
@@ -36,12 +37,13 @@ def chromium() -> str:
     return found
 
 
-def browse(url: str, tmp_path: Path, shot: str, budget_ms: int = 20000) -> str:
+def browse(url: str, tmp_path: Path, shot: str, budget_ms: int = 20000,
+           window: str = "1400,1000") -> str:
     """The DOM of `url` after `budget_ms` of virtual time in headless Chromium; a screenshot of
     the same page goes to $RNNLAB_SCREENSHOTS/<shot>.png."""
     flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update", "--no-first-run",
-             "--window-size=1400,1000", f"--virtual-time-budget={budget_ms}"]
+             f"--window-size={window}", f"--virtual-time-budget={budget_ms}"]
     SHOTS.mkdir(parents=True, exist_ok=True)
     dom = subprocess.run([*flags, f"--user-data-dir={tmp_path / 'dom'}", "--dump-dom", url],
                          capture_output=True, text=True, timeout=180, check=True).stdout
@@ -51,6 +53,14 @@ def browse(url: str, tmp_path: Path, shot: str, budget_ms: int = 20000) -> str:
     return dom
 
 
+def answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,7 +68,7 @@ def free_port() -> int:
 
 
 class UI:
-    """`rnnlab ui` started in a subprocess; `address` is the first line it printed."""
+    """`rnnlab ui` started in a subprocess; `address` is what its "MLflow UI: " line says."""
 
     def __init__(self, uri: str, port: int):
         rnnlab = [sys.executable, "-m", "experiments.cli", "ui", "--port", str(port)]
@@ -66,39 +76,25 @@ class UI:
         self.process = subprocess.Popen(
             rnnlab, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "MLFLOW_TRACKING_URI": uri}, cwd=Path(__file__).parents[2])
-        self.address = self.process.stdout.readline().strip().removeprefix("MLflow UI: ")
-        self.output: list[str] = []  # read on, so that the server never blocks on a full pipe
+        self.output: list[str] = []  # the server's own lines before it; read on after it too
+        for line in self.process.stdout:
+            if line.startswith("MLflow UI: "):
+                break
+            self.output.append(line)
+        self.address = line.strip().removeprefix("MLflow UI: ")
+        self.answered_when_printed = answers(port)
         threading.Thread(target=lambda: self.output.extend(self.process.stdout), daemon=True).start()
 
     def wait_until_serving(self, timeout_s: float = 240) -> None:
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while not answers(self.port):
             assert self.process.poll() is None, "".join(self.output)
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5):
-                    return
-            except OSError:
-                time.sleep(1)
-        raise AssertionError(f"the MLflow UI did not answer on port {self.port}")
+            assert time.monotonic() < deadline, f"the MLflow UI did not answer on port {self.port}"
+            time.sleep(1)
 
-    def group(self) -> list[int]:
-        """Live (not zombie) processes in the server's process group, started by rnnlab ui."""
-        children = [p for p in _processes() if p["ppid"] == self.process.pid]
-        groups = {p["pgrp"] for p in children}
-        return [p["pid"] for p in _processes() if p["pgrp"] in groups and p["state"] != "Z"]
-
-
-def _processes() -> list[dict]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text.rpartition(")")[2].split()
-        found.append({"pid": int(stat.parent.name), "state": fields[0], "ppid": int(fields[1]),
-                      "pgrp": int(fields[2])})
-    return found
+    def descendants(self) -> list[psutil.Process]:
+        """Every live process descended from `rnnlab ui`, whatever its process group."""
+        return psutil.Process(self.process.pid).children(recursive=True)
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +113,22 @@ def ui(fake_store):
 def test_ui_prints_the_runs_table_of_the_experiment(ui, fake_store):
     _, experiment_id, _ = fake_store
     assert ui.address == (f"http://127.0.0.1:{ui.port}/#/experiments/{experiment_id}/runs?"
-                          + RUNS_BY_NAME)
+                          f"workflowType=machine_learning&viewStateShareKey={views.VIEW_KEY}")
+    assert ui.answered_when_printed, "the address was printed before the server answered"
 
 
-def test_runs_table_in_a_browser(ui, tmp_path):
-    dom = browse(ui.address, tmp_path, "mlflow_runs")
+def test_runs_table_in_a_browser_opens_on_the_comparison(ui, tmp_path):
+    # a desktop's window: the table draws only the columns in view, and MLflow's assistant panel
+    # takes a third of a narrower one
+    dom = browse(ui.address, tmp_path, "mlflow_runs", window="1920,1000")
     for name in ("demo", "adding-lstm-0", "adding-lstm-1", "adding-gru-0", "multi30k-gru-0"):
         assert name in dom  # the children too, not folded under "demo"
+    # the view's columns: the key test metrics of the tasks in the store, who each run is
+    for header in ("test_mse", "test_bleu", "rnnlab.task", "rnnlab.cell", "data.length",
+                   "train.seed", "rnnlab.status"):
+        assert header in dom, header
+    assert "0.166" in dom  # a metric's value in the table, not only its header
+    assert "rnnlab: compare cells" in dom  # the view, named in the page's Views menu
 
 
 def test_run_page_in_a_browser(ui, fake_store, tmp_path):
@@ -133,15 +138,14 @@ def test_run_page_in_a_browser(ui, fake_store, tmp_path):
     assert "adding-gru-0" in dom and "test_mse" in dom and "0.166" in dom
 
 
-def test_sigterm_stops_the_server_and_its_workers(ui):
-    members = ui.group()
-    assert members, "no MLflow server process found under rnnlab ui"
+def test_sigterm_stops_every_process_the_ui_started(ui):
+    family = ui.descendants()
+    assert family, "no MLflow server process found under rnnlab ui"
     ui.process.send_signal(signal.SIGTERM)
     assert ui.process.wait(timeout=60) == 0
-    deadline = time.monotonic() + 15
-    while ui.group() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p["pid"] for p in _processes() if p["pid"] in members and p["state"] != "Z"]
+    _, alive = psutil.wait_procs(family, timeout=15)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], \
+        [(p.pid, p.cmdline()) for p in alive]
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{ui.port}/health", timeout=5)
 

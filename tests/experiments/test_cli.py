@@ -86,18 +86,46 @@ def test_native_start_up_noise_is_dropped_and_the_rest_kept(capfd):
 
     noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
              "I0000 00:00:1795846523.470331   13336 cudart_stub.cc:31] Could not find cuda drivers\n"
-             "E0000 00:00:1795846548.333345   13336 cuda_platform.cc:52] failed call to cuInit: X\n")
+             "E0000 00:00:1795846548.333345   13336 cuda_platform.cc:52] failed call to cuInit: X\n"
+             "E0000 00:00:1796198360.773844    9800 mkl_util.h:1] oneDNN supports DT_BOOL only on "
+             "platforms with AVX-512. Falling back to the default Eigen-based implementation if "
+             "present.\n")
     kept = "E0000 00:00:1.5   1 bfc_allocator.cc:1] Out of memory\nTraceback: a real error\n"
     with console.native_noise_filtered():
         os.write(2, (noise + kept).encode())
     assert capfd.readouterr().err == kept
 
 
+def test_a_run_on_a_new_store_starts_quietly_however_it_is_started(tmp_path):
+    """`python -m experiments.cli` with no TF_CPP_MIN_LOG_LEVEL or MLFLOW_LOGGING_LEVEL set (not
+    through the Makefile): no TensorFlow start-up lines, no MLflow INFO lines about new tables."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "MLFLOW_LOGGING_LEVEL")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/new.db"
+    sets = ["data.length=5", "data.num_train=32", "data.num_val=16", "data.num_test=16",
+            "train.epochs=1", "tracking.log_model=false"]
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "run", "--task", "adding", "--cell", "vanilla",
+         *[arg for item in sets for arg in ("--set", item)]],
+        capture_output=True, text=True, timeout=300, check=False, env=env,
+        cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "new.db").exists()
+    for noise in ("INFO mlflow", "Creating initial MLflow database tables", "I0000 ", "E0000 ",
+                  "absl::InitializeLog"):
+        assert noise not in done.stderr, done.stderr
+
+
 def test_ui_warns_when_it_listens_beyond_this_machine(temp_store, capsys, monkeypatch):
     started = []
     from experiments.serving import ui
 
-    monkeypatch.setattr(ui, "serve", lambda argv: started.append(argv) or 0)
+    monkeypatch.setattr(ui, "serve",
+                        lambda argv, health, on_ready: on_ready() or started.append(argv) or 0)
     assert cli.main(["ui", "--host", "0.0.0.0", "--port", "5124"]) == 0
     out, err = capsys.readouterr()
     assert "warning: --host 0.0.0.0" in err

@@ -125,14 +125,23 @@ def test_each_run_ends_with_a_result_line_and_early_stopping_is_said(tiny_sweep)
     from experiments.results import RunResult
 
     out = tiny_sweep.outputs[0]
-    assert "  ✓ lstm × adding (T=8): mse = " in out and "not solved" in out
+    assert "  ○ lstm × adding (T=8): mse = " in out and "not solved" in out  # no tick
     assert "  ✗ lstm × adding (T=12): FAILED after" in out and "boom" in out
     planned = make(grid={"train.epochs": [10]}).runs[0]
     stopped = RunResult("FINISHED", "r1", "adding", "lstm", planned.hash, epochs=4, solved=True,
                         metrics={"mse": 0.001234})
     line = launch.result_line(launch.Outcome(planned, "FINISHED", metric="mse", value=0.001234,
                                              seconds=65, result=stopped))
+    assert line.startswith("  ✓ ")
     assert "mse = 0.001234; solved in 1m05s; early stopping after 4 of 10 epochs" in line
+    marks = set()
+    for solved in (True, False, None):
+        result = RunResult("FINISHED", "r1", "adding", "lstm", planned.hash, epochs=10,
+                           solved=solved, metrics={"mse": 0.5})
+        marks.add(launch.result_line(launch.Outcome(planned, "FINISHED", metric="mse", value=0.5,
+                                                    result=result)).split()[0])
+    marks.add(launch.result_line(launch.Outcome(planned, "FAILED", reason="boom")).split()[0])
+    assert len(marks) == 4  # solved, not solved, no solved rule and failed each have their mark
 
 
 def test_eta_counts_each_task_at_its_own_pace_and_scales_with_t():

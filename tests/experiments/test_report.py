@@ -137,6 +137,8 @@ def test_report_page_states_goals_flags_provenance_and_links(fake_store, tmp_pat
         assert "at chance (1/1)" in text and "BLEU near 0 (1/1)" in text
         assert "collapsed: 1 distinct of 5 samples" in text and "repeating words" in text
         assert "0123456789ab" in text and "tensorflow / CPU" in text  # provenance
+        assert "Sample translations, gru × multi30k (de→en)" in text  # under its table
+        assert "satz 2" in text and "sentence 2" in text and "satz 3" not in text  # three shown
     assert "`" not in page
     rows = {tuple(c.strip() for c in line.split("|")[1:5]) for line in markdown.splitlines()}
     assert ("adding (T=50)", "lstm", "2", "0.008 ± 0.0057") in rows  # mean ± std of two seeds
@@ -218,3 +220,25 @@ def test_varying_params_do_not_depend_on_the_column_order_mlflow_returns():
     expected = ["params.data.batch_size", "params.data.num_train", "params.train.epochs"]
     assert report.varying_params(runs) == expected
     assert report.varying_params(runs[runs.columns[::-1]]) == expected
+
+
+def test_final_metric_puts_an_error_like_metric_on_a_log_axis(tmp_path, monkeypatch):
+    """The gated cells' MSE of 1e-4 beside the vanilla RNN's 0.17: a log axis for the adding
+    problem, a linear one for an accuracy."""
+    from experiments.goals import GoalView
+
+    table = pd.DataFrame({
+        "setting": ["adding (T=100)"] * 2 + ["imdb"] * 2, "cell": ["vanilla", "gru"] * 2,
+        "mean": [0.17, 1e-4, 0.76, 0.82], "std": [float("nan")] * 4, "seeds": [1] * 4})
+    goals = {"adding (T=100)": GoalView("mse", mode="min", chance=0.167, chance_metric="mse",
+                                        threshold=0.01),
+             "imdb": GoalView("accuracy", mode="at_least", chance=0.5, chance_metric="accuracy",
+                              threshold=0.88)}
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda fig, path, plt: figures.append(fig) or path)
+    report.plot_final_metric(table, tmp_path, goals)
+    adding, imdb, *_ = figures[0].axes
+    assert adding.get_yscale() == "log" and imdb.get_yscale() == "linear"
+    low, high = adding.get_ylim()
+    assert low < 1e-4 and high > 0.17  # both bars and the chance line within view
+    assert report.final_metric_scale(goals["adding (T=100)"], [0.0, 0.1]) == "linear"

@@ -90,6 +90,15 @@ def test_random_samples_are_seeded_and_shared_across_cells():
         ({"grid": {"train.lr": ["fast"]}}, ["t.yaml", "train.lr", "float"]),
         ({"samples": 2}, ["t.yaml", "random"]),
         ({"samples": 1, "random": {"train.lr": {"normal": [0, 1]}}}, ["t.yaml", "choice", "uniform"]),
+        ({"samples": 1, "random": {"model.units": {"int_uniform": [8]}}},
+         ["t.yaml", "'random.model.units.int_uniform'", "[low, high]", "[8]"]),
+        ({"samples": 1, "random": {"train.lr": {"log_uniform": [0, 1e-2]}}},
+         ["t.yaml", "'random.train.lr.log_uniform'", "0 < low", "[0, 0.01]"]),
+        ({"samples": 1, "random": {"train.lr": {"uniform": [0.1, 0.01]}}},
+         ["t.yaml", "'random.train.lr.uniform'", "low <= high"]),
+        ({"samples": 1, "random": {"model.units": {"int_uniform": [8, 16.5]}}},
+         ["t.yaml", "two integers"]),
+        ({"samples": 1, "random": {"model.units": {"choice": []}}}, ["t.yaml", "at least one"]),
     ],
 )
 def test_bad_sweep_files_fail_with_one_clear_message(raw, needles):
@@ -97,6 +106,18 @@ def test_bad_sweep_files_fail_with_one_clear_message(raw, needles):
         make(**raw)
     for needle in needles:
         assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("spec", [{"int_uniform": [8]}, {"log_uniform": [0, 1e-2]}])
+def test_a_bad_sampler_is_one_line_and_exit_2(tmp_path, capsys, spec):
+    from experiments import cli
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", "base": BASE, "samples": 1,
+                                    "random": {"model.units": spec}}))
+    assert cli.main(["sweep", str(path), "--dry-run"]) == 2
+    message = capsys.readouterr().err
+    assert message.count("\n") == 1 and str(path) in message and "random.model.units" in message
 
 
 def test_a_bad_run_anywhere_fails_the_cli_before_any_run_starts(tmp_path, capsys, monkeypatch):
@@ -135,7 +156,10 @@ def test_shipped_sweeps_expand_and_validate():
 
     for plan in (quick, study, full):
         assert {r.config.model.cell for r in plan.runs} == set(cells.names())
-    assert {"adding", "imdb"} <= {r.config.data.name for r in quick.runs}
+    # `make run` shows the three task families: every cell on adding and IMDB, one translation
+    tasks = [r.config.data.name for r in quick.runs]
+    assert tasks.count("adding") == tasks.count("imdb") == len(cells.names())
+    assert tasks.count("multi30k") == 1
     assert len(full.runs) > len(study.runs) > len(quick.runs)
     assert {r.config.train.seed for r in study.runs} == {0, 1, 2}
     for plan in (study, full):  # the forget-bias ablation, for the LSTM family only
