@@ -479,12 +479,7 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
         out(f"tune {space.name!r}: {space.tuner} search, {len(space.cells)} cell(s) × "
             f"{space.max_trials} trials, objective {space.direction} {space.objective} "
             f"(MLflow parent run {parent_id}, {store.tracking_uri()}; oracle in {workdir})")
-        outcome = TuneOutcome(space, parent_id)
-        for cell in space.cells:
-            tuner = make_tuner(space, cell, parent_run_id=parent_id, workdir=workdir, run_fn=run_fn,
-                               out=out)
-            tuner.search(verbose=0)
-            outcome.trained += tuner.trained
+        outcome = _search_cells(space, parent_id, workdir, run_fn, out)
         outcome.cells = [cell_result(space, parent_id, cell) for cell in space.cells]
         _log_best(space, outcome)
     if export:
@@ -492,6 +487,17 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
         Path(export).write_text(best_sweep_yaml(space, outcome))
         out(f"best configuration(s) written to {export} (run it with `rnnlab sweep {export}`)")
     out(summary(outcome, time.monotonic() - started))
+    return outcome
+
+
+def _search_cells(space: Space, parent_id: str, workdir: Path, run_fn, out) -> TuneOutcome:
+    """Each cell's search in turn (the chief's and every worker's share of the trials)."""
+    outcome = TuneOutcome(space, parent_id)
+    for cell in space.cells:
+        tuner = make_tuner(space, cell, parent_run_id=parent_id, workdir=workdir, run_fn=run_fn,
+                           out=out)
+        tuner.search(verbose=0)
+        outcome.trained += tuner.trained
     return outcome
 
 
@@ -511,12 +517,7 @@ def _work(space: Space, workdir: Path, run_fn, out, connect_timeout_s: float) ->
         raise ChiefUnreachableError(f"the chief of tuning {space.name!r} answers but no MLflow "
                                     f"parent run is found: do chief and worker share one "
                                     f"MLFLOW_TRACKING_URI?")
-    outcome = TuneOutcome(space, parent_id)
-    for cell in space.cells:
-        tuner = make_tuner(space, cell, parent_run_id=parent_id, workdir=workdir, run_fn=run_fn,
-                           out=out)
-        tuner.search(verbose=0)
-        outcome.trained += tuner.trained
+    outcome = _search_cells(space, parent_id, workdir, run_fn, out)
     out(f"tune {space.name!r} worker {os.environ['KERASTUNER_TUNER_ID']}: {outcome.trained} "
         f"trial(s) run")
     return outcome
