@@ -227,7 +227,8 @@ def against_level(setting: str, rows: pd.DataFrame, level: float, *, higher_is_b
     return st.Comparison(setting, a, base.b, "level", test="one-sample t", budget=budget(rows),
                          metric=goal.metric if goal is not None else "",
                          statistic=float(res.statistic), p=p_for, p_against=p_against,
-                         effect=effect, ci=ci,
+                         # printed in the metric's own units: mean - level, not "better by"
+                         effect=sign * effect, ci=tuple(sorted(sign * v for v in ci)),
                          seeds_needed=needed if needed and needed <= st.MAX_SEEDS else None)
 
 
