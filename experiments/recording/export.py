@@ -3,7 +3,7 @@ MLflow store as two CSV files that a fresh clone can rebuild the results page fr
 (`experiments.analysis.export` reads them back; its docstring is the format):
 
 - ``<name>_runs.csv``: one row per run: the named columns of ``docs/results/study_runs.csv``
-  (`results_page.runs_csv`: run_id, run_name, sweep, status, task, T, cell, seed, ..., test
+  (`provenance.runs_csv`: run_id, run_name, sweep, status, task, T, cell, seed, ..., test
   metrics, solved, times, git_commit), then ``param.<key>`` for every logged param,
   ``tag.<name>`` for every tag (MLflow's ``mlflow.log-model.history``, the logged model's
   paths inside this store, left out) and ``metric.<key>`` for every final metric that has no
@@ -65,9 +65,9 @@ def load(sweeps: list[str] | None = None, tunings: list[str] | None = None) -> p
 
 def runs_table(runs: pd.DataFrame, epochs_run=None) -> pd.DataFrame:
     """The runs CSV: the page's named columns, then param.*, tag.* and metric.* columns."""
-    from experiments.analysis import results_page
+    from experiments.analysis import provenance
 
-    table = results_page.runs_csv(runs, epochs_run)
+    table = provenance.runs_csv(runs, epochs_run)
     params = sorted(c for c in runs if c.startswith("params."))
     tags = sorted(c for c in runs if c.startswith("tags.") and
                   c.removeprefix("tags.") not in LEFT_OUT_TAGS)
@@ -78,6 +78,8 @@ def runs_table(runs: pd.DataFrame, epochs_run=None) -> pd.DataFrame:
         c.replace("params.", "param.", 1).replace("tags.", "tag.", 1)
         .replace("metrics.", "metric.", 1)))
     extra = extra.dropna(axis="columns", how="all")
+    # the page's CSV already carries the params and tags that vary (provenance.runs_csv)
+    extra = extra.drop(columns=[c for c in extra if c != "run_id" and c in table])
     return table.merge(extra, on="run_id", how="left", validate="one_to_one")
 
 
@@ -108,7 +110,7 @@ def write(output: str | Path, *, sweeps: list[str] | None = None,
           tunings: list[str] | None = None) -> Written:
     """Write the export of the sweeps' (or tunings') finished runs into `output`, named after the
     first sweep or tuning; LookupError when none of them has a finished run."""
-    from experiments.analysis import results_page
+    from experiments.analysis import provenance
 
     names = [*(sweeps or []), *(tunings or [])]
     runs = load(sweeps, tunings)
@@ -116,7 +118,7 @@ def write(output: str | Path, *, sweeps: list[str] | None = None,
         kind = "sweep" if sweeps else "tuning"
         raise LookupError(f"no finished runs of {kind} {', '.join(map(repr, names))} in the MLflow "
                           f"store (is MLFLOW_TRACKING_URI the study's store?)")
-    table = runs_table(runs, results_page.epochs_run)
+    table = runs_table(runs, provenance.epochs_run)
     curves = curves_table(runs, list(table["run_id"]))
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)

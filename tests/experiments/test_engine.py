@@ -68,7 +68,8 @@ def test_workers_2_finish_every_configuration_exactly_once(lab):
         ray_engine.close()
     assert [o.status for o in outcomes] == ["FINISHED"] * 4, lines
     assert "on Ray, 2 at once, 1 CPU(s) per run" in lines[0]
-    assert sum(line.startswith("  ✓ ") for line in lines) == 4  # a result line per run
+    marks = tuple(f"  {mark} " for mark in launch.MARKS.values())
+    assert sum(line.startswith(marks) for line in lines) == 4  # a result line per run
     parent = mlflow.get_run(store.find_parent_run("sweep", "ray-two"))
     assert parent.info.status == "FINISHED"
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
