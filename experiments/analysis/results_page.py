@@ -32,7 +32,7 @@ from experiments.analysis import export, page_plots, provenance, report, sources
 from experiments.analysis import stats as st
 from experiments.analysis import verdicts as vd
 from experiments.goals import missing
-from experiments.recording.tags import FAMILY_TAG, ROLE_TAG, SWEEP_TAG, TASK_TAG
+from experiments.recording.tags import FAMILY_TAG, SWEEP_TAG, TASK_TAG
 from experiments.tasks import family_name
 
 FAMILIES = {"long_dependency": "Long-dependency tasks", "sentiment": "IMDB (sentiment)",
@@ -165,8 +165,8 @@ def _parent(sweep: str) -> pd.DataFrame:
 
     from experiments.recording import store
 
-    return mlflow.search_runs(search_all_experiments=True, filter_string=(
-        f"tags.`{SWEEP_TAG}` = {store.quote(sweep)} and tags.`{ROLE_TAG}` = 'sweep'"))
+    return mlflow.search_runs(search_all_experiments=True,
+                              filter_string=store.parent_filter("sweep", sweep))
 
 
 # --- the Markdown -----------------------------------------------------------------------------------

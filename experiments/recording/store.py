@@ -284,14 +284,18 @@ def git_commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def parent_filter(role: str, name: str) -> str:
+    """The MLflow filter of the parent runs with tags `rnnlab.role` = `role` (sweep, tuning) and
+    `rnnlab.<role>` = `name`."""
+    return f"tags.`{ROLE_TAG}` = {quote(role)} and tags.`{TAG_PREFIX}{role}` = {quote(name)}"
+
+
 def find_parent_run(role: str, name: str) -> str | None:
-    """The id of the newest parent run with tags `rnnlab.role` = `role` (sweep, tuning) and
-    `rnnlab.<role>` = `name`, if there is one."""
+    """The id of the newest parent run of `role` `name` (`parent_filter`), if there is one."""
     found = retrying(
         mlflow.search_runs,
         search_all_experiments=True, output_format="list", max_results=1,
-        filter_string=(f"tags.`{ROLE_TAG}` = {quote(role)} and "
-                       f"tags.`{TAG_PREFIX}{role}` = {quote(name)}"),
+        filter_string=parent_filter(role, name),
         order_by=["attributes.start_time DESC"], what=f"looking up the {role}'s parent run",
     )
     return found[0].info.run_id if found else None
