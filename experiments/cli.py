@@ -96,7 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from experiments.orchestration import plan as sweep
 
-    plan = sweep.load_sweep(args.file, overrides=[*_distribution_set(args), *args.set])
+    plan = sweep.load_sweep(args.file, overrides=[*_distribution_set(args), *args.set],
+                            only=args.only)
     if args.dry_run:
         sweep.dry_run(plan)
         return 0
@@ -245,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="run a sweep file: one MLflow parent run, a child per config")
     p.add_argument("file", help="sweep YAML, e.g. experiments/sweeps/quick.yaml")
     p.add_argument("--dry-run", action="store_true", help="list the runs without running them")
+    p.add_argument("--only", action="append", default=[], metavar="KEY=V1[,V2...]",
+                   help="run only the planned runs whose KEY is one of the values, e.g. "
+                        "data.name=adding,copy (part of a study: same hashes as the whole file); "
+                        "repeatable, every item must hold")
     _add_distribution(p)
     _add_set(p, "section.key=value, applied to every run")
     engine = p.add_argument_group("engine (docs/scale.md); without --workers / --address / "

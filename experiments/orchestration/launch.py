@@ -34,6 +34,7 @@ from experiments.recording.tags import (
     SOLVED_METRIC_TAG,
     STATUS_TAG,
     SWEEP_FILE_TAG,
+    SWEEP_ONLY_TAG,
     SWEEP_RUNS_TAG,
     SWEEP_TAG,
     TASK_TAG,
@@ -95,12 +96,14 @@ def run_sweep(
         parent_id = parent.info.run_id
         store.retrying(mlflow.set_tags, {SWEEP_FILE_TAG: sweep.source,
                                             SWEEP_RUNS_TAG: len(sweep.runs),
+                                            SWEEP_ONLY_TAG: " ".join(sweep.only),
                                             STATUS_TAG: "RUNNING", REASON_TAG: ""},
                           what="tagging the sweep")
         finished = store.find_finished_children(parent_id)
         todo = sum(p.hash not in finished for p in sweep.runs)
         where = "" if isinstance(engine, Local) else f" on {engine.description}"
-        out(f"sweep {sweep.name!r}: {len(sweep.runs)} runs, {len(sweep.runs) - todo} finished "
+        part = f" (only {' '.join(sweep.only)})" if sweep.only else ""
+        out(f"sweep {sweep.name!r}{part}: {len(sweep.runs)} runs, {len(sweep.runs) - todo} finished "
             f"before, {todo} to run{where} (MLflow parent run {parent_id}, "
             f"{store.tracking_uri()})")
         outcomes: list[Outcome] = []
@@ -119,7 +122,9 @@ def run_sweep(
         left = [o.run.label for o in outcomes if o.status == "UNFINISHED"]
         status = "FAILED" if left or any(o.status == "FAILED" for o in outcomes) else "FINISHED"
         store.retrying(mlflow.end_run, status, what="ending the sweep")
-        claims.end_run_as(parent_id, status, f"left unfinished: {', '.join(left)}" if left else None)
+        reason = (f"left unfinished: {', '.join(left)}" if left
+                  else f"finished the runs of --only {' '.join(sweep.only)}" if sweep.only else None)
+        claims.end_run_as(parent_id, status, reason)
     out(summary(outcomes, title=f"sweep {sweep.name!r} done in "
                                 f"{format_duration(time.monotonic() - started)}"))
     return outcomes

@@ -17,13 +17,16 @@ A sweep file::
       adding: {space: ../spaces/fair-adding.yaml, best: tuned/fair-adding.yaml}
 
 The runs are tasks × grid × samples, in that order; precedence is base < task < tuned < grid <
-sample < ``--set``.
+sample < ``--set``. ``rnnlab sweep FILE --only data.name=adding,copy`` keeps the runs whose
+``KEY`` (before the tuned values) is one of the listed values — part of a study, with the same
+config hashes as the whole file, so a later run of the whole file skips what already finished.
 
 ``tuned`` maps a task (``data.name``) to a tuning: its search-space file and the file that
 ``rnnlab tune SPACE --all-cells --export BEST`` wrote (paths relative to the sweep file). Every
 run of that task takes, for its cell, the values of the keys the space searched, so each cell
 trains with its own tuned configuration from the same search budget. A best file that does not
-exist yet or lacks a cell the sweep runs, and a run that trains otherwise than the trials did
+exist yet (for a run that is planned: ``--only`` can leave out the families not tuned yet) or
+lacks a cell the sweep runs, and a run that trains otherwise than the trials did
 (`TUNED_FREE` aside), stop the sweep before anything runs, with the command that fixes it.
 
 Every run is validated before the first one starts. Each child run carries the tag
@@ -81,12 +84,13 @@ class Sweep:
     source: str
     runs: list[PlannedRun]
     description: str = ""
+    only: tuple[str, ...] = ()  # `--only` filters: `runs` is then part of the file's runs
 
 
 # --- reading and expanding a sweep file -----------------------------------------------------------
 
 
-def load_sweep(path: str | Path, overrides: Iterable[str] = ()) -> Sweep:
+def load_sweep(path: str | Path, overrides: Iterable[str] = (), only: Iterable[str] = ()) -> Sweep:
     """Read a sweep YAML, expand it into runs and validate every run before anything starts."""
     path = Path(path)
     try:
@@ -94,10 +98,11 @@ def load_sweep(path: str | Path, overrides: Iterable[str] = ()) -> Sweep:
     except OSError as err:
         raise ConfigError(path, "file", f"cannot be read ({err.strerror or err})") from None
     raw = read_yaml(text, str(path))
-    return parse_sweep(raw, source=str(path), overrides=overrides)
+    return parse_sweep(raw, source=str(path), overrides=overrides, only=only)
 
 
-def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] = ()) -> Sweep:
+def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] = (),
+                only: Iterable[str] = ()) -> Sweep:
     """Expand a sweep mapping (the YAML's content) into validated runs; see the module docstring."""
     _require(isinstance(raw, dict), source, "top level", "must be a mapping", value=raw,
              valid=SWEEP_KEYS)
@@ -119,7 +124,8 @@ def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] =
                  "must map to a non-empty list of values", value=values)
     samples = _draw_samples(raw, source)
     tuned = _read_tuned(raw.get("tuned") or {}, source)
-    overrides = list(overrides)
+    overrides, only = list(overrides), tuple(only)
+    keep = _selection(only)
     planned: dict[str, tuple[Config, dict]] = {}
     for t, task in enumerate(tasks):
         task = _mapping(task, f"tasks[{t}]", source)
@@ -128,15 +134,33 @@ def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] =
             for sample in samples:
                 where = f"{source} (tasks[{t}], {_describe({**point, **sample}) or 'base'})"
                 config = _plan(base, [task, point, sample], overrides, where)
+                if not keep(config):
+                    continue
                 if config.data.name in tuned:
                     entry = tuned[config.data.name]
                     values = entry.values_for(config.model.cell, source)
                     config = _plan(base, [task, values, point, sample], overrides, where)
                     entry.check_setting(config, where)
                 planned.setdefault(config_hash(config), (config, {**task, **point, **sample}))
+    _require(bool(planned) or not only, "--only", " ".join(only), "selects none of the runs of "
+             f"{source}", valid="KEY=VALUE[,VALUE...] on a planned config key, e.g. data.name=adding")
     runs = [PlannedRun(config, h, _label(config, shown))
             for h, (config, shown) in _label_keys(planned).items()]
-    return Sweep(name=name, source=source, runs=runs, description=str(raw.get("description", "")))
+    return Sweep(name=name, source=source, runs=runs, description=str(raw.get("description", "")),
+                 only=only)
+
+
+def _selection(only: tuple[str, ...]) -> Callable[[Config], bool]:
+    """`--only KEY=V1,V2` (repeatable; every item must hold) as a test on a planned config."""
+    wanted: dict[str, list] = {}
+    keys = Config().flat()
+    for item in only:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        _require(bool(sep) and key in keys, "--only", key or item,
+                 "must be KEY=VALUE[,VALUE...] with a config key", value=item, valid=sorted(keys))
+        wanted[key] = [read_yaml(v, f"--only {key}") for v in raw.split(",")]
+    return lambda config: all(config.flat()[k] in values for k, values in wanted.items())
 
 
 @dataclass(frozen=True)
@@ -165,10 +189,34 @@ class Tuned:
         return f"rnnlab tune {self.space} --all-cells --export {self.best}"
 
     def values_for(self, cell: str, source: str) -> dict[str, Any]:
+        if not self.cells:  # read when a planned run first needs it (`--only` may plan none)
+            self._read_best(source)
         _require(cell in self.cells, source, f"tuned.{self.task}",
                  f"has no tuned values for cell {cell!r} in {self.best} (tune every cell the "
                  f"sweep runs: `{self.command()}`)", valid=sorted(self.cells))
         return self.cells[cell]
+
+    def _read_best(self, source: str) -> None:
+        """The best file `rnnlab tune --export` wrote: one entry per cell with every searched key."""
+        key, best_path, keys = f"tuned.{self.task}", self.best, self.keys
+        _require(best_path.is_file(), source, f"{key}.best",
+                 f"names {best_path}, which does not exist: the tuning has not run (or was not "
+                 f"exported); make it with `{self.command()}` (or leave the task out with "
+                 f"--only)", value=str(best_path))
+        best = read_yaml(best_path.read_text(), str(best_path)) or {}
+        entries = best.get("tasks") if isinstance(best, dict) else None
+        _require(isinstance(entries, list) and all(isinstance(e, dict) for e in entries),
+                 str(best_path), "tasks", "must list one {model.cell: CELL, KEY: VALUE, ...} "
+                 f"per cell (as `{self.command()}` writes it)", value=entries)
+        for entry in entries:
+            cell = entry.get("model.cell")
+            _require(isinstance(cell, str), str(best_path), "model.cell",
+                     "must name the cell of each tuned entry", value=cell)
+            missing = [k for k in keys if k not in entry]
+            _require(not missing, str(best_path), missing[0] if missing else "",
+                     f"is searched by {self.space} but has no tuned value for cell {cell!r}; "
+                     f"export again: `{self.command()}`", valid=sorted(entry))
+            self.cells[cell] = {k: entry[k] for k in keys}
 
 
 def _read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
@@ -192,26 +240,8 @@ def _read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
                               value=str(space_path)) from None
         _require(space.base.data.name == task, source, f"{key}.space",
                  f"tunes task {space.base.data.name!r}, not {task!r}", value=str(space_path))
-        keys = space.searched_keys()
-        tuned = Tuned(task, space_path, best_path, keys, {}, space.base.flat())
-        _require(best_path.is_file(), source, f"{key}.best",
-                 f"names {best_path}, which does not exist: the tuning has not run (or was not "
-                 f"exported); make it with `{tuned.command()}`", value=str(entry["best"]))
-        best = read_yaml(best_path.read_text(), str(best_path)) or {}
-        entries = best.get("tasks") if isinstance(best, dict) else None
-        _require(isinstance(entries, list) and all(isinstance(e, dict) for e in entries),
-                 str(best_path), "tasks", "must list one {model.cell: CELL, KEY: VALUE, ...} "
-                 f"per cell (as `{tuned.command()}` writes it)", value=entries)
-        for entry_ in entries:
-            cell = entry_.get("model.cell")
-            _require(isinstance(cell, str), str(best_path), "model.cell",
-                     "must name the cell of each tuned entry", value=cell)
-            missing = [k for k in keys if k not in entry_]
-            _require(not missing, str(best_path), missing[0] if missing else "",
-                     f"is searched by {space_path} but has no tuned value for cell {cell!r}; "
-                     f"export again: `{tuned.command()}`", valid=sorted(entry_))
-            tuned.cells[cell] = {k: entry_[k] for k in keys}
-        found[task] = tuned
+        found[task] = Tuned(task, space_path, best_path, space.searched_keys(), {},
+                            space.base.flat())
     return found
 
 

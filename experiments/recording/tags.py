@@ -37,6 +37,7 @@ REPLICAS_TAG = f"{TAG_PREFIX}replicas"
 SWEEP_TAG = f"{TAG_PREFIX}sweep"
 SWEEP_FILE_TAG = f"{TAG_PREFIX}sweep_file"
 SWEEP_RUNS_TAG = f"{TAG_PREFIX}sweep_runs"
+SWEEP_ONLY_TAG = f"{TAG_PREFIX}sweep_only"  # `--only` filters of the latest launch ("" = all runs)
 CLAIMED_BY_TAG = f"{TAG_PREFIX}claimed_by"
 LEASE_TAG = f"{TAG_PREFIX}lease_until"
 # who holds a claim or lease: host name, process id, and what tells that process from a later one

@@ -302,6 +302,33 @@ def test_before_tuning_the_sweep_names_the_missing_file_and_the_command(tuned_sw
     assert started == []
 
 
+def test_only_plans_the_tuned_part_of_a_study_with_the_whole_files_hashes(tuned_sweep, capsys):
+    """`--only data.name=copy` plans the copy runs while adding is not tuned yet, with the hashes
+    the whole file gives them once it is; the adding runs then need their best file again."""
+    from experiments import cli
+
+    tasks = [{"data.name": "copy", "data.length": 8}, {"data.length": 8}, {"data.length": 12}]
+    grid = {"model.cell": ["lstm", "gru"]}
+    part = sweep.load_sweep(tuned_sweep(best=None, tasks=tasks, grid=grid),
+                            only=["data.name=copy"])
+    assert {r.config.data.name for r in part.runs} == {"copy"} and len(part.runs) == 2
+    assert part.only == ("data.name=copy",)
+    whole = sweep.load_sweep(tuned_sweep(tasks=tasks, grid=grid))
+    assert {r.hash for r in part.runs} < {r.hash for r in whole.runs} and len(whole.runs) == 6
+    two = sweep.load_sweep(tuned_sweep(tasks=tasks, grid=grid),
+                           only=["data.length=8,12", "model.cell=gru"])
+    assert sorted((r.config.data.name, r.config.data.length) for r in two.runs) == [
+        ("adding", 8), ("adding", 12), ("copy", 8)]
+    assert {r.config.train.lr for r in two.runs if r.config.data.name == "adding"} == {0.002}
+    path = tuned_sweep(tasks=tasks, grid=grid)
+    for only, needle in ((["data.name=reber"], "selects none of the runs"),
+                         (["data.nam=copy"], "valid: data.batch_size"),
+                         (["data.name"], "must be KEY=VALUE")):
+        assert cli.main(["sweep", str(path), "--dry-run", *(f"--only={o}" for o in only)]) == 2
+        message = capsys.readouterr().err.strip()
+        assert len(message.splitlines()) == 1 and needle in message and "--only" in message
+
+
 @pytest.mark.parametrize(
     ("best", "tuned", "needles"),
     [
