@@ -357,7 +357,9 @@ def make_tuner(space: Space, cell: str, *, parent_run_id: str, workdir: Path,
     for p in space.params:
         p.declare(hp)
     objective = keras_tuner.Objective(space.objective, space.direction)
-    common = {"objective": objective, "hyperparameters": hp, "seed": space.seed,
+    # keras-tuner reads seed 0 as "none" and draws a random one (`seed or random.randint(...)`),
+    # which would give each cell other draws; the oracle's seed is the space's + 1, never 0
+    common = {"objective": objective, "hyperparameters": hp, "seed": space.seed + 1,
               "allow_new_entries": False, "tune_new_entries": True}
     if space.tuner == "random":
         oracle = keras_tuner.oracles.RandomSearchOracle(max_trials=space.max_trials, **common)
