@@ -324,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the runs from a runs export (a *_runs.csv or a folder with one) "
                    "instead of the MLflow store; without it, the store, else "
                    "<output>/results/<sweep>_runs.csv")
+    p.add_argument("--compare", metavar="EXPORT",
+                   help="an earlier study's runs export: its verdicts beside this page's "
+                   "(a 'Changes from the earlier study' table)")
+    p.add_argument("--link", metavar="PAGE", help="a related page, linked at the top "
+                   "(e.g. the first study's page from the fair study's)")
     p.add_argument("--dirty", choices=["flag", "exclude"], default="flag",
                    help="runs from a tree with uncommitted changes (+dirty): counted in the "
                    "tables (flag, default) or left out of tables and verdicts (exclude)")

@@ -40,26 +40,45 @@ def plan(sweep: str, runs: pd.DataFrame, sweep_file: str | Path | None = None):
     be valid and plan `sweep`: else ValueError); without it, the file the parent run names, else
     experiments/sweeps/<sweep>.yaml, the first that exists, is valid and plans `sweep`;
     `(None, why)` when none does."""
-    from experiments.orchestration.plan import load_sweep
-
     if sweep_file:
-        found = load_sweep(sweep_file)  # ConfigError (a ValueError) names the file and key
+        found, left_out = _load_tuned_part(sweep_file)  # ConfigError (a ValueError) names the file and key
+        if found is None:
+            return None, left_out
         if found.name != sweep:
             raise ValueError(f"--sweep-file {sweep_file} plans sweep {found.name!r}, not {sweep!r}")
-        return found.runs, str(sweep_file)
+        return found.runs, str(sweep_file) + left_out
     tag = runs.get(f"tags.{SWEEP_FILE_TAG}", pd.Series(dtype=object)).dropna()
     why = "no sweep file found"
     for path in [*map(Path, tag.unique()), Path("experiments/sweeps") / f"{sweep}.yaml"]:
         if not path.is_file():
             continue
         try:
-            found = load_sweep(path)
+            found, left_out = _load_tuned_part(path)
         except ValueError as err:  # a file the current code no longer reads: say so, go on
             why = f"{path} could not be planned: {str(err).splitlines()[0]}"
             continue
-        if found.name == sweep:
-            return found.runs, str(path)
+        if found is None:
+            why = left_out
+        elif found.name == sweep:
+            return found.runs, str(path) + left_out
     return None, why
+
+
+def _load_tuned_part(path: str | Path):
+    """(the plan of `path`, what it leaves out): a study whose `tuned:` block names families not
+    tuned yet is planned without them (`--only`, as `rnnlab sweep` runs part of it); they cannot
+    have run, and the page lists them as not tuned yet. (None, why) when no family is tuned."""
+    from experiments.analysis import tunings
+    from experiments.orchestration.plan import load_sweep
+
+    left = tunings.untuned(tunings.read(path))
+    if not left:
+        return load_sweep(path), ""
+    kept = sorted(tunings.task_names(path) - set(left))
+    if not kept:
+        return None, f"no task family of {path} is tuned yet"
+    return (load_sweep(path, only=[f"data.name={','.join(kept)}"]),
+            f", less the families not tuned yet: {', '.join(left)}")
 
 
 def run_key(task, cell, length, seed, forget_bias) -> tuple:

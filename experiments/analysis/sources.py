@@ -52,20 +52,22 @@ CLAIMS: list[Claim] = [
                 "Arjovsky et al. 2016)", "T = 100–1000 (1997)"),
           adding_rule, checked="task and lengths from the project's task docstring; training "
           "details not verified with the search tool",
-          ours={"test": "Fisher exact on solved shares, each gated cell vs vanilla at T = 200"}),
+          ours={"test": "Fisher exact on solved shares, each gated cell vs vanilla at T = 200"},
+          tasks=("adding",)),
     Claim("copy memory", "Arjovsky et al. 2016",
           "at T = 100 the LSTM leaves the memoryless baseline after a while (the uRNN sooner)",
           setup("copy 10 symbols (8 categories) after T blanks", "T = 100–500",
                 network="matched parameter counts (≈ 6,500–7,000)"),
           copy_rule, checked=NOT_CHECKED,
-          ours={"test": "one-sample t on test loss / baseline < 1 (LSTM, T = 100), per budget"}),
+          ours={"test": "one-sample t on test loss / baseline < 1 (LSTM, T = 100), per budget"},
+          tasks=("copy",)),
     Claim("embedded Reber grammar", "Hochreiter & Schmidhuber 1997 (exp. 1)",
           "the LSTM learns the embedded Reber grammar in 97–100 % of trials",
           setup("next-symbol prediction, success = every string right",
                 "the grammar's natural lengths (inner strings 5–16 symbols)"),
           reber_rule, checked="task and lengths: a secondary summary found with the search "
           "tool; the success rate as the page stated it before",
-          ours={"test": "exact binomial against 97 % at data.length = 9"}),
+          ours={"test": "exact binomial against 97 % at data.length = 9"}, tasks=("reber",)),
     Claim("delay regression (our spike-timing task)", "inspired by Gers, Schraudolph & Schmidhuber 2002",
           "on our task (regress which of 50 delays separated two spikes), peepholes help",
           setup("Gers et al.: tell spikes 50 steps apart from 49 steps apart (a different "
@@ -73,12 +75,12 @@ CLAIMS: list[Claim] = [
                 network="LSTM with peephole connections"),
           spike_rule, checked="the finding from the JMLR abstract (search tool); our task is not "
           "theirs, so this is our own hypothesis, not a check of the paper",
-          ours={"test": "Welch t, peephole vs LSTM per setting"}),
+          ours={"test": "Welch t, peephole vs LSTM per setting"}, tasks=("spike_timing",)),
     Claim("temporal order", "Hochreiter & Schmidhuber 1997 (exp. 6)",
           "the LSTM solves the temporal order problem",
           setup("classify the order of two marked symbols in a noisy sequence", "about 100 steps"),
           temporal_rule, checked=NOT_CHECKED,
-          ours={"test": "exact binomial: solved share > ½ per T, Holm"}),
+          ours={"test": "exact binomial: solved share > ½ per T, Holm"}, tasks=("temporal_order",)),
     Claim("CIFG variant", "Greff et al. 2017",
           "coupling the input and forget gates (CIFG) does not significantly hurt performance",
           GREFF, variant_rule("coupled", "lstm", st.NONINFERIORITY),
@@ -97,11 +99,12 @@ CLAIMS: list[Claim] = [
           "initialising the LSTM's forget-gate bias at 1 improves it", JOZEFOWICZ,
           forget_bias_rule, checked="the abstract (search tool): 'adding a bias of 1 to the "
           "LSTM's forget gate closes the gap between the LSTM and the GRU'",
-          ours={"test": "Welch t, bias 1 vs 0 per LSTM-family cell (adding T = 100)"}),
+          ours={"test": "Welch t, bias 1 vs 0 per LSTM-family cell (adding T = 100)"},
+          tasks=("adding",)),
     Claim("forget-gate bias 1 vs GRU", "Jozefowicz et al. 2015",
           "with forget-gate bias 1 the LSTM closes the gap to the GRU", JOZEFOWICZ,
           bias_gap_rule, checked="the abstract (search tool)",
-          ours={"test": "TOST, bias-1 LSTM vs GRU where the ablation ran"}),
+          ours={"test": "TOST, bias-1 LSTM vs GRU where the ablation ran"}, tasks=("adding",)),
     Claim("IMDB, LSTM from random initialisation", "Dai & Le 2015 (Table 1)",
           "an LSTM trained from random initialisation reaches 13.50 % test error (86.5 % accuracy)",
           setup("IMDB sentiment, whole reviews", "up to a few hundred steps",
@@ -110,31 +113,32 @@ CLAIMS: list[Claim] = [
           checked="the paper's abstract (search tool); the 13.50 % of Table 1 as the issue's "
           "review gives it",
           ours={"test": "one-sample t, LSTM accuracy ≥ 0.865 (never contradicted by our far "
-                        "smaller budget)"}),
+                        "smaller budget)"}, tasks=("imdb",)),
     Claim("attention (Bahdanau)", "Bahdanau et al. 2015",
           "attention inside the decoder beats the same encoder-decoder without it",
           setup("WMT'14 en→fr", "sentences up to 50 words (RNNsearch-50)",
                 network="1000 units (not verified here)", optimiser="Adadelta (not verified here)"),
           attention_rule("bahdanau"), checked="BLEU 26.75 vs 17.82 as the page stated it before; "
           "not verified with the search tool",
-          ours={"test": "Welch t per gated cell and budget (budget in each row)"}),
+          ours={"test": "Welch t per gated cell and budget (budget in each row)"},
+          tasks=("multi30k",)),
     Claim("attention (Luong, global)", "Luong et al. 2015",
           "global attention with input feeding beats the same encoder-decoder without it",
           setup("WMT en↔de"), attention_rule("luong"),
           checked="the abstract (search tool): the +5.0 BLEU over non-attentional systems is "
           "for LOCAL attention; the global model's own gain is not quoted here",
-          ours={"test": "Welch t per gated cell and budget"}),
+          ours={"test": "Welch t per gated cell and budget"}, tasks=("multi30k",)),
 ]
 
 TARGETS: list[Claim] = [
     Claim("IMDB accuracy", "our target (issue 10)", "every gated cell reaches test accuracy ≥ 0.88",
           {}, level_rule("imdb", 0.88, gated_cells(), can_contradict=True),
           checked="ours: not a published number (Maas et al. 2011's 88.9 % is a bag-of-words "
-          "linear model, not an RNN)"),
+          "linear model, not an RNN)", tasks=("imdb",)),
     Claim("Multi30k BLEU", "our target (from the bentrevett/pytorch-seq2seq tutorial's 28.11)",
           "every gated cell with Bahdanau attention reaches test BLEU ≥ 28.3",
           {}, level_rule("multi30k", 28.3, gated_cells(), can_contradict=True, where=bahdanau),
           checked="ours: sacreBLEU, case-insensitive (case:lc), on detokenised text; the "
           "tutorial's 28.11 is token-level BLEU on lower-cased spaCy tokens, not comparable "
-          "digit for digit"),
+          "digit for digit", tasks=("multi30k",)),
 ]

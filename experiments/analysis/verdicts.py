@@ -40,11 +40,13 @@ def gated_cells() -> list[str]:
     return [c for c in cells.names() if c != "vanilla"]
 
 
-def evidence(runs: pd.DataFrame, dirty: str = "flag") -> pd.DataFrame:
+def evidence(runs: pd.DataFrame, dirty: str = "flag", per_cell: Iterable[str] = ()) -> pd.DataFrame:
     """The completed runs with their settings (`report.add_settings`) and, for the rules: `length`
     (T), `ablation` (`model.unit_forget_bias=false`), `value` (key test metric), `solved`,
     `baseline`, `loss`, `updates` (`report.updates`) and `dirty` (a `+dirty` commit).
-    `dirty`: 'flag' keeps those runs (the page marks them), 'exclude' drops them."""
+    `dirty`: 'flag' keeps those runs (the page marks them), 'exclude' drops them. `per_cell`:
+    config keys tuned per cell (e.g. `train.lr`): they differ between the cells of one setting,
+    so they do not make settings of their own."""
     done = report.completed(runs)
     columns = ["task", "cell", "setting", "metric", "length", "ablation", "value", "solved",
                "baseline", "loss", "updates", "dirty"]
@@ -53,7 +55,8 @@ def evidence(runs: pd.DataFrame, dirty: str = "flag") -> pd.DataFrame:
     done = done.assign(dirty=export.dirty(done))
     if dirty == "exclude":
         done = done[~done["dirty"]]
-    done = report.add_settings(done)
+    hidden = {f"params.{key}": f"tuned_per_cell.{key}" for key in per_cell if f"params.{key}" in done}
+    done = report.add_settings(done.rename(columns=hidden)).rename(columns={v: k for k, v in hidden.items()})
     done["length"] = _numeric(done, "params.data.length")
     done["ablation"] = done.get("params.model.unit_forget_bias", pd.Series(index=done.index)) \
         .astype(str).str.lower().eq("false")
@@ -130,9 +133,19 @@ def budget(rows: pd.DataFrame) -> str:
         parts.append("/".join(f"{u:,}" for u in upd) + " upd")
     if units := values("params.model.units_used") or values("params.model.units"):
         parts.append(f"{units} units")
-    if lr := values("params.train.lr"):
-        parts.append(f"lr {lr}")
+    if lr := lr_text(rows):
+        parts.append(lr)
     return ", ".join(parts) or "-"
+
+
+def lr_text(rows: pd.DataFrame) -> str:
+    """The runs' learning rates, short: 'lr 0.003', 'lr 0.002/0.003', or their range where each
+    cell has its own (tuned per cell: 'lr 0.0012–0.046'); '' without any."""
+    found = sorted({f"{float(v):.2g}" for v in rows.get("params.train.lr", pd.Series(dtype=object)).dropna()
+                    if not missing(v)}, key=value_order)
+    if not found:
+        return ""
+    return f"lr {found[0]}–{found[-1]}" if len(found) > 2 else f"lr {'/'.join(found)}"
 
 
 # --- judgements -------------------------------------------------------------------------------------
@@ -253,6 +266,7 @@ class Claim:
     rule: Callable[[pd.DataFrame], Judgement]
     checked: str = ""
     ours: dict[str, str] = field(default_factory=dict)
+    tasks: tuple[str, ...] = ()  # the tasks its rule judges (none named: every task)
 
 
 def _length(value: float) -> Callable[[pd.DataFrame], pd.Series]:

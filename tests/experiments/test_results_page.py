@@ -502,9 +502,10 @@ def test_the_page_rebuilt_from_its_own_export_without_the_store_gives_the_same_v
 
     assert tables(text) == tables(result["markdown"])
     assert "not computed: the trained models live in the MLflow store, not in the export" in text
-    written = pd.read_csv(tmp_path / "docs" / "results" / "lit_runs.csv")
-    assert written.drop(columns=["epochs_run"]).equals(
-        pd.read_csv(export_csv).drop(columns=["epochs_run"]))
+    # read from an export, the page links it rather than writing a second copy of the runs
+    assert not (tmp_path / "docs" / "results" / "lit_runs.csv").exists()
+    link = rp._relative(export_csv, tmp_path / "docs")
+    assert f"([{link}]({link}), one row per run" in text
 
 
 def test_cli_results_falls_back_to_the_committed_export_and_can_exclude_dirty_runs(
@@ -529,3 +530,174 @@ def test_cli_results_falls_back_to_the_committed_export_and_can_exclude_dirty_ru
     capsys.readouterr()
     assert cli.main([*args, "--from", str(tmp_path / "nope.csv")]) == 1
     assert "no such export file" in capsys.readouterr().err
+
+
+# --- a study tuned per cell (the fair study): the tuning on the page, families not run yet -------------
+
+FAIR_CELLS = ["vanilla", "lstm", "gru"]
+FAIR_LR = {"adding": {"vanilla": 0.0123, "lstm": 0.0456, "gru": 0.00789},
+           "temporal_order": {"vanilla": 0.001, "lstm": 0.002, "gru": 0.003}}
+SIZES = {"num_train": 64, "num_val": 32, "num_test": 32}
+
+
+@pytest.fixture(scope="module")
+def fair_study(tmp_path_factory):
+    """A sweep file `fair` whose `tuned:` block names adding and temporal_order (tuned: best files
+    as `rnnlab tune --export` writes them) and imdb (not tuned yet), and a runs export of its
+    adding and temporal-order runs plus a companion sweep's (`fair_extra`: adding at T = 400,
+    shared configuration); returns (sweep file, export)."""
+    from experiments.orchestration import tune
+
+    folder = tmp_path_factory.mktemp("fair")
+    (folder / "spaces").mkdir()
+    (folder / "sweeps" / "tuned").mkdir(parents=True)
+    tuned = {}
+    for task, length in (("adding", 200), ("temporal_order", 100), ("imdb", None)):
+        data = {"name": task, **({"length": length, **SIZES} if length else {"vocab_size": 1000})}
+        space_file = folder / "spaces" / f"fair-{task}.yaml"
+        space_file.write_text(yaml.safe_dump({
+            "name": f"fair-{task}", "base": {"data": data, "model": {"units": 4},
+                                             "train": {"epochs": 1, "seed": 100}},
+            "cells": FAIR_CELLS, "max_trials": 3,
+            "space": {"train.lr": {"type": "float", "min": 1e-4, "max": 0.1, "sampling": "log"},
+                      "train.clipnorm": {"type": "choice", "values": [1.0, 10.0]}}}, sort_keys=False))
+        tuned[task] = {"space": f"../spaces/fair-{task}.yaml", "best": f"tuned/fair-{task}.yaml"}
+        if task in FAIR_LR:
+            space = tune.load_space(space_file)
+            outcome = tune.TuneOutcome(space, "parent" + task[:6], [
+                tune.CellResult(cell, 3, best_score=0.01 * (i + 1), median_score=0.05 * (i + 1),
+                                best_run_id=f"trial-{task}-{cell}",
+                                best_config=space.config_for(cell, {"train.lr": FAIR_LR[task][cell],
+                                                                    "train.clipnorm": 10.0}))
+                for i, cell in enumerate(FAIR_CELLS)])
+            (folder / "sweeps" / "tuned" / f"fair-{task}.yaml").write_text(tune.best_sweep_yaml(space, outcome))
+    sweep_file = folder / "sweeps" / "fair.yaml"
+    sweep_file.write_text(yaml.safe_dump({
+        "name": "fair", "base": {"data": SIZES, "model": {"units": 4}, "train": {"epochs": 1}},
+        "tuned": tuned,
+        "tasks": [{"data.name": "adding", "data.length": 200, "train.seed": s} for s in range(3)]
+        + [{"data.name": "temporal_order", "data.length": 100, "train.seed": s} for s in range(3)]
+        + [{"data.name": "imdb", "data.vocab_size": 1000, "train.seed": s} for s in range(3)],
+        "grid": {"model.cell": FAIR_CELLS}}))
+    ours = frame(seeds("adding", {"vanilla": AT_CHANCE[:3], "lstm": SOLVED[:3], "gru": SOLVED[:3]})
+                 + seeds("temporal_order", {c: [1.0, 1.0, 1.0] for c in FAIR_CELLS}, 100))
+    ours["tags.rnnlab.sweep"] = "fair"
+    ours["params.train.lr"] = [str(FAIR_LR[t][c]) for t, c in zip(ours["params.data.name"], ours["params.model.cell"])]
+    extra = frame(seeds("adding", {"vanilla": AT_CHANCE[:2], "lstm": AT_CHANCE[:2]}, 400))
+    extra["tags.rnnlab.sweep"], extra["params.train.lr"] = "fair_extra", "0.01"
+    extra["run_id"] = [f"x{i}" for i in range(len(extra))]
+    runs = pd.concat([ours, extra], ignore_index=True)
+    runs["end_time"] = runs["start_time"]
+    (folder / "export").mkdir()
+    export_csv = folder / "export" / "fair_runs.csv"
+    provenance.runs_csv(runs).to_csv(export_csv, index=False)
+    return sweep_file, export_csv
+
+
+@pytest.fixture(scope="module")
+def fair_page(fair_study, tmp_path_factory):
+    sweep_file, export_csv = fair_study
+    output = tmp_path_factory.mktemp("fair_page")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{output}/empty.db")  # a fresh clone
+        result = rp.write_results("fair", output, source=export_csv, sweep_file=sweep_file,
+                                  gradients=False, also=["fair_extra"])
+    return result, output
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(heading, 1)[1].split("\n## ", 1)[0]
+
+
+def test_fair_page_shows_each_cells_tuned_values_and_the_tunings_parent_run(fair_page):
+    text = fair_page[0]["markdown"]
+    tuning = _section(text, "## Tuning per task family")
+    overview = {line.split("|")[1].strip(): line for line in tuning.splitlines() if line.startswith("| ")}
+    assert "`parentadding`" in overview["adding"] and "T = 200" in overview["adding"]
+    assert "lr log-uniform 0.0001–0.1; clipnorm ∈ {1, 10}" in overview["adding"]
+    assert "**not tuned yet**" in overview["imdb"]
+    adding = _section(text, "### adding\n")
+    for i, cell in enumerate(FAIR_CELLS):
+        row = next(line for line in adding.splitlines() if line.startswith(f"| {cell} "))
+        assert f"{FAIR_LR['adding'][cell]:.3g}" in row and f"{0.05 * (i + 1):.4g}" in row
+        assert f"trial-adding-{cell}"[:12] in row
+    assert "rnnlab tune " in _section(text, "### imdb\n") and "not tuned yet" in _section(text, "### imdb\n")
+
+
+def test_fair_page_says_not_run_yet_for_the_untuned_family_never_another_studys_runs(fair_page):
+    result, _ = fair_page
+    verdicts = {c.topic: j.verdict for c, j in [*result["claims"], *result["targets"]]}
+    assert verdicts["IMDB, LSTM from random initialisation"] == st.NOT_RUN
+    assert verdicts["IMDB accuracy"] == st.NOT_RUN
+    assert result["config"]["IMDB accuracy"] == "not run yet: imdb not tuned yet"
+    assert result["config"]["adding problem"] == rp.TUNED
+    # the variant claims span every family: judged on the two that ran, and say so
+    assert result["config"]["GRU vs LSTM"] == f"{rp.TUNED} (2 of 3 families)"
+    assert "less the families not tuned yet: imdb" in result["markdown"]
+
+
+def test_fair_page_judges_companion_sweeps_apart_marked_untuned(fair_page):
+    result, _ = fair_page
+    adding = next(j for c, j in result["claims"] if c.topic == "adding problem")
+    # each cell's own learning rate does not make a setting of its own: the cells are compared
+    assert [c.setting for c in adding.comparisons if c.tested] == [
+        "adding (T=200): lstm vs vanilla", "adding (T=200): gru vs vanilla"]  # not the companion's T=400
+    companions = _section(result["markdown"], "## Companion sweeps (shared config, not tuned)")
+    row = next(line for line in companions.splitlines() if line.startswith("| [adding problem]"))
+    assert row.rstrip(" |").endswith("shared config, not tuned")
+    claims = _section(result["markdown"], "## Claims from the literature")
+    assert "shared" not in claims and "| tuned per cell" in claims
+
+
+def test_fair_page_before_any_export_says_not_run_yet_and_shows_the_tuning(fair_study, tmp_path,
+                                                                        monkeypatch, capsys):
+    from experiments import cli
+
+    sweep_file, _ = fair_study
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
+    args = ["results", "--sweep", "fair", "--sweep-file", str(sweep_file), "--output",
+            str(tmp_path / "docs"), "--from", str(tmp_path / "no_export_yet"), "--no-gradients"]
+    assert cli.main(args) == 0
+    assert "claims: 13 not run yet" in capsys.readouterr().out
+    text = (tmp_path / "docs" / "RESULTS.md").read_text()
+    assert "no runs yet" in text and "`parentadding`" in text
+    assert "not run yet: adding tuned, no runs yet" in text
+    # a study whose cells share one configuration has no such state: no runs is an error
+    assert cli.main(["results", "--sweep", "lit", "--output", str(tmp_path / "lit"), "--from",
+                     str(tmp_path / "no_export_yet"), "--no-gradients"]) == 1
+
+
+def test_fair_page_finds_the_export_where_rnnlab_export_writes_it(fair_study, tmp_path, monkeypatch):
+    import shutil
+
+    sweep_file, export_csv = fair_study
+    (tmp_path / "docs" / "results" / "fair").mkdir(parents=True)  # rnnlab export --output docs/results/fair
+    shutil.copy(export_csv, tmp_path / "docs" / "results" / "fair" / "fair_runs.csv")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
+    text = rp.write_results("fair", tmp_path / "docs", sweep_file=sweep_file, gradients=False)["markdown"]
+    assert "([results/fair/fair_runs.csv](results/fair/fair_runs.csv), one row per run" in text
+
+
+def test_fair_page_sets_the_earlier_studys_verdicts_beside_its_own(fair_study, tmp_path, monkeypatch):
+    sweep_file, export_csv = fair_study
+    earlier = frame(seeds("adding", {"vanilla": AT_CHANCE[:1], "lstm": SOLVED[:1], "gru": SOLVED[:1]}))
+    earlier["tags.rnnlab.sweep"], earlier["end_time"] = "first", earlier["start_time"]
+    provenance.runs_csv(earlier).to_csv(tmp_path / "first_runs.csv", index=False)
+    (tmp_path / "first.md").write_text("# The first study\n")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
+    text = rp.write_results("fair", tmp_path / "docs", source=export_csv, sweep_file=sweep_file,
+                            gradients=False, compare=tmp_path / "first_runs.csv",
+                            link=tmp_path / "first.md")["markdown"]
+    assert "See also: [The first study](../first.md)." in text
+    changes = _section(text, "## Changes from the earlier study")
+    adding = next(line for line in changes.splitlines() if line.startswith("| [adding problem]"))
+    assert "no verdict (n = 1)" in adding and adding.rstrip(" |").endswith("yes")
+    imdb = next(line for line in changes.splitlines() if line.startswith("| [IMDB accuracy]"))
+    assert imdb.rstrip(" |").endswith("-")  # not run in either: nothing changed to report
+
+
+def test_a_study_sharing_one_configuration_says_so_at_the_top_and_per_claim(lit_page):
+    result, _ = lit_page
+    top = result["markdown"].split("## Claims from the literature")[0]
+    assert rp.FAIRNESS_NOTE in top
+    assert set(result["config"].values()) == {rp.SHARED}
