@@ -188,6 +188,8 @@ def write_results(sweep: str = "study", output: str | Path = "docs", *, source: 
     top, sections = _study_parts(output, families, ev, planned, link, sweep_path)
     if compare:
         sections += changes_section(compare, claims + targets, output, dirty)
+        top += ["Which verdicts changed from the earlier study: [the changes](#changes-from-the-earlier-study).",
+                ""]
     if not companions.empty:
         sections += companion_section(companions, also)
     text = markdown(sweep, facts, provenance.progress(planned, own) if planned is not None else None,

@@ -688,7 +688,8 @@ def test_fair_page_sets_the_earlier_studys_verdicts_beside_its_own(fair_study, t
     text = rp.write_results("fair", tmp_path / "docs", source=export_csv, sweep_file=sweep_file,
                             gradients=False, compare=tmp_path / "first_runs.csv",
                             link=tmp_path / "first.md")["markdown"]
-    assert "See also: [The first study](../first.md)." in text
+    top = text.split("## Claims from the literature")[0]
+    assert "See also: [The first study](../first.md)." in top and "(#changes-from-the-earlier-study)" in top
     changes = _section(text, "## Changes from the earlier study")
     adding = next(line for line in changes.splitlines() if line.startswith("| [adding problem]"))
     assert "no verdict (n = 1)" in adding and adding.rstrip(" |").endswith("yes")
