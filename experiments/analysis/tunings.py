@@ -144,7 +144,9 @@ def overview(families: list[Family], finished: dict[str, int], planned: dict[str
                      "searched": "; ".join(describe(p) for p in s.params),
                      "trials per cell": f"{s.max_trials} ({s.tuner}, oracle seed {s.seed})",
                      "tuning (MLflow parent run)": f"`{f.parent_run}`" if f.parent_run
-                     else "tuned (no parent run in the header)" if f.tuned else "**not tuned yet**",
+                     else "tuned (no parent run in the header)" if f.tuned
+                     else f"**runs, but `{f.best_path.name}` is not committed**" if finished.get(f.task)
+                     else "**not tuned yet**",
                      "seeded runs finished": runs})
     return pd.DataFrame(rows)
 

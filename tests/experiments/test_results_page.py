@@ -702,3 +702,16 @@ def test_a_study_sharing_one_configuration_says_so_at_the_top_and_per_claim(lit_
     top = result["markdown"].split("## Claims from the literature")[0]
     assert rp.FAIRNESS_NOTE in top
     assert set(result["config"].values()) == {rp.SHARED}
+
+
+def test_tuning_overview_flags_runs_whose_tuned_file_is_not_committed(fair_study):
+    from experiments.analysis import tunings
+
+    sweep_file, _ = fair_study
+    families = {f.task: f for f in tunings.read(sweep_file)}
+    assert families["adding"].tuned and not families["imdb"].tuned
+    table = tunings.overview(list(families.values()), {"adding": 9, "imdb": 2}, {"adding": 9})
+    by_family = table.set_index("family")["tuning (MLflow parent run)"]
+    assert by_family["imdb"] == "**runs, but `fair-imdb.yaml` is not committed**"
+    assert by_family["temporal_order"] == "`parenttempor`"
+    assert table.set_index("family").loc["adding", "seeded runs finished"] == "9 of 9"
