@@ -315,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("results", help="docs/RESULTS.md from a sweep's runs (the MLflow store or a "
                        "runs export): claims judged by tests, tables, plots, the per-run CSV")
-    p.add_argument("--sweep", default="study", help="the sweep's name (default study)")
+    p.add_argument("--sweep", default="study_fair", help="the sweep's name (default study_fair, "
+                   "the fair study; the first study is `study`)")
     p.add_argument("--output", default="docs", help="folder for RESULTS.md and results/ (default docs)")
     p.add_argument("--also", action="append", default=[], metavar="SWEEP",
                    help="a companion sweep whose runs join the tables and claims (not the progress)")

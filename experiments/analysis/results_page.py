@@ -122,7 +122,7 @@ def load(sweep: str, also: Iterable[str], path: str | Path | None, default: Path
                   Path(read.source))
 
 
-def write_results(sweep: str = "study", output: str | Path = "docs", *, source: str | Path | None = None,
+def write_results(sweep: str = "study_fair", output: str | Path = "docs", *, source: str | Path | None = None,
                   sweep_file: str | Path | None = None, gradients: bool = True,
                   gradient_length: int = 100, gradient_samples: int = 256,
                   command: str | None = None, also: Iterable[str] = (), dirty: str = "flag",
@@ -558,7 +558,7 @@ def cmd_results(args) -> int:
     """`rnnlab results`: write the page; exit 1 without runs, 2 for bad arguments."""
     import sys
 
-    command = "rnnlab results" + (f" --sweep {args.sweep}" if args.sweep != "study" else "") \
+    command = f"rnnlab results --sweep {args.sweep}" \
         + "".join(f" --also {name}" for name in args.also) \
         + (f" --from {args.source}" if getattr(args, "source", None) else "") \
         + (f" --compare {args.compare}" if getattr(args, "compare", None) else "") \
