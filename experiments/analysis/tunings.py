@@ -142,7 +142,7 @@ def overview(families: list[Family], finished: dict[str, int], planned: dict[str
             else str(finished.get(f.task, 0))
         rows.append({"family": f.task, "tuned at": tuned_at(s),
                      "searched": "; ".join(describe(p) for p in s.params),
-                     "trials per cell": f"{s.max_trials} ({s.tuner}, oracle seed {s.seed})",
+                     "trials per cell": f"{s.max_trials} ({s.tuner} search, seed {s.seed})",
                      "tuning (MLflow parent run)": f"`{f.parent_run}`" if f.parent_run
                      else "tuned (no parent run in the header)" if f.tuned
                      else f"**runs, but `{f.best_path.name}` is not committed**" if finished.get(f.task)
