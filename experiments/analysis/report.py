@@ -64,17 +64,12 @@ from experiments.recording.tags import (
     TUNING_TAG,
 )
 from experiments.results import key_metric
+from experiments.tasks.settings import setting_keys
 
 SEED_PARAMS = ("params.train.seed", "params.data.seed")
 PER_CELL_PARAMS = ("params.model.cell", "params.model.units_used", "params.model.projected_used")
 IGNORED_PARAM_PREFIXES = ("params.tracking.",)
 SHORT_PARAMS = {"params.data.length": "T", "params.model.attention": "attention"}
-# the parameters that define a task's setting, shown even when all its runs share them
-SETTING_PARAMS = {
-    "synthetic": ("params.data.length", "params.data.variant"),
-    "multi30k": ("params.data.source_lang", "params.data.target_lang", "params.model.attention"),
-    "imdb": ("params.data.subset",),
-}
 DEFAULT_UI_URL = "http://127.0.0.1:5000"
 TABLE_NOTE = ("Each table: the key test metric per setting × cell, mean ± std over the n seeds (the "
               "value alone for n = 1); <em>solved</em>: seeds that reached the threshold; "
@@ -137,12 +132,10 @@ def add_settings(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def setting_params(task: str) -> tuple[str, ...]:
-    """The `params.*` columns that define a setting of `task` (T for the toy tasks, ...)."""
-    from datasets import REGISTRY
-
-    if REGISTRY.get(task, "").startswith("datasets.synthetic."):
-        return SETTING_PARAMS["synthetic"]
-    return SETTING_PARAMS.get(task, ())
+    """The `params.*` columns that define a setting of `task`, shown even when all its runs share
+    them: the keys its declarations mark so (`tasks.settings.setting_keys`: T and variant for the
+    generated tasks, the language pair and attention for Multi30k, the subset for IMDB)."""
+    return tuple(f"params.{key}" for key in setting_keys(task))
 
 
 def varying_params(rows: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]:
