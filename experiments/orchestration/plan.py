@@ -26,7 +26,8 @@ trains with its own tuned configuration from the same search budget. A best file
 exist yet or lacks a cell the sweep runs, and a run that trains otherwise than the trials did
 (`TUNED_FREE` aside), stop the sweep before anything runs, with the command that fixes it.
 
-Every run is validated before the first one starts. Each child run carries the tag
+Every run is validated before the first one starts (a sweep about to run also against this
+machine's devices: `train.distribution`'s replicas, `check_devices`). Each child run carries the tag
 ``rnnlab.config_hash``; re-running a sweep skips the children that FINISHED with the same hash and runs
 again those that FAILED, were KILLED or never ran.
 
@@ -86,15 +87,31 @@ class Sweep:
 # --- reading and expanding a sweep file -----------------------------------------------------------
 
 
-def load_sweep(path: str | Path, overrides: Iterable[str] = ()) -> Sweep:
-    """Read a sweep YAML, expand it into runs and validate every run before anything starts."""
+def load_sweep(path: str | Path, overrides: Iterable[str] = (), *,
+               devices: bool = False) -> Sweep:
+    """Read a sweep YAML, expand it into runs and validate every run before anything starts.
+
+    `devices`: also check every run against this machine's devices (`check_devices`), as a sweep
+    about to run here must; a dry run does not, so it answers without importing Keras."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as err:
         raise ConfigError(path, "file", f"cannot be read ({err.strerror or err})") from None
     raw = read_yaml(text, str(path))
-    return parse_sweep(raw, source=str(path), overrides=overrides)
+    sweep = parse_sweep(raw, source=str(path), overrides=overrides)
+    if devices:
+        check_devices(sweep)
+    return sweep
+
+
+def check_devices(sweep: Sweep) -> None:
+    """Each run's `train.distribution` against this machine: the backend, the batch against the
+    replica count (`experiments.distribution.check`), before any MLflow run exists."""
+    from experiments import distribution  # Keras
+
+    for planned in sweep.runs:
+        distribution.check(planned.config, sweep.source)
 
 
 def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] = ()) -> Sweep:
