@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import datasets
-from experiments.analysis import report
+from experiments.analysis import report, report_plots
 
 
 def fake_runs(rows: list[dict]) -> pd.DataFrame:
@@ -157,9 +157,9 @@ def test_learning_curves_leave_out_a_metric_equal_to_the_loss(fake_store, monkey
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     runs = report.add_settings(report.load_runs("demo"))
     adding = runs[runs["task"] == "adding"]
-    panels = report._curves(adding, ["lstm", "gru"])
+    panels = report_plots._curves(adding, ["lstm", "gru"])
     assert [title for title, _, _ in panels] == ["loss (= mse)"]
-    translation = report._curves(runs[runs["task"] == "multi30k"], ["gru"])
+    translation = report_plots._curves(runs[runs["task"] == "multi30k"], ["gru"])
     assert [title for title, _, _ in translation] == ["loss", "validation bleu"]
 
 
@@ -236,7 +236,7 @@ def test_final_metric_puts_an_error_like_metric_on_a_log_axis(tmp_path, monkeypa
              "imdb": GoalView("accuracy", mode="at_least", chance=0.5, chance_metric="accuracy",
                               threshold=0.88)}
     figures = []
-    monkeypatch.setattr(report, "_save", lambda fig, path, plt: figures.append(fig) or path)
+    monkeypatch.setattr(report_plots, "save", lambda fig, path, plt: figures.append(fig) or path)
     report.plot_final_metric(table, tmp_path, goals)
     adding, imdb, *_ = figures[0].axes
     assert adding.get_yscale() == "log" and imdb.get_yscale() == "linear"
