@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import goals
+from experiments.config import short_name
 from experiments.goals import METRICS, GoalView, missing
 from experiments.recording import store
 from experiments.recording.tags import (
@@ -34,7 +35,6 @@ from experiments.tasks.settings import setting_keys
 SEED_PARAMS = ("params.train.seed", "params.data.seed")
 PER_CELL_PARAMS = ("params.model.cell", "params.model.units_used", "params.model.projected_used")
 IGNORED_PARAM_PREFIXES = ("params.tracking.",)
-SHORT_PARAMS = {"params.data.length": "T", "params.model.attention": "attention"}
 BUDGET_PARAMS = ("params.train.epochs", "params.data.num_train", "params.data.subset",
                  "params.data.batch_size")
 """What a run's training budget is read from: by `updates` and by the metric-vs-T plot's lines."""
@@ -130,7 +130,7 @@ def _setting_label(task: str, row: pd.Series, columns: list[str]) -> str:
     source, target = values.pop("params.data.source_lang", None), \
         values.pop("params.data.target_lang", None)
     details = [f"{source}→{target}"] if source and target else []
-    details += [f"{SHORT_PARAMS.get(col, col.rpartition('.')[2])}={value}"
+    details += [f"{short_name(col)}={value}"
                 for col, value in values.items()]
     return f"{task} ({', '.join(details)})" if details else task
 

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.errors import ConfigError
-from experiments.config import Config, config_hash, read_yaml, validate_names
+from experiments.config import Config, config_hash, read_yaml, short_name, validate_names
 from experiments.orchestration import params
 
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
@@ -70,7 +70,6 @@ TUNED_KEYS = ("space", "best")
 # ones): T, seeds, the forget-gate ablation, held-out set sizes, how a run is shown or spread
 TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "data.num_val",
               "data.num_test", "train.verbose", "train.distribution")
-SHORT_NAMES = {"data.length": "T", "train.seed": "seed", "model.attention": "attention"}
 
 
 @dataclass(frozen=True)
@@ -317,7 +316,7 @@ def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> C
 
 def _describe(values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> str:
     return ", ".join(
-        f"{SHORT_NAMES.get(k, str(k).rpartition('.')[2])}={_fmt(v)}"
+        f"{short_name(str(k))}={_fmt(v)}"
         for k, v in values.items()
         if k not in skip
     )
