@@ -58,11 +58,19 @@ class Reads:
 
     The experiments decide from it which ``data.*`` keys a run takes (validated, logged as
     params), which task family models it, and whether ``model.embedding_dim`` applies.
+    ``defines``: the fields, among ``data``, that tell one setting of the task from another (T,
+    a variant, the language pair): the report names every setting by them, even where all of
+    a task's runs share them.
     """
 
     data: tuple[str, ...]
     outputs: tuple[str, ...]
     inputs: str  # "embedding" (token ids) | "one_hot" (ids of a small alphabet) | "features"
+    defines: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for name in self.defines:
+            check_choice("Reads", "defines", name, self.data)
 
 
 MODES = {

@@ -45,7 +45,7 @@ NAME = "imdb"
 READS = base.Reads(
     data=("data_dir", "batch_size", "seed", "subset", "test_subset", "val_split", "vocab_size",
           "max_length"),
-    outputs=("binary",), inputs="embedding")
+    outputs=("binary",), inputs="embedding", defines=("subset",))
 ARCHIVE = "aclImdb_v1.tar.gz"
 URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 MD5 = "7c2ac02c03563afcf9b574c7e56c153a"  # the official archive (84 MB)

@@ -46,7 +46,7 @@ NAME = "multi30k"
 READS = base.Reads(
     data=("data_dir", "batch_size", "seed", "subset", "test_subset", "vocab_size", "max_length",
           "source_lang", "target_lang", "min_freq", "lowercase"),
-    outputs=("seq2seq",), inputs="embedding")
+    outputs=("seq2seq",), inputs="embedding", defines=("source_lang", "target_lang"))
 LANGUAGES = ("en", "de", "fr", "cs")
 SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}  # split → file stem
 URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{}"

@@ -96,17 +96,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from experiments.orchestration import plan as sweep
 
+    # a run here is checked against this machine's devices too (Keras: not for a dry run)
     plan = sweep.load_sweep(args.file, overrides=[*_distribution_set(args), *args.set],
-                            only=args.only)
+                            only=args.only, devices=not args.dry_run)
     if args.dry_run:
         sweep.dry_run(plan)
         return 0
-    from experiments import distribution  # Keras and MLflow: not needed for a dry run
-    from experiments.orchestration import launch
-
-    for planned in plan.runs:  # the batch against the replica count, before any MLflow run
-        distribution.check(planned.config, plan.source)
     from experiments.guards import Stopped, stop_on_signals
+    from experiments.orchestration import launch
     from experiments.orchestration.engine import EngineSettings, engine_for
     from experiments.recording.store import TrackingUnavailable
 

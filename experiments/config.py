@@ -225,6 +225,13 @@ class Config:
         return Config.from_dict(d, source=source, strict=strict)
 
 
+def short_name(key: str) -> str:
+    """How a key reads in run labels and settings ("data.length" -> "T", "model.attention" ->
+    "attention"); `params.`-prefixed MLflow columns too."""
+    key = key.removeprefix("params.")
+    return "T" if key == "data.length" else key.rpartition(".")[2]
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None, *,
                 strict: bool = False) -> Config:
     """Read a YAML config file, then apply `overrides` (`["train.lr=3e-3", ...]`); `strict` as

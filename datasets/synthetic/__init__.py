@@ -26,6 +26,9 @@ from datasets.errors import ConfigError
 SPLITS = ("train", "val", "test")
 # the DataConfig fields every generated task reads (its module's READS adds its own, e.g. variant)
 GENERATED = ("batch_size", "seed", "length", "num_train", "num_val", "num_test")
+# what tells one setting of a generated task from another (`Reads.defines`): T, and a variant
+# where the task has one
+DEFINED_BY = ("length",)
 
 
 def split_rng(config: DataConfig, task: str, split: str) -> np.random.Generator:

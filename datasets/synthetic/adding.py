@@ -24,7 +24,8 @@ from datasets import synthetic
 from datasets.base import DataConfig, DataSpec, Goal, Reads
 
 NAME = "adding"
-READS = Reads(data=synthetic.GENERATED, outputs=("regression",), inputs="features")
+READS = Reads(data=synthetic.GENERATED, outputs=("regression",), inputs="features",
+              defines=synthetic.DEFINED_BY)
 BASELINE_MSE = 1.0 / 6.0
 
 

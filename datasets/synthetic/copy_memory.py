@@ -30,7 +30,8 @@ from datasets import synthetic
 from datasets.base import DataConfig, DataSpec, Goal, Reads, Scorer
 
 NAME = "copy"
-READS = Reads(data=synthetic.GENERATED, outputs=("sequence_categorical",), inputs="one_hot")
+READS = Reads(data=synthetic.GENERATED, outputs=("sequence_categorical",), inputs="one_hot",
+              defines=synthetic.DEFINED_BY)
 NUM_SYMBOLS = 10  # symbols to remember
 NUM_CATEGORIES = 8  # ids 1 … 8
 BLANK, DELIMITER = 9, 10

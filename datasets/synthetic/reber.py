@@ -51,7 +51,8 @@ from datasets import synthetic
 from datasets.base import DataConfig, DataSpec, Goal, Reads, Scorer
 
 NAME = "reber"
-READS = Reads(data=synthetic.GENERATED, outputs=("sequence_multilabel",), inputs="one_hot")
+READS = Reads(data=synthetic.GENERATED, outputs=("sequence_multilabel",), inputs="one_hot",
+              defines=synthetic.DEFINED_BY)
 SYMBOLS = "BTPSXVE"
 ID = {s: i + 1 for i, s in enumerate(SYMBOLS)}
 INPUT_DIM = len(SYMBOLS) + 1

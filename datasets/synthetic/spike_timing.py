@@ -32,7 +32,7 @@ from datasets.base import DataConfig, DataSpec, Goal, Reads, Scorer, check_choic
 
 NAME = "spike_timing"
 READS = Reads(data=(*synthetic.GENERATED, "variant"), outputs=("regression", "categorical"),
-              inputs="features")
+              inputs="features", defines=(*synthetic.DEFINED_BY, "variant"))
 VARIANTS = ("regression", "classes")
 
 

@@ -31,7 +31,8 @@ from datasets import synthetic
 from datasets.base import DataConfig, DataSpec, Goal, Reads, check_choice
 
 NAME = "temporal_order"
-READS = Reads(data=(*synthetic.GENERATED, "variant"), outputs=("categorical",), inputs="one_hot")
+READS = Reads(data=(*synthetic.GENERATED, "variant"), outputs=("categorical",), inputs="one_hot",
+              defines=(*synthetic.DEFINED_BY, "variant"))
 DISTRACTORS = (1, 2, 3, 4)
 B, E, X, Y = 5, 6, 7, 8
 INPUT_DIM = 9

@@ -19,7 +19,7 @@ e.g. ``train_loss``, ``val_loss``, ``val_accuracy``; ``step`` the epoch from 0).
 
 :func:`load` turns an export into the frame `mlflow.search_runs` returns (``run_id``,
 ``status``, ``start_time``, ``end_time``, ``params.*``, ``metrics.*``, ``tags.*``), so the page
-reads both sources the same way; :func:`history` serves the curves as `report.metric_history`
+reads both sources the same way; :func:`history` serves the curves as `readback.metric_history`
 does from the store.
 """
 
@@ -80,7 +80,7 @@ class Export:
 
     def history(self, run_ids, key: str) -> pd.DataFrame:
         """Per-epoch values of `key` for the runs: indexed by step, one column per run (as
-        `report.metric_history`)."""
+        `readback.metric_history`)."""
         rows = self.curves[(self.curves["key"] == key) & self.curves["run_id"].isin(list(run_ids))]
         if rows.empty:
             return pd.DataFrame()

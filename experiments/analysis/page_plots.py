@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 import cells
-from experiments.analysis import report
+from experiments.analysis import readback, report_plots
 from experiments.analysis.verdicts import at_chance, select
 from experiments.goals import missing
 from experiments.recording import recorder
@@ -41,13 +41,13 @@ def summary_grid(ev: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, pd.D
     solved rule (text 'k/n', 'chance' where the mean stayed at chance), else the key metric
     scaled from chance (or 0) to the best mean of its task (text: the mean)."""
     ev = ev.assign(label=ev.apply(short_label, axis=1))
-    labels = sorted(ev["label"].unique(), key=report.natural_key)
+    labels = sorted(ev["label"].unique(), key=readback.natural_key)
     colour = pd.DataFrame(np.nan, index=labels, columns=order)
     text = pd.DataFrame("", index=labels, columns=order)
     for (label, cell), rows in ev.groupby(["label", "cell"]):
         if cell not in order:
             continue
-        goal = report.goal(rows)
+        goal = readback.goal(rows)
         values = rows["value"].dropna()
         if rows["solved"].notna().any() and goal.threshold is not None:
             k, n = int(rows["solved"].sum()), int(rows["solved"].notna().sum())
@@ -82,7 +82,7 @@ def summary_figure(ev: pd.DataFrame, folder: Path, order: list[str]) -> Path | N
     ax.set_title("solved seeds k/n ('chance': the mean stayed at chance); tasks without a solved "
                  "rule: the mean, coloured from chance (or 0) to the task's best", fontsize=8)
     fig.tight_layout()
-    return report._save(fig, folder / "summary.png", plt)
+    return report_plots.save(fig, folder / "summary.png", plt)
 
 
 # --- gradient flow on the sweep's own models --------------------------------------------------------

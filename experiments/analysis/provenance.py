@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 import cells
-from experiments.analysis import export, report
+from experiments.analysis import export, readback, report
 from experiments.goals import missing
 from experiments.recording.tags import (
     CELL_TAG,
@@ -93,7 +93,7 @@ def run_key(task, cell, length, seed, forget_bias) -> tuple:
 def progress(planned, runs: pd.DataFrame) -> dict:
     """Planned runs finished (matched by config hash, else by task, cell, T, seed and forget-gate
     bias) and those still missing, grouped by setting."""
-    done = report.completed(runs)
+    done = readback.completed(runs)
     hashes = set(done.get(f"tags.{CONFIG_HASH_TAG}", pd.Series(dtype=object)).dropna())
     keys = {run_key(r.get("params.data.name"), r.get("params.model.cell"),
                     r.get("params.data.length"), r.get("params.train.seed"),
@@ -126,7 +126,7 @@ def provenance(runs: pd.DataFrame, command: str, source: str,
     start = pd.to_datetime(runs["start_time"], utc=True)
     end = pd.to_datetime(runs.get("end_time", pd.Series(index=runs.index)), utc=True)
     wall = wall_seconds(runs).dropna()
-    train = report._column(runs, "metrics.train_time_s")
+    train = readback.numeric(runs, "metrics.train_time_s")
     hosts = runs.get(f"tags.{CLAIMED_BY_TAG}", pd.Series(dtype=object)).dropna() \
         .map(lambda v: str(v).rpartition(":")[0] or str(v))
     status = runs.get(f"tags.{STATUS_TAG}", runs["status"]).fillna(runs["status"])
@@ -196,7 +196,7 @@ def progress_line(runs: pd.DataFrame, parent: pd.DataFrame, planned, planned_fro
                 f"(plan: {planned_from})")
     logged = parent.get(f"tags.{SWEEP_RUNS_TAG}", pd.Series(dtype=object)).dropna()
     total = logged.iloc[0] if len(logged) else "an unknown number of"
-    return f"{len(report.completed(runs))} of {total} planned runs finished ({planned_from})"
+    return f"{len(readback.completed(runs))} of {total} planned runs finished ({planned_from})"
 
 
 def _when(stamp) -> str:
@@ -225,8 +225,8 @@ def runs_csv(runs: pd.DataFrame, epochs_run: Callable[[str], int | None] | None 
     (`param.<key>`) and the provenance tags (`tag.<name>`): the export format of
     `experiments.analysis.export`; sorted by task, T, cell, seed. `epochs_run`: from the store's
     metric history (None: the runs' own `epochs_run` column, as an export has it)."""
-    done = report.completed(runs)
-    ev = report.add_settings(done).set_index("run_id") if not done.empty else pd.DataFrame()
+    done = readback.completed(runs)
+    ev = readback.add_settings(done).set_index("run_id") if not done.empty else pd.DataFrame()
     hyper = sorted(c for c in runs.columns if c.startswith("params.") and runs[c].notna().any())
     extra = [c for c in CSV_TAGS if c in runs and runs[c].notna().any()]
     order = {c: i for i, c in enumerate(cells.names())}

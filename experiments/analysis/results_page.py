@@ -33,9 +33,19 @@ from pathlib import Path
 import pandas as pd
 
 import cells
-from experiments.analysis import export, page_plots, provenance, report, sources, tunings
+from experiments.analysis import (
+    export,
+    page_plots,
+    provenance,
+    readback,
+    report,
+    report_plots,
+    sources,
+    tunings,
+)
 from experiments.analysis import stats as st
 from experiments.analysis import verdicts as vd
+from experiments.analysis.readback import natural_key
 from experiments.goals import missing
 from experiments.recording.tags import FAMILY_TAG, SWEEP_TAG, TASK_TAG
 from experiments.tasks import family_name
@@ -96,7 +106,7 @@ def load(sweep: str, also: Iterable[str], path: str | Path | None, default: Path
     """The runs of `sweep` and `also`: from the export `path`; else the store; else `default`."""
     names = [sweep, *also]
     if path is None:
-        found = {name: report.load_runs(name) for name in names}
+        found = {name: readback.load_runs(name) for name in names}
         if not found[sweep].empty:
             for name, runs in found.items():
                 if runs.empty:
@@ -104,7 +114,7 @@ def load(sweep: str, also: Iterable[str], path: str | Path | None, default: Path
             runs = pd.concat(found.values(), ignore_index=True)
             from experiments.recording import store
 
-            return Source(runs, report.metric_history, f"MLflow store {store.tracking_uri()}", True)
+            return Source(runs, readback.metric_history, f"MLflow store {store.tracking_uri()}", True)
         # where the page writes its CSV, or where `rnnlab export --output <folder>/<sweep>` does
         path = next((p for p in (default, default.parent / default.stem.removesuffix("_runs") / default.name)
                      if p.is_file()), None)
@@ -139,7 +149,7 @@ def write_results(sweep: str = "study_fair", output: str | Path = "docs", *, sou
     command = command or f"rnnlab results --sweep {sweep}"
     output, also = Path(output), list(also)
     folder = output / "results"
-    csv_path = folder / f"{report.slug(sweep)}_runs.csv"
+    csv_path = folder / f"{report_plots.slug(sweep)}_runs.csv"
     sweep_path = Path(sweep_file or Path("experiments/sweeps") / f"{sweep}.yaml")
     families = tunings.read(sweep_path)
     try:
@@ -175,8 +185,8 @@ def write_results(sweep: str = "study_fair", output: str | Path = "docs", *, sou
     claims, targets = vd.judge_all(ev, sources.CLAIMS), vd.judge_all(ev, sources.TARGETS)
     config = configurations([*claims, *targets], ev, families)
     figures = {"summary": page_plots.summary_figure(ev, folder, order),
-               "length": report.plot_metric_vs_length(ev, folder, order) if not ev.empty else None}
-    curves = report.plot_learning_curves(ev, folder, order, src.history) \
+               "length": report_plots.plot_metric_vs_length(ev, folder, order) if not ev.empty else None}
+    curves = report_plots.plot_learning_curves(ev, folder, order, src.history) \
         if src.history is not None and not ev.empty else []
     if gradients and src.store and not ev.empty:
         gradient_png, notes = page_plots.gradient_flow(ev, folder, gradient_length, gradient_samples, sweep)
@@ -324,7 +334,7 @@ def companion_section(companions: pd.DataFrame, also: list[str]) -> list[str]:
 
 
 def _companion(name: str, found: pd.DataFrame, apart: bool = False) -> str:
-    done = len(report.completed(found))
+    done = len(readback.completed(found))
     tasks = ", ".join(found[f"tags.{TASK_TAG}"].dropna().unique())
     rest = (f"; {len(found) - done} more not finished (running, failed or killed), left out"
             if done < len(found) else "")
@@ -415,10 +425,10 @@ def task_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     """Per setting × cell: n, mean [95 % CI], chance, solved k/n, parameters, dirty runs."""
     out = []
     for (setting, cell), group in rows.groupby(["setting", "cell"], sort=False):
-        goal = report.goal(rows[rows["setting"] == setting])
+        goal = readback.goal(rows[rows["setting"] == setting])
         s = vd.sample(group, goal)
         low, high = s.ci
-        params = report._column(group, "metrics.param_count")
+        params = readback.numeric(group, "metrics.param_count")
         out.append({"setting": setting, "cell": cell, "n": s.n,
                     f"{goal.metric} mean [95 % CI]": f"{s.mean:.4g}" + (f" [{low:.4g}, {high:.4g}]" if s.n > 1 else ""),
                     "chance": goal.chance_text,
@@ -430,7 +440,7 @@ def task_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     if table.empty:
         return table
     rank = {c: i for i, c in enumerate(order)}
-    keys = table.assign(_s=table["setting"].map(report.natural_key), _c=table["cell"].map(rank))
+    keys = table.assign(_s=table["setting"].map(natural_key), _c=table["cell"].map(rank))
     return table.loc[keys.sort_values(["_s", "_c"]).index].reset_index(drop=True)
 
 
@@ -441,7 +451,7 @@ def hyper_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
                if c in rows and rows[c].map(lambda v: not missing(v)).any()}
     shared = [c for c in present if c != "params.model.units_used"]
     out = []
-    for setting, group in sorted(rows.groupby("setting"), key=lambda kv: report.natural_key(kv[0])):
+    for setting, group in sorted(rows.groupby("setting"), key=lambda kv: natural_key(kv[0])):
         cells_ = [c for c in order if (group["cell"] == c).any()]
         first = {c: group[group["cell"] == c].iloc[0] for c in cells_}
         values = {c: {present[k]: first[c][k] for k in present} for c in cells_}
@@ -484,7 +494,7 @@ def markdown(sweep, facts, done, claims, targets, ev, output, csv_path, figures,
     if done and done["missing"]:
         parts += ["", f"Still missing ({done['planned'] - done['finished']} runs):", ""]
         parts += [f"- {s}: {', '.join(c)}" for s, c in sorted(done["missing"].items(),
-                                                              key=lambda kv: report.natural_key(kv[0]))]
+                                                              key=lambda kv: natural_key(kv[0]))]
     parts += ["", "## Evidence per claim", ""]
     for claim, j in [*claims, *targets]:
         parts += [f"### {claim.topic}", "", f"*{claim.source}*: {claim.claim}. **{j.verdict}**.", "",
@@ -509,10 +519,10 @@ def markdown(sweep, facts, done, claims, targets, ev, output, csv_path, figures,
         parts += [f"## {heading}", ""]
         for task in tasks:
             rows = ev[ev["task"] == task]
-            goals = [report.goal(r) for _, r in rows.groupby("setting")]
+            goals = [readback.goal(r) for _, r in rows.groupby("setting")]
             parts += [f"### {task}", "", report.task_text(task, goals), "", _md(task_table(rows, order)), ""]
-            parts += [f"![{p.stem}]({link(p)})" for p in curves
-                      if p.stem in {f"learning_curves_{report.slug(s)}" for s in rows["setting"]}] + [""]
+            stems = {f"learning_curves_{report_plots.slug(s)}" for s in rows["setting"]}
+            parts += [f"![{p.stem}]({link(p)})" for p in curves if p.stem in stems] + [""]
         if family == "long_dependency":
             if figures["length"]:
                 parts += ["### Metric against sequence length", "", f"![metric vs length]({link(figures['length'])})", ""]

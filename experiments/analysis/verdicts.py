@@ -22,8 +22,9 @@ import pandas as pd
 from scipy import stats as sps
 
 import cells
-from experiments.analysis import export, report
+from experiments.analysis import export, readback
 from experiments.analysis import stats as st
+from experiments.analysis.readback import natural_key
 from experiments.goals import missing
 from experiments.tasks import forget_gate_cells, settings
 
@@ -41,13 +42,13 @@ def gated_cells() -> list[str]:
 
 
 def evidence(runs: pd.DataFrame, dirty: str = "flag", per_cell: Iterable[str] = ()) -> pd.DataFrame:
-    """The completed runs with their settings (`report.add_settings`) and, for the rules: `length`
+    """The completed runs with their settings (`readback.add_settings`) and, for the rules: `length`
     (T), `ablation` (`model.unit_forget_bias=false`), `value` (key test metric), `solved`,
-    `baseline`, `loss`, `updates` (`report.updates`) and `dirty` (a `+dirty` commit).
+    `baseline`, `loss`, `updates` (`readback.updates`) and `dirty` (a `+dirty` commit).
     `dirty`: 'flag' keeps those runs (the page marks them), 'exclude' drops them. `per_cell`:
     config keys tuned per cell (e.g. `train.lr`): they differ between the cells of one setting,
     so they do not make settings of their own."""
-    done = report.completed(runs)
+    done = readback.completed(runs)
     columns = ["task", "cell", "setting", "metric", "length", "ablation", "value", "solved",
                "baseline", "loss", "updates", "dirty"]
     if done.empty:
@@ -56,7 +57,7 @@ def evidence(runs: pd.DataFrame, dirty: str = "flag", per_cell: Iterable[str] = 
     if dirty == "exclude":
         done = done[~done["dirty"]]
     hidden = {f"params.{key}": f"tuned_per_cell.{key}" for key in per_cell if f"params.{key}" in done}
-    done = report.add_settings(done.rename(columns=hidden)).rename(columns={v: k for k, v in hidden.items()})
+    done = readback.add_settings(done.rename(columns=hidden)).rename(columns={v: k for k, v in hidden.items()})
     done["length"] = _numeric(done, "params.data.length")
     done["ablation"] = done.get("params.model.unit_forget_bias", pd.Series(index=done.index)) \
         .astype(str).str.lower().eq("false")
@@ -65,7 +66,7 @@ def evidence(runs: pd.DataFrame, dirty: str = "flag", per_cell: Iterable[str] = 
     done["solved"] = _numeric(done, "metrics.solved")
     done["baseline"] = _numeric(done, "metrics.baseline")
     done["loss"] = _numeric(done, "metrics.test_loss")
-    done["updates"] = report.updates(done)
+    done["updates"] = readback.updates(done)
     return done
 
 
@@ -111,11 +112,11 @@ def at_chance(rows: pd.DataFrame, goal) -> bool:
 
 def value_order(text: str) -> tuple:
     """Sort key for parameter values: as numbers where they are ('0.001' before '0.01', which
-    `report.natural_key` ties), else naturally; the text itself breaks ties (set order varies)."""
+    `natural_key` ties), else naturally; the text itself breaks ties (set order varies)."""
     try:
         return (0, float(text), text)
     except ValueError:
-        return (1, report.natural_key(text), text)
+        return (1, natural_key(text), text)
 
 
 def budget(rows: pd.DataFrame) -> str:
@@ -196,13 +197,13 @@ def pairs(ev: pd.DataFrame, task: str | None, a: str, b: str, *, kind: str = st.
         return comparisons
     key = rows["setting"].str.replace(", unit_forget_bias=False", "", regex=False) \
         .str.replace(" (unit_forget_bias=False)", "", regex=False)
-    for setting in sorted(key.unique(), key=report.natural_key):
+    for setting in sorted(key.unique(), key=natural_key):
         group = rows[key == setting]
         side_a = group[(group["cell"] == a) & (group["ablation"] == ablation_a) & group["value"].notna()]
         side_b = group[(group["cell"] == b) & (group["ablation"] == ablation_b) & group["value"].notna()]
         if side_a.empty and side_b.empty:
             continue
-        goal = report.goal(group)
+        goal = readback.goal(group)
         margin = MARGINS.get(goal.metric) if kind in (st.EQUIVALENCE, st.NONINFERIORITY) else None
         if margin is None and kind in (st.EQUIVALENCE, st.NONINFERIORITY):
             continue  # no declared margin for this metric (e.g. perplexity): not judged
@@ -292,7 +293,7 @@ def copy_rule(ev: pd.DataFrame) -> Judgement:
     rows = select(ev, "copy", ["lstm"], where=_length(100))
     rows = rows[(rows["baseline"] > 0) & rows["loss"].notna()]
     comparisons = []
-    for setting, group in sorted(rows.groupby("setting"), key=lambda kv: report.natural_key(kv[0])):
+    for setting, group in sorted(rows.groupby("setting"), key=lambda kv: natural_key(kv[0])):
         ratio = group.assign(ratio=group["loss"] / group["baseline"])
         found = against_level(f"{setting}: lstm loss / baseline", ratio.assign(value=ratio["ratio"]),
                               1.0, higher_is_better=False, can_contradict=False)
@@ -331,12 +332,12 @@ def temporal_rule(ev: pd.DataFrame) -> Judgement:
     """The LSTM's solved share at each T against one half (solves it in most seeds), exact
     binomial test, Holm across the lengths."""
     rows = select(ev, "temporal_order", ["lstm"])
-    settings = sorted(rows.groupby("setting"), key=lambda kv: report.natural_key(kv[0]))
+    settings = sorted(rows.groupby("setting"), key=lambda kv: natural_key(kv[0]))
     # all seeds solved: the fewest that the exact test, Holm across the lengths, calls significant
     needed = next(n for n in range(2, st.MAX_SEEDS) if 0.5 ** n < st.ALPHA / max(1, len(settings)))
     comparisons = []
     for setting, group in settings:
-        s = sample(group, report.goal(group))
+        s = sample(group, readback.goal(group))
         label = f"{setting}: lstm solved share"
         if s.n < 2 or s.k is None:
             comparisons.append(st.Comparison(label, s, st.Sample.of([0.5]), "level",
@@ -405,7 +406,7 @@ def attention_rule(attention: str) -> Callable[[pd.DataFrame], Judgement]:
         level = rows.apply(lambda r: budget(rows.loc[[r.name]]), axis=1)
         comparisons, missing_pairs = [], []
         for cell in gated_cells():
-            for b in sorted(level[(rows["cell"] == cell) & with_].unique(), key=report.natural_key):
+            for b in sorted(level[(rows["cell"] == cell) & with_].unique(), key=natural_key):
                 at = (rows["cell"] == cell) & (level == b)
                 if not (at & plain).any():
                     missing_pairs.append(f"{cell} ({b})")
@@ -426,9 +427,9 @@ def level_rule(task: str, level: float, cells_: Iterable[str], *, can_contradict
         rows = select(ev, task, cells_, where=where)
         comparisons = []
         for (setting, cell), group in sorted(rows.groupby(["setting", "cell"]),
-                                             key=lambda kv: (report.natural_key(kv[0][0]),
+                                             key=lambda kv: (natural_key(kv[0][0]),
                                                              list(cells.names()).index(kv[0][1]))):
-            goal = report.goal(group)
+            goal = readback.goal(group)
             comparisons.append(against_level(f"{setting}: {cell}", group, level, goal=goal,
                                              higher_is_better=goal.mode != "min",
                                              can_contradict=can_contradict))

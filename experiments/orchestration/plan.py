@@ -11,7 +11,9 @@ A sweep file::
       - {data.name: imdb, data.subset: 2000}
     grid: {model.cell: [vanilla, lstm, peephole, coupled, gru], train.seed: [0, 1, 2]}
     samples: 2                        # optional: random draws from `random`, crossed with the rest
-    random: {train.lr: {log_uniform: [1.0e-4, 1.0e-2]}, model.units: {choice: [32, 64]}}
+    random:                           # dotted keys, each a parameter of orchestration/params.py
+      train.lr: {log_uniform: [1.0e-4, 1.0e-2]}                  # the short form {sampler: [args]}
+      model.units: {type: int, min: 32, max: 128, sampling: log}  # the tuner's spaces' form
     seed: 0                           # seeds the random draws, so a re-run draws the same configs
     tuned:                            # optional: each cell's own tuned values, per task family
       adding: {space: ../spaces/fair-adding.yaml, best: tuned/fair-adding.yaml}
@@ -21,6 +23,14 @@ sample < ``--set``. ``rnnlab sweep FILE --only data.name=adding,copy`` keeps the
 ``KEY`` (before the tuned values) is one of the listed values — part of a study, with the same
 config hashes as the whole file, so a later run of the whole file skips what already finished.
 
+``random`` spells each parameter as ``rnnlab tune``'s search spaces do (one grammar,
+`experiments.orchestration.params`): ``{type: float, min: A, max: B}`` (``sampling: log`` draws
+log(value) uniformly; ``step: S`` rounds to a grid from min), ``{type: int, ...}`` likewise,
+``{type: choice, values: [...]}``, ``{type: bool}``; or in the short form ``{uniform: [A, B]}``,
+``{log_uniform: [A, B]}``, ``{int_uniform: [A, B]}``, ``{choice: [...]}`` — the same parameters,
+drawn the same way. Each sample draws every key in the order written, from one generator seeded
+by ``seed``.
+
 ``tuned`` maps a task (``data.name``) to a tuning: its search-space file and the file that
 ``rnnlab tune SPACE --all-cells --export BEST`` wrote (paths relative to the sweep file). Every
 run of that task takes, for its cell, the values of the keys the space searched, so each cell
@@ -29,7 +39,8 @@ exist yet (for a run that is planned: ``--only`` can leave out the families not 
 lacks a cell the sweep runs, and a run that trains otherwise than the trials did
 (`TUNED_FREE` aside), stop the sweep before anything runs, with the command that fixes it.
 
-Every run is validated before the first one starts. Each child run carries the tag
+Every run is validated before the first one starts (a sweep about to run also against this
+machine's devices: `train.distribution`'s replicas, `check_devices`). Each child run carries the tag
 ``rnnlab.config_hash``; re-running a sweep skips the children that FINISHED with the same hash and runs
 again those that FAILED, were KILLED or never ran.
 
@@ -50,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets.errors import ConfigError
-from experiments.config import Config, config_hash, read_yaml, validate_names
+from experiments.config import Config, config_hash, read_yaml, short_name, validate_names
 from experiments.orchestration import params
 
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
@@ -59,12 +70,6 @@ TUNED_KEYS = ("space", "best")
 # ones): T, seeds, the forget-gate ablation, held-out set sizes, how a run is shown or spread
 TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "data.num_val",
               "data.num_test", "train.verbose", "train.distribution")
-# `{sampler: [args]}`: the short form of the one parameter grammar (orchestration/params.py)
-SAMPLERS: dict[str, Callable[[random.Random, list], Any]] = {
-    sampler: lambda rng, args, sampler=sampler: params.from_sampler("", sampler, args).sample(rng)
-    for sampler in params.SAMPLERS
-}
-SHORT_NAMES = {"data.length": "T", "train.seed": "seed", "model.attention": "attention"}
 
 
 @dataclass(frozen=True)
@@ -90,15 +95,31 @@ class Sweep:
 # --- reading and expanding a sweep file -----------------------------------------------------------
 
 
-def load_sweep(path: str | Path, overrides: Iterable[str] = (), only: Iterable[str] = ()) -> Sweep:
-    """Read a sweep YAML, expand it into runs and validate every run before anything starts."""
+def load_sweep(path: str | Path, overrides: Iterable[str] = (), only: Iterable[str] = (), *,
+               devices: bool = False) -> Sweep:
+    """Read a sweep YAML, expand it into runs and validate every run before anything starts.
+
+    `devices`: also check every run against this machine's devices (`check_devices`), as a sweep
+    about to run here must; a dry run does not, so it answers without importing Keras."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as err:
         raise ConfigError(path, "file", f"cannot be read ({err.strerror or err})") from None
     raw = read_yaml(text, str(path))
-    return parse_sweep(raw, source=str(path), overrides=overrides, only=only)
+    sweep = parse_sweep(raw, source=str(path), overrides=overrides, only=only)
+    if devices:
+        check_devices(sweep)
+    return sweep
+
+
+def check_devices(sweep: Sweep) -> None:
+    """Each run's `train.distribution` against this machine: the backend, the batch against the
+    replica count (`experiments.distribution.check`), before any MLflow run exists."""
+    from experiments import distribution  # Keras
+
+    for planned in sweep.runs:
+        distribution.check(planned.config, sweep.source)
 
 
 def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] = (),
@@ -265,35 +286,11 @@ def _draw_samples(raw: dict, source: str) -> list[dict]:
              "samples", "must be an integer >= 0", value=count)
     _require(not count or bool(space), source, "samples", "needs a 'random' space to draw from",
              value=count)
-    for key, spec in space.items():
-        kind = next(iter(spec), None) if isinstance(spec, dict) and len(spec) == 1 else None
-        _require(kind in SAMPLERS and isinstance(spec[kind], list), source, f"random.{key}",
-                 "must be {<sampler>: [args]}", value=spec, valid=SAMPLERS)
-        problem = _sampler_problem(kind, spec[kind])
-        _require(problem is None, source, f"random.{key}.{kind}", problem or "", value=spec[kind])
+    drawn = [params.parse(key, spec, source, "random") for key, spec in space.items()]
     if not count:
         return [{}]
     rng = random.Random(raw.get("seed", 0))
-    return [
-        {key: SAMPLERS[kind](rng, args) for key, spec in space.items() for kind, args in spec.items()}
-        for _ in range(count)
-    ]
-
-
-def _sampler_problem(kind: str, args: list) -> str | None:
-    """What is wrong with a sampler's arguments (None when they can be drawn from)."""
-    if kind == "choice":
-        return None if args else "must list at least one value"
-    integer = kind == "int_uniform"
-    numbers = all(isinstance(a, int if integer else (int, float)) and not isinstance(a, bool)
-                  for a in args)
-    if len(args) != 2 or not numbers:
-        return f"must be [low, high], two {'integers' if integer else 'numbers'}"
-    if args[0] > args[1]:
-        return "must have low <= high"
-    if kind == "log_uniform" and args[0] <= 0:
-        return "must have 0 < low (it draws log(value) uniformly)"
-    return None
+    return [{param.key: param.sample(rng) for param in drawn} for _ in range(count)]
 
 
 def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> Config:
@@ -319,7 +316,7 @@ def _plan(base: dict, layers: list[dict], overrides: list[str], where: str) -> C
 
 def _describe(values: Mapping[str, Any], skip: tuple[str, ...] = ()) -> str:
     return ", ".join(
-        f"{SHORT_NAMES.get(k, str(k).rpartition('.')[2])}={_fmt(v)}"
+        f"{short_name(str(k))}={_fmt(v)}"
         for k, v in values.items()
         if k not in skip
     )

@@ -47,10 +47,10 @@ def load(sweeps: list[str] | None = None, tunings: list[str] | None = None) -> p
     tunings' trials, as `mlflow.search_runs` gives them."""
     import mlflow
 
-    from experiments.analysis import report
+    from experiments.analysis import readback
     from experiments.recording import store
 
-    frames = [report.load_runs(name) for name in sweeps or []]
+    frames = [readback.load_runs(name) for name in sweeps or []]
     for name in tunings or []:
         store.configure()
         frames.append(mlflow.search_runs(
@@ -60,7 +60,7 @@ def load(sweeps: list[str] | None = None, tunings: list[str] | None = None) -> p
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame()
-    return report.completed(pd.concat(frames, ignore_index=True)).reset_index(drop=True)
+    return readback.completed(pd.concat(frames, ignore_index=True)).reset_index(drop=True)
 
 
 def runs_table(runs: pd.DataFrame, epochs_run=None) -> pd.DataFrame:

@@ -66,7 +66,7 @@ from experiments.recording.tags import (
     TASK_TAG,
 )
 from experiments.results import RunResult
-from experiments.tasks.settings import applicable, name_parts
+from experiments.tasks.settings import applicable, name_parts, setting_keys
 
 
 def tracker(config, *, parent_run_id: str | None = None, tags: dict | None = None) -> NoTracker:
@@ -297,7 +297,7 @@ def run_name(config) -> str:
     for translation): readable in the MLflow UI's run list, e.g. `adding-T50-lstm-seed0`,
     `multi30k-luong-nofeed-deep-gru-seed0`."""
     parts = [config.data.name]
-    if datasets.REGISTRY.get(config.data.name, "").startswith("datasets.synthetic."):
+    if "data.length" in setting_keys(config.data.name):  # the task declares T a setting
         parts.append(f"T{config.data.length}")
     parts += name_parts(config)
     return "-".join([*parts, config.model.cell, f"seed{config.train.seed}"])

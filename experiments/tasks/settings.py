@@ -14,7 +14,8 @@ A key every run takes (`model.units`, `train.lr`, ...) is declared nowhere. The 
 `experiments.config` refuses a key a lone run does not take (`check`, naming the key and who
 takes it) or drops it in a sweep, and leaves what a sweep dropped out of `config_hash`;
 `applicable` is what the recorder logs as MLflow params; `family_name` and `forget_gate_cells`
-are what the results page groups by.
+are what the results page groups by; `setting_keys` (the dataset's `Reads.defines` and the
+family's keys marked `defines`) is what the report names a task's settings by.
 
 This module and what it reads (`datasets`' declarations, `cells/catalog.py`) import neither
 Keras nor TensorFlow, so a refused key answers at once.
@@ -42,13 +43,15 @@ class Setting:
     the field's type decides), and `when`: (fact, values) pairs that must all hold for a run
     to take it. A fact is a config key ("model.attention"), "inputs" (the dataset's input
     encoding) or "forget_gate" (whether the cell has one). `label`: how a value other than the
-    default reads in the run's name (the MLflow UI's run list)."""
+    default reads in the run's name (the MLflow UI's run list). `defines`: the key tells one
+    setting of the task from another, as the dataset's `Reads.defines` do (`setting_keys`)."""
 
     key: str
     choices: tuple | None = ANY
     when: tuple[tuple[str, tuple], ...] = ()
     # how a value other than the default shows in the run's name (`name_parts`); None: it does not
     label: Callable[[Any], str] | None = None
+    defines: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ READOUTS = ("attentional", "deep")  # Luong's h~_t (the paper) | Bahdanau's [s_t
 
 SENTIMENT = Declaration("sentiment", ("binary",))
 TRANSLATION = Declaration("translation", ("seq2seq",), (
-    Setting("model.attention", ATTENTIONS, label=str),
+    Setting("model.attention", ATTENTIONS, label=str, defines=True),
     Setting("model.attention_score", SCORES),
     # Luong's two ablations (experiments.tasks.seq2seq): h~_{t-1} fed to the next input, and
     # what the output layer reads; the paper's own settings are True and "attentional"
@@ -135,6 +138,17 @@ def family_name(task: str, unknown: str | None = None) -> str:
             return family.name
     raise ValueError(f"dataset '{task}': no task family models its outputs {sorted(outputs)}; "
                      f"families: {', '.join(f.name for f in FAMILIES)}")
+
+
+def setting_keys(task: str) -> tuple[str, ...]:
+    """The keys that define a setting of dataset `task`, named by the report even where all its
+    runs share them: its `Reads.defines` ("data.length"), then its family's keys marked `defines`
+    ("model.attention"); () for a task no longer registered."""
+    if task not in datasets.names():
+        return ()
+    family = family_name(task)
+    return (*(f"data.{name}" for name in datasets.reads(task).defines),
+            *(s.key for f in FAMILIES if f.name == family for s in f.settings if s.defines))
 
 
 def _facts(config) -> dict[str, Any] | None:

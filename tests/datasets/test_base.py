@@ -97,3 +97,14 @@ def test_registry_lists_every_dataset_and_rejects_unknown_names():
         assert callable(module.load) and callable(module.info)
     with pytest.raises(ValueError, match="'name' must be one of the choices, got 'nope'; valid: imdb, .*spike_timing"):
         datasets.get("nope")
+
+
+def test_a_dataset_defines_its_settings_by_keys_it_reads():
+    """`Reads.defines` (what the report names a setting by) must be among the keys the loader
+    reads; every registered dataset's declaration holds."""
+    with pytest.raises(ValueError, match="'defines' must be one of the choices, got 'variant'"):
+        base.Reads(data=("length",), outputs=("regression",), inputs="features",
+                   defines=("length", "variant"))
+    for name in datasets.names():
+        reads = datasets.reads(name)
+        assert set(reads.defines) <= set(reads.data), name

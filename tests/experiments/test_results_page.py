@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from experiments.analysis import page_plots, provenance, report, sources
+from experiments.analysis import page_plots, provenance, report, report_plots, sources
 from experiments.analysis import results_page as rp
 from experiments.analysis import stats as st
 from experiments.analysis import verdicts as vd
@@ -301,8 +301,8 @@ def test_page_draws_the_ablation_as_its_own_line_and_reads_the_commit_before_wri
     seen = {}
     monkeypatch.setattr(store, "git_commit", lambda: seen.setdefault("stale", []).append(
         stale.exists()) or "0123456789abcdef")
-    drawn = report.plot_metric_vs_length
-    monkeypatch.setattr(report, "plot_metric_vs_length", lambda rows, *a: seen.setdefault(
+    drawn = report_plots.plot_metric_vs_length
+    monkeypatch.setattr(report_plots, "plot_metric_vs_length", lambda rows, *a: seen.setdefault(
         "lines", [line[0] for line in report.length_lines(rows[rows["task"] == "adding"], "mse",
                                                           ["lstm"])]) and drawn(rows, *a))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -347,7 +347,7 @@ def test_page_links_its_plots_and_a_rerun_overwrites(lit_page, lit_store):
     uri, sweep_file, _ = lit_store
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
-        patch.setattr(rp.report, "plot_metric_vs_length", lambda *a: 1 / 0)
+        patch.setattr(rp.report_plots, "plot_metric_vs_length", lambda *a: 1 / 0)
         with pytest.raises(ZeroDivisionError):  # a failure part-way keeps the previous files
             rp.write_results("lit", output, sweep_file=sweep_file, gradients=False)
         assert stale.exists() and (output / "RESULTS.md").read_text() == result["markdown"]

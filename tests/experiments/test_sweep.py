@@ -134,6 +134,30 @@ def test_a_bad_run_anywhere_fails_the_cli_before_any_run_starts(tmp_path, capsys
     assert "vanilla" in message and started == []
 
 
+def test_a_sweep_to_run_is_checked_against_the_devices_a_dry_run_is_not(tmp_path, monkeypatch):
+    """The plan checks every run's train.distribution against this machine (the batch against the
+    replica count) before anything runs, in the sweep file's name; a dry run skips it."""
+    from datasets.errors import ConfigError
+    from experiments import distribution
+
+    checked = []
+
+    def two_replicas(config, source):
+        checked.append((config.model.cell, config.train.distribution, source))
+        if config.model.cell == "gru":
+            raise ConfigError(source, "data.batch_size", "must be a multiple of the 2 replicas")
+
+    monkeypatch.setattr(distribution, "check", two_replicas)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "base": BASE,
+                                    "grid": {"model.cell": ["lstm", "gru"]}}))
+    assert len(sweep.load_sweep(path, ["train.distribution=mirrored"]).runs) == 2
+    assert checked == []
+    with pytest.raises(ConfigError, match="'data.batch_size' must be a multiple"):
+        sweep.load_sweep(path, ["train.distribution=mirrored"], devices=True)
+    assert checked == [("lstm", "mirrored", str(path)), ("gru", "mirrored", str(path))]
+
+
 def test_dry_run_lists_every_run_with_its_hash(tmp_path, capsys):
     from experiments import cli
 
