@@ -34,6 +34,7 @@ import pandas as pd
 
 import cells
 from experiments.analysis import (
+    cost,
     export,
     page_plots,
     provenance,
@@ -183,7 +184,8 @@ def write_results(sweep: str = "study_fair", output: str | Path = "docs", *, sou
         ev, companions = vd.evidence(runs, dirty), pd.DataFrame()
     order = list(cells.names())
     claims, targets = vd.judge_all(ev, sources.CLAIMS), vd.judge_all(ev, sources.TARGETS)
-    config = configurations([*claims, *targets], ev, families)
+    hours = _hours(sweep_path, families, ev)
+    config = configurations([*claims, *targets], ev, families, hours)
     figures = {"summary": page_plots.summary_figure(ev, folder, order),
                "length": report_plots.plot_metric_vs_length(ev, folder, order) if not ev.empty else None}
     curves = report_plots.plot_learning_curves(ev, folder, order, src.history) \
@@ -195,7 +197,7 @@ def write_results(sweep: str = "study_fair", output: str | Path = "docs", *, sou
         notes = ["not computed: " + ("the trained models live in the MLflow store, not in the "
                                      "export" if not src.store else f"`{command}` ran without gradients")]
     kept_plots = sorted(p for k in kept for p in folder.glob(k))
-    top, sections = _study_parts(output, families, ev, planned, link, sweep_path)
+    top, sections = _study_parts(output, families, ev, planned, link, sweep_path, hours)
     if compare:
         sections += changes_section(compare, claims + targets, output, dirty)
         top += ["Which verdicts changed from the earlier study: [the changes](#changes-from-the-earlier-study).",
@@ -219,11 +221,22 @@ def write_results(sweep: str = "study_fair", output: str | Path = "docs", *, sou
 # --- a study tuned per cell ---------------------------------------------------------------------------
 
 
-def configurations(judged, ev: pd.DataFrame, families: list[tunings.Family]) -> dict[str, str]:
+def _hours(sweep_path: Path, families: list[tunings.Family], ev: pd.DataFrame) -> dict[str, float]:
+    """Estimated hours per family without runs (tuning if not tuned, and seeded runs), from the
+    first study's measured runs (`cost`, as `python -m benchmarks.study_cost`); {} without them."""
+    ran = set(ev["task"]) if not ev.empty else set()
+    waiting = {f.task: not f.tuned for f in families if f.task not in ran}
+    if not waiting or not cost.MEASURED.is_file():
+        return {}
+    return cost.family_hours(sweep_path, waiting, cost.measured_runs())
+
+
+def configurations(judged, ev: pd.DataFrame, families: list[tunings.Family],
+                   hours: dict[str, float] | None = None) -> dict[str, str]:
     """Per claim, the configuration its runs trained with: 'shared, not tuned' (a study without
     tuning), 'tuned per cell' (with the families judged when the claim spans several and some
     have no runs), or for a claim without runs why: its families not tuned yet, tuned but not
-    run yet, or its setting not in the study's plan."""
+    run yet (with the estimated hours they need), or its setting not in the study's plan."""
     if not families:
         return {claim.topic: SHARED for claim, _ in judged}
     ran = set(ev["task"]) if not ev.empty else set()
@@ -237,8 +250,10 @@ def configurations(judged, ev: pd.DataFrame, families: list[tunings.Family]) -> 
             for t in wanted:
                 if status[t] != "run":
                     why.setdefault(status[t], []).append(t)
+            need = sum((hours or {}).get(t, 0.0) for ts in why.values() for t in ts)
             out[claim.topic] = "not run yet: " + ("; ".join(f"{', '.join(ts)} {s}" for s, ts in why.items())
-                                                  if why else "setting not planned")
+                                                  if why else "setting not planned") \
+                + (f" (≈ {need:.1f} h)" if need else "")
         elif claim.tasks:
             out[claim.topic] = TUNED
         else:
@@ -249,7 +264,7 @@ def configurations(judged, ev: pd.DataFrame, families: list[tunings.Family]) -> 
 
 
 def _study_parts(output: Path, families, ev: pd.DataFrame, planned, link,
-                 sweep_path: Path) -> tuple[list[str], list[str]]:
+                 sweep_path: Path, hours: dict[str, float]) -> tuple[list[str], list[str]]:
     """(lines under the title, sections after the claims): the link to the related page and the
     configuration note; for a tuned study the tuning per family."""
     top = []
@@ -270,7 +285,7 @@ def _study_parts(output: Path, families, ev: pd.DataFrame, planned, link,
               f"score (the test data never chooses); trials train with a seed no seeded run uses. "
               f"Protocol, commands and the hours each family costs: [docs/study.md]({study}). Read "
               f"from the committed search spaces and the files `rnnlab tune --export` wrote."), "",
-             _md(tunings.overview(families, finished, counts)), ""]
+             _md(tunings.overview(families, finished, counts, hours)), ""]
     order = list(cells.names())
     for f in families:
         parts += [f"### {f.task}", "", f"Space `{f.space_path}` ({tuned_at_text(f)}); "
@@ -282,8 +297,9 @@ def _study_parts(output: Path, families, ev: pd.DataFrame, planned, link,
     if missing_:
         parts += [(f"*Not run yet* in the claims: the families {', '.join(missing_)} are not tuned "
                    f"yet (a tuned family without runs: its runs are not exported yet). The hours "
-                   f"each needs: [docs/study.md]({study}#compute) (`python -m benchmarks.study_cost "
-                   f"{sweep_path}`)."), ""]
+                   f"each still needs (≈, one run at a time) are costed as `python -m "
+                   f"benchmarks.study_cost {sweep_path}` does, from the first study's measured wall "
+                   f"times: [docs/study.md]({study}#compute)."), ""]
     return top, parts
 
 

@@ -132,9 +132,11 @@ def tuned_at(space: tune.Space) -> str:
         else "its study setting"
 
 
-def overview(families: list[Family], finished: dict[str, int], planned: dict[str, int]) -> pd.DataFrame:
+def overview(families: list[Family], finished: dict[str, int], planned: dict[str, int],
+             hours: dict[str, float] | None = None) -> pd.DataFrame:
     """One row per family: where it was tuned, what was searched, trials per cell, the tuning's
-    MLflow parent run (or 'not tuned yet') and the study's seeded runs finished."""
+    MLflow parent run (or 'not tuned yet'), the study's seeded runs finished and, for a family
+    without runs, the estimated hours it still needs."""
     rows = []
     for f in families:
         s = f.space
@@ -147,7 +149,9 @@ def overview(families: list[Family], finished: dict[str, int], planned: dict[str
                      else "tuned (no parent run in the header)" if f.tuned
                      else f"**runs, but `{f.best_path.name}` is not committed**" if finished.get(f.task)
                      else "**not tuned yet**",
-                     "seeded runs finished": runs})
+                     "seeded runs finished": runs,
+                     **({"hours to go (≈)": f"{hours[f.task]:.1f}" if f.task in hours else "-"}
+                        if hours else {})})
     return pd.DataFrame(rows)
 
 
