@@ -74,7 +74,7 @@ def read(sweep_file: str | Path | None) -> list[Family]:
         return []
     raw = read_yaml(Path(sweep_file).read_text(), str(sweep_file)) or {}
     # the paths and spaces checked as `rnnlab sweep` checks them (the one reader of `tuned:`)
-    entries = plan._read_tuned(raw.get("tuned") or {}, str(sweep_file))
+    entries = plan.read_tuned(raw.get("tuned") or {}, str(sweep_file))
     return [_family(entry) for entry in entries.values()]
 
 

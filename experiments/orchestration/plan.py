@@ -144,7 +144,7 @@ def parse_sweep(raw: Any, *, source: str = "<sweep>", overrides: Iterable[str] =
         _require(isinstance(values, list) and bool(values), source, f"grid.{key}",
                  "must map to a non-empty list of values", value=values)
     samples = _draw_samples(raw, source)
-    tuned = _read_tuned(raw.get("tuned") or {}, source)
+    tuned = read_tuned(raw.get("tuned") or {}, source)
     overrides, only = list(overrides), tuple(only)
     keep = _selection(only)
     planned: dict[str, tuple[Config, dict]] = {}
@@ -240,7 +240,7 @@ class Tuned:
             self.cells[cell] = {k: entry[k] for k in keys}
 
 
-def _read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
+def read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
     """`tuned`: {task: {space: PATH, best: PATH}}, each best file read and checked against its
     space (same task; a mapping of cells to the searched keys' values)."""
     from experiments.orchestration import tune
