@@ -1,0 +1,115 @@
+"""`rnnlab tune --workers 2`: the driver serves the oracle, Ray runs two keras-tuner workers whose
+trials go through run(); a re-run resumes the search and trains nothing finished."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from experiment_fixtures import signal_once_saved
+
+from experiments import cli
+from experiments.recording import store
+
+REPO = Path(__file__).resolve().parents[2]
+SPACE = {
+    "name": "ray-tune",
+    "base": {
+        "data": {"name": "adding", "length": 10, "num_train": 64, "num_val": 32, "num_test": 32,
+                 "batch_size": 32},
+        "model": {"units": 4},
+        "train": {"epochs": 2, "early_stopping_patience": None},
+        "tracking": {"log_model": False},
+    },
+    "cells": ["lstm", "gru"],
+    "max_trials": 2,
+    "seed": 1,
+    "space": {"train.lr": {"type": "float", "min": 1e-3, "max": 1e-1, "sampling": "log"},
+              "model.units": {"type": "int", "min": 2, "max": 6}},
+}
+
+
+@pytest.fixture
+def lab(lab):
+    """The Ray lab of conftest.py, with the tiny search-space file in it."""
+    (lab / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    return lab
+
+
+def trials(parent_id: str) -> list:
+    return mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+@pytest.mark.slow
+def test_workers_2_run_each_trial_once_in_ray_and_a_rerun_trains_nothing(lab, capsys):
+    tune = ["tune", str(lab / "space.yaml"), "--workers", "2", "--export", str(lab / "best.yaml")]
+    assert cli.main(tune) == 0
+    lines = capsys.readouterr().out.splitlines()
+    parent_id = store.find_parent_run("tuning", "ray-tune")
+    runs = trials(parent_id)
+    keys = Counter((r.data.tags["rnnlab.tuning_cell"], r.data.tags["rnnlab.trial_id"])
+                   for r in runs)
+    assert sorted(keys) == [(c, t) for c in ("gru", "lstm") for t in ("0", "1")]
+    assert set(keys.values()) == {1}  # each trial recorded once
+    assert all(r.info.status == "FINISHED" and "tuner_score" in r.data.metrics for r in runs)
+    assert str(os.getpid()) not in {r.data.tags["rnnlab.holder_pid"] for r in runs}
+    assert {r.data.tags["rnnlab.tuner_id"] for r in runs} <= \
+        {f"ray-{c}-{i}" for c in ("lstm", "gru") for i in (0, 1)}  # trained in Ray's workers
+    assert sum(" done on ray-" in line for line in lines) == 4, lines  # a line per trial, here
+    assert mlflow.get_run(parent_id).info.status == "FINISHED"
+    best = yaml.safe_load((lab / "best.yaml").read_text())
+    assert sorted(t["model.cell"] for t in best["tasks"]) == ["gru", "lstm"]
+
+    assert cli.main(tune) == 0  # the same command again: the search is resumed, nothing retrained
+    out = capsys.readouterr().out
+    assert "0 trial(s) trained now" in out, out
+    assert sorted(r.info.run_id for r in trials(parent_id)) == sorted(r.info.run_id for r in runs)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_driver_ends_the_trials_killed_and_the_rerun_resumes_them(lab):
+    """SIGTERM to a real `rnnlab tune --workers 2` while both workers train: exit 143, both trial
+    runs and the parent KILLED; the same command again resumes both trials from their checkpoints
+    (every epoch logged once) and ends with each trial FINISHED once."""
+    longer = {**SPACE, "name": "ray-tune-stop", "cells": ["lstm"]}
+    longer["base"] = {**SPACE["base"], "data": {**SPACE["base"]["data"], "length": 50,
+                                                "num_train": 2000},
+                      "train": {**SPACE["base"]["train"], "epochs": 10}}
+    (lab / "space.yaml").write_text(yaml.safe_dump(longer))
+    tune = ["tune", str(lab / "space.yaml"), "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    code, output = signal_once_saved(tune, lab / "ck", 2, signal.SIGTERM, env, REPO)
+    assert code == 143, output
+    parent_id = store.find_parent_run("tuning", "ray-tune-stop")
+    killed = trials(parent_id)
+    assert sorted((r.info.status, r.data.tags["rnnlab.reason"]) for r in killed) == \
+        [("KILLED", "stopped by SIGTERM")] * 2, output
+    assert mlflow.get_run(parent_id).info.status == "KILLED"
+
+    assert cli.main(tune) == 0
+    done = [r for r in trials(parent_id) if r.info.status == "FINISHED"]
+    assert sorted(r.data.tags["rnnlab.trial_id"] for r in done) == ["0", "1"]
+    assert {r.data.tags["rnnlab.resumed_from"] for r in done} == {r.info.run_id for r in killed}
+    for r in done:  # resumed, not from scratch: every epoch once
+        assert int(r.data.tags["rnnlab.resumed_epoch"]) >= 1
+        history = mlflow.MlflowClient().get_metric_history(r.info.run_id, "train_loss")
+        assert sorted(m.step for m in history) == list(range(10))
+    assert mlflow.get_run(parent_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--workers", "999"], "'--workers' is more than this machine can hold"),
+    (["--workers", "2", "--chief", "127.0.0.1:8000"], "exclude each other"),
+    (["--address", "127.0.0.1:9"], "'--address' does not answer"),
+])
+def test_bad_engine_input_is_one_line_exit_2_and_nothing_recorded(lab, capsys, flags, says):
+    assert cli.main(["tune", str(lab / "space.yaml"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnlab tune: ") and says in err[0], err
+    assert not (lab / "mlflow.db").exists()  # no MLflow run, not even a store
