@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="BEST.yaml", help="write the best config(s) as a sweep file")
     p.add_argument("--workdir", help="oracle state (default $RNNLAB_TUNING_DIR or "
                                      "~/.cache/rnnlab/tuning)")
-    p.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle to workers")
+    p.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle to workers started by hand "
+                                                        "(--workers: Ray starts them)")
     p.add_argument("--worker", metavar="HOST:PORT", help="run trials from the chief at HOST:PORT")
     p.add_argument("--tuner-id", help="a worker's id (default worker-<pid>)")
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
