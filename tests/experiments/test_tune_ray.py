@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -113,3 +115,76 @@ def test_bad_engine_input_is_one_line_exit_2_and_nothing_recorded(lab, capsys, f
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rnnlab tune: ") and says in err[0], err
     assert not (lab / "mlflow.db").exists()  # no MLflow run, not even a store
+
+
+def longer_search(lab, name: str, trials: int, epochs: int) -> None:
+    """One cell's search of `trials` trials long enough to be stopped mid-way, in the lab."""
+    one = {**SPACE, "name": name, "cells": ["lstm"], "max_trials": trials}
+    one["base"] = {**SPACE["base"], "data": {**SPACE["base"]["data"], "length": 50,
+                                             "num_train": 2000},
+                   "train": {**SPACE["base"]["train"], "epochs": epochs}}
+    (lab / "space.yaml").write_text(yaml.safe_dump(one))
+
+
+def kill_a_worker_at_epoch_2(name: str) -> list[str]:
+    """In a thread: SIGKILL the Ray worker of the first trial run of tuning `name` to log 2
+    epochs; the returned list gets that run's id."""
+    killed = []
+
+    def watch():
+        client = mlflow.MlflowClient()
+        while not killed:
+            for run in mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                          filter_string="attributes.status = 'RUNNING' and "
+                                                        f"tags.`rnnlab.tuning` = '{name}'"):
+                pid = run.data.tags.get("rnnlab.holder_pid")
+                if run.data.tags.get("rnnlab.trial_id") and pid != str(os.getpid()) and \
+                        len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(run.info.run_id)
+                    break
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return killed
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_is_retried_and_the_trial_resumes_from_its_checkpoint(lab):
+    """SIGKILL to the Ray worker training a trial: Ray retries the task under the same tuner id,
+    the oracle hands it the same trial, whose dead run is ended KILLED and resumed from its
+    checkpoint; the trial finishes once with every epoch logged once."""
+    longer_search(lab, "ray-tune-kill", trials=1, epochs=8)
+    killed = kill_a_worker_at_epoch_2("ray-tune-kill")
+    assert cli.main(["tune", str(lab / "space.yaml"), "--workers", "1"]) == 0
+    assert killed
+    runs = {r.info.run_id: r for r in trials(store.find_parent_run("tuning", "ray-tune-kill"))}
+    assert runs[killed[0]].info.status == "KILLED"
+    [done] = [r for r in runs.values() if r.info.status == "FINISHED"]
+    assert done.data.tags["rnnlab.resumed_from"] == killed[0]
+    assert int(done.data.tags["rnnlab.resumed_epoch"]) >= 1  # not from scratch
+    history = mlflow.MlflowClient().get_metric_history(done.info.run_id, "train_loss")
+    assert sorted(m.step for m in history) == list(range(8))
+
+
+@pytest.mark.slow
+def test_a_worker_that_fails_for_good_leaves_its_trial_for_the_rerun_and_exits_1(lab, capsys):
+    """--max-retries 0 and the worker killed: the other trial is searched on, the command lists
+    the open trial and exits 1, the parent FAILED; the same command then finishes it, resumed."""
+    longer_search(lab, "ray-tune-gone", trials=2, epochs=6)
+    killed = kill_a_worker_at_epoch_2("ray-tune-gone")
+    tune = ["tune", str(lab / "space.yaml"), "--workers", "2", "--max-retries", "0"]
+    assert cli.main(tune) == 1
+    out = capsys.readouterr().out
+    parent_id = store.find_parent_run("tuning", "ray-tune-gone")
+    assert mlflow.get_run(parent_id).info.status == "FAILED"
+    [left] = [r for r in trials(parent_id) if r.info.run_id == killed[0]]
+    assert f"left unfinished (their workers failed; run the same command again to resume them): " \
+        f"lstm trial {left.data.tags['rnnlab.trial_id']}" in out, out
+
+    assert cli.main(tune) == 0
+    done = [r for r in trials(parent_id) if r.info.status == "FINISHED"]
+    assert sorted(r.data.tags["rnnlab.trial_id"] for r in done) == ["0", "1"]
+    assert [r.data.tags.get("rnnlab.resumed_from") for r in done
+            if r.data.tags["rnnlab.trial_id"] == left.data.tags["rnnlab.trial_id"]] == [killed[0]]
+    assert mlflow.get_run(parent_id).info.status == "FINISHED"
