@@ -184,6 +184,9 @@ def search_on_engine(space, parent_id: str, workdir: Path, engine, out: Callable
                                                  // engine.cpus), 1)
     for cell in space.cells:
         chief = tune.make_tuner(space, cell, parent_run_id=parent_id, workdir=workdir, out=out)
+        if searched(chief.oracle):  # a re-run: no worker started only to hear "stop"
+            out(f"tune {space.name!r} {cell}: every trial ran before")
+            continue
         chief.oracle.verbose = 0
         chief.save()
         report_trials(chief.oracle, space, cell, out)
@@ -199,6 +202,14 @@ def search_on_engine(space, parent_id: str, workdir: Path, engine, out: Callable
         outcome.unfinished += [f"{cell} trial {t.trial_id}"
                                for t in chief.oracle.ongoing_trials.values()]
     return outcome
+
+
+def searched(oracle) -> bool:
+    """Whether the oracle (reloaded) has handed out its last trial and none is open (hyperband,
+    whose budget is not a trial count, is never known to be done before it is asked)."""
+    state = oracle.get_state()
+    return oracle.remaining_trials() == 0 and not state["ongoing_trials"] \
+        and not state["retry_queue"]
 
 
 def end_stopped_trials(parent_id: str, reason: str) -> None:

@@ -25,7 +25,7 @@ SPACE = {
         "data": {"name": "adding", "length": 10, "num_train": 64, "num_val": 32, "num_test": 32,
                  "batch_size": 32},
         "model": {"units": 4},
-        "train": {"epochs": 2, "early_stopping_patience": None},
+        "train": {"epochs": 1, "early_stopping_patience": None},
         "tracking": {"log_model": False},
     },
     "cells": ["lstm", "gru"],
@@ -48,7 +48,6 @@ def trials(parent_id: str) -> list:
                               filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
 
 
-@pytest.mark.slow
 def test_workers_2_run_each_trial_once_in_ray_and_a_rerun_trains_nothing(lab, capsys):
     tune = ["tune", str(lab / "space.yaml"), "--workers", "2", "--export", str(lab / "best.yaml")]
     assert cli.main(tune) == 0
