@@ -163,8 +163,9 @@ def report_trials(oracle, space, cell: str, out: Callable[[str], None]) -> None:
         oracle.save()  # end_trial saved before it let the trial go: a reload would rerun it
         done = oracle.trials[trial.trial_id]
         score = f"{space.objective} {done.score:.4g}" if done.score is not None else done.status
+        budget = "" if space.tuner == "hyperband" else f"/{space.max_trials}"  # not a count
         out(f"{name} trial {trial.trial_id} done on {who}: {score} "
-            f"[{len(oracle.end_order)}/{space.max_trials}]")
+            f"[{len(oracle.end_order)}{budget}]")
 
     oracle.create_trial, oracle.end_trial = creating, ending
 
