@@ -194,14 +194,18 @@ def search_on_engine(space, parent_id: str, workdir: Path, engine, out: Callable
         with serving(chief.oracle, host) as address:
             jobs = [WorkerJob(space, cell, parent_id, str(workdir), address,
                               f"ray-{cell}-{i}", connect_timeout_s) for i in range(workers)]
+            stopped = 0  # workers the oracle told to stop: the search ended
             for job, result in engine.run(run_worker, jobs, lambda job: None):
                 if isinstance(result, BaseException):  # died more than --max-retries times
                     out(f"tune {space.name!r} {cell}: worker {job.tuner_id} failed: "
                         f"{type(result).__name__}: {str(result)[:300]}")
                 else:
                     outcome.trained += result
+                    stopped += 1
         outcome.unfinished += [f"{cell} trial {t.trial_id}"
                                for t in chief.oracle.ongoing_trials.values()]
+        if not stopped:
+            outcome.unfinished.append(f"{cell} (every worker failed before its search ended)")
     return outcome
 
 

@@ -187,3 +187,23 @@ def test_a_worker_that_fails_for_good_leaves_its_trial_for_the_rerun_and_exits_1
     assert [r.data.tags.get("rnnlab.resumed_from") for r in done
             if r.data.tags["rnnlab.trial_id"] == left.data.tags["rnnlab.trial_id"]] == [killed[0]]
     assert mlflow.get_run(parent_id).info.status == "FINISHED"
+
+
+def test_a_search_whose_every_worker_failed_is_unfinished_not_done(tmp_path):
+    """No worker got the oracle's "stop": the cell's search is listed unfinished (exit 1), even
+    with no trial open."""
+    from experiments.orchestration import engine, tune, tune_workers
+
+    class FailingEngine:
+        settings, cpus = engine.EngineSettings(workers=2), 1
+
+        def run(self, job, todo, starting):
+            for planned in todo:
+                yield planned, RuntimeError("its node is gone")
+
+    space = tune.parse_space({**SPACE, "cells": ["lstm"]}, source="s.yaml")
+    lines = []
+    outcome = tune_workers.search_on_engine(space, "parent-id", tmp_path, FailingEngine(),
+                                            lines.append)
+    assert outcome.unfinished == ["lstm (every worker failed before its search ended)"]
+    assert sum("failed: RuntimeError: its node is gone" in line for line in lines) == 2
