@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -124,19 +125,27 @@ def reap(clock: CpuClock, timeout_s: float = 120) -> None:
             time.sleep(0.2)
 
 
-def measure(mode: str, flags: list[str], sweep: dict, folder: Path) -> dict:
-    """Run `rnnlab sweep` on `sweep` with `flags` in a fresh store; wall and CPU seconds."""
+def finished_runs(stdout: str) -> int:
+    """Runs a `rnnlab sweep` finished: its ✓ result lines."""
+    return sum(1 for line in stdout.splitlines() if line.startswith("  ✓ "))
+
+
+def measure(mode: str, flags: list[str], sweep: dict, folder: Path, command: str = "sweep",
+            count: Callable[[str], int] = finished_runs) -> dict:
+    """Run `rnnlab <command>` (sweep, or tune: `sweep` is then a search space) on `sweep` with
+    `flags` in a fresh store; wall and CPU seconds; `count(stdout)` runs."""
     sweep = {**sweep, "name": f"{sweep['name']}-{mode}"}
     file = folder / f"{sweep['name']}.yaml"
     file.write_text(yaml.safe_dump(sweep))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/{mode}.db",
            "RNNLAB_CHECKPOINT_DIR": str(folder / f"ck-{mode}"), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "RNNLAB_TUNING_DIR": str(folder / f"wd-{mode}"),
            "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
     load_before, clock = os.getloadavg(), CpuClock()
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "sweep", str(file),
+        proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", command, str(file),
                                  *flags], cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
         while proc.poll() is None:
             clock.read()
@@ -150,9 +159,9 @@ def measure(mode: str, flags: list[str], sweep: dict, folder: Path) -> dict:
     if proc.returncode:
         raise RuntimeError(f"{mode} failed ({proc.returncode}):\n{stdout[-3000:]}"
                            f"\n{stderr[-3000:]}")
-    runs = sum(1 for line in stdout.splitlines() if line.startswith("  ✓ "))
+    runs = count(stdout)
     cpu = clock.seconds
-    return {"mode": mode, "command": "rnnlab sweep FILE " + " ".join(flags), "runs": runs,
+    return {"mode": mode, "command": f"rnnlab {command} FILE " + " ".join(flags), "runs": runs,
             "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
             "runs_per_hour": round(runs / wall * 3600, 1), "cpu_s_per_run": round(cpu / runs, 1),
             "load_before": [round(x, 2) for x in load_before],
@@ -170,8 +179,7 @@ def render(data: dict) -> str:
                      f"{r['cpu_s_per_run']} | {r['load_before'][0]} → {r['load_after'][0]} |")
     s = data["settings"]
     return "\n".join([
-        (f"Measured with `{data['command']}` on {data['date']}, {data['machine']}; "
-         f"`uptime` before: {data['uptime']}."),
+        measured(data),
         "",
         (f"The study's toy configurations ({', '.join(TASKS)} at T = {s['length']}, seed 0, the "
          f"five cells: {rows[0]['runs']} runs), {s['epochs']} epoch(s) each without early "
@@ -180,6 +188,44 @@ def render(data: dict) -> str:
          "the command and every process it started. Target (issue 25): ≥ 2× the runs per hour "
          "of 1 process."),
         "", *lines, "", *[f"- {note}" for note in data.get("notes", [])], ""])
+
+
+def compare(name: str, modes: list[tuple[str, list[str]]], spec: dict, *,
+            command: str = "sweep", count: Callable[[str], int] = finished_runs) -> tuple[str, list]:
+    """`uptime`, then each (mode, flags) of `rnnlab <command>` on `spec` one after another, each in
+    fresh stores (`measure`): the uptime line and a row per mode."""
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for mode, flags in modes:
+            print(f"[{name}] {mode} ...", file=sys.stderr, flush=True)
+            rows.append(measure(mode.replace(" ", "-"), flags, spec, Path(folder),
+                                command=command, count=count))
+            rows[-1]["mode"] = mode
+            print(f"[{name}] {rows[-1]}", file=sys.stderr, flush=True)
+    return uptime.strip(), rows
+
+
+def record(module: str, argv: list[str] | None, uptime: str, settings: dict, rows: list,
+           notes: list[str], output: Path, render: Callable[[dict], str]) -> None:
+    """Write the measurement as `output` (JSON) and its table beside it (.md), and print it."""
+    from benchmarks.run import machine
+
+    m = machine()
+    data = {"command": f"python -m {module} "
+                       + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{m['cpu']}, {m['cores']} cores", "uptime": uptime,
+            "settings": settings, "rows": rows, "notes": notes}
+    output.write_text(json.dumps(data, indent=1))
+    output.with_suffix(".md").write_text(render(data))
+    print(render(data))
+
+
+def measured(data: dict) -> str:
+    """The line that says which command measured, when, where, under which load."""
+    return (f"Measured with `{data['command']}` on {data['date']}, {data['machine']}; "
+            f"`uptime` before: {data['uptime']}.")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,28 +239,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     become_subreaper()
     sweep = study_sweep("throughput", args.epochs, args.num_train)
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
-    rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        modes = [("1 process", [])] + [(f"--workers {n}", ["--workers", str(n)])
-                                       for n in args.workers]
-        for mode, flags in modes:
-            print(f"[throughput] {mode} ...", file=sys.stderr, flush=True)
-            rows.append(measure(mode.replace(" ", "-"), flags, sweep, Path(folder)))
-            rows[-1]["mode"] = mode
-            print(f"[throughput] {rows[-1]}", file=sys.stderr, flush=True)
-    from benchmarks.run import machine
-
-    m = machine()
-    data = {"command": "python -m benchmarks.study_throughput "
-                       + shlex.join(argv if argv is not None else sys.argv[1:]),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": f"{m['cpu']}, {m['cores']} cores", "uptime": uptime.strip(),
-            "settings": {"epochs": args.epochs, "num_train": args.num_train, "length": 100},
-            "rows": rows, "notes": args.note}
-    args.output.write_text(json.dumps(data, indent=1))
-    args.output.with_suffix(".md").write_text(render(data))
-    print(render(data))
+    modes = [("1 process", [])] + [(f"--workers {n}", ["--workers", str(n)]) for n in args.workers]
+    uptime, rows = compare("throughput", modes, sweep)
+    record("benchmarks.study_throughput", argv, uptime,
+           {"epochs": args.epochs, "num_train": args.num_train, "length": 100}, rows, args.note,
+           args.output, render)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if any(o.status in ("FAILED", "UNFINISHED") for o in outcomes) else 0
 
 
+def _add_engine(p: argparse.ArgumentParser, what: str, unit: str) -> None:
+    """The Ray engine's flags (docs/scale.md), shared by `sweep` and `tune`."""
+    engine = p.add_argument_group(f"engine (docs/scale.md); without --workers / --address / "
+                                  f"$RAY_ADDRESS: one {unit} at a time in this process, no Ray")
+    engine.add_argument("--workers", type=int, metavar="N",
+                        help=f"N {what} at once as Ray tasks (on this machine, or at most N "
+                             f"on the cluster of --address)")
+    engine.add_argument("--address", metavar="ADDR",
+                        help="a Ray cluster's head, HOST:PORT (default $RAY_ADDRESS)")
+    engine.add_argument("--cpus-per-run", type=float, metavar="C",
+                        help=f"CPUs a {unit} declares and its threads use (default: this "
+                             f"machine's CPUs / N; 1 on a cluster)")
+    engine.add_argument("--gpus-per-run", type=float, metavar="G",
+                        help=f"GPUs a {unit} declares; a fraction (0.25) shares one GPU")
+    engine.add_argument("--max-retries", type=int, default=3, metavar="R",
+                        help=f"retries of a {unit} whose worker or node died (default 3); it "
+                             f"resumes from its checkpoint")
+    engine.add_argument("--checkpoint-dir", metavar="DIR",
+                        help="checkpoints' root (= $RNNLAB_CHECKPOINT_DIR); on a cluster a folder "
+                             "every node reads, so a retried run resumes anywhere")
+
+
 def _distribution_set(args: argparse.Namespace) -> list[str]:
     return [f"train.distribution={args.distribution}"] if args.distribution else []
 
@@ -249,24 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "repeatable, every item must hold")
     _add_distribution(p)
     _add_set(p, "section.key=value, applied to every run")
-    engine = p.add_argument_group("engine (docs/scale.md); without --workers / --address / "
-                                  "$RAY_ADDRESS: one run at a time in this process, no Ray")
-    engine.add_argument("--workers", type=int, metavar="N",
-                        help="N configurations at once as Ray tasks (on this machine, or at most N "
-                             "on the cluster of --address)")
-    engine.add_argument("--address", metavar="ADDR",
-                        help="a Ray cluster's head, HOST:PORT (default $RAY_ADDRESS)")
-    engine.add_argument("--cpus-per-run", type=float, metavar="C",
-                        help="CPUs a run declares and its threads use (default: this machine's "
-                             "CPUs / N; 1 on a cluster)")
-    engine.add_argument("--gpus-per-run", type=float, metavar="G",
-                        help="GPUs a run declares; a fraction (0.25) shares one GPU between runs")
-    engine.add_argument("--max-retries", type=int, default=3, metavar="R",
-                        help="retries of a run whose worker or node died (default 3); it resumes "
-                             "from its checkpoint")
-    engine.add_argument("--checkpoint-dir", metavar="DIR",
-                        help="checkpoints' root (= $RNNLAB_CHECKPOINT_DIR); on a cluster a folder "
-                             "every node reads, so a retried run resumes anywhere")
+    _add_engine(p, "configurations", "run")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("tune", help="keras-tuner search, one MLflow child run per trial")
@@ -280,11 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="BEST.yaml", help="write the best config(s) as a sweep file")
     p.add_argument("--workdir", help="oracle state (default $RNNLAB_TUNING_DIR or "
                                      "~/.cache/rnnlab/tuning)")
-    p.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle to workers")
+    p.add_argument("--chief", metavar="HOST:PORT", help="serve the oracle to workers started by hand "
+                                                        "(--workers: Ray starts them)")
     p.add_argument("--worker", metavar="HOST:PORT", help="run trials from the chief at HOST:PORT")
     p.add_argument("--tuner-id", help="a worker's id (default worker-<pid>)")
     p.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
                    help="seconds a worker waits for its chief")
+    _add_engine(p, "keras-tuner workers (each running trials)", "trial")
     _add_set(p, "section.key=value, applied to the base config")
     p.set_defaults(func=cmd_tune)
 

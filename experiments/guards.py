@@ -48,6 +48,17 @@ class Stopped(KeyboardInterrupt):
         super().__init__(f"stopped by {self.signal_name}")
 
 
+_received: list[int] = []  # the signals stop_on_signals' handler turned into `Stopped`
+
+
+def as_stopped(err: KeyboardInterrupt) -> KeyboardInterrupt:
+    """`err`, or the `Stopped` of the signal that caused it: a wait inside Ray (`ray.wait`) runs
+    the handler but raises a bare KeyboardInterrupt in place of its `Stopped`, SIGTERM included."""
+    if isinstance(err, Stopped) or not _received:
+        return err
+    return Stopped(_received[-1])
+
+
 @contextlib.contextmanager
 def stop_on_signals():
     """Within this block (main thread), SIGTERM and SIGINT raise `Stopped`; a second signal while
@@ -56,8 +67,10 @@ def stop_on_signals():
     def handler(signum, frame):
         for sig in SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+        _received.append(signum)
         raise Stopped(signum)
 
+    _received.clear()
     previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
     try:
         yield

@@ -205,6 +205,8 @@ class RayEngine:
     def run(self, job: Callable, todo: list, starting: Callable) -> Iterator[tuple]:
         import ray
 
+        from experiments.guards import as_stopped
+
         remote = ray.remote(run_configuration).options(
             num_cpus=self.cpus, num_gpus=self.settings.gpus_per_run,
             max_retries=self.settings.max_retries, retry_exceptions=False,
@@ -223,6 +225,8 @@ class RayEngine:
                     yield planned, ray.get(ready)
                 except (ray.exceptions.RayError, ConnectionError) as err:
                     yield planned, err
+        except KeyboardInterrupt as err:  # Ctrl-C / SIGTERM, perhaps landed inside Ray's wait
+            raise as_stopped(err) from None
         finally:  # stopped early (Ctrl-C, SIGTERM, an error): the tasks' workers are stopped,
             # and the driver ends their runs KILLED (`stopped`)
             self.stopped = list(running.values())

@@ -1,20 +1,6 @@
 """Hyperparameter search with keras-tuner: each trial is one `experiments.run.run(config)`.
 
-A search-space file (``experiments/spaces/*.yaml``)::
-
-    name: adding-small            # MLflow tag `rnnlab.tuning`, the work folder's name
-    description: ...
-    base: {data: {...}, model: {...}, train: {...}, tracking: {...}}   # a Config as in config.py
-    cells: [lstm, gru]            # one search per cell, same budget (`--all-cells`: every cell)
-    tuner: random                 # random | bayesian | hyperband
-    max_trials: 20                # per cell (hyperband: ignored, its budget is base train.epochs)
-    seed: 0                       # the oracle's seed: every cell gets the same random draws
-    objective: {name: val_loss, direction: min}   # the default; best value over the epochs
-    space:                        # dotted Config keys; types int | float | choice | bool
-      train.lr: {type: float, min: 1.0e-4, max: 1.0e-2, sampling: log}
-      model.units: {type: int, min: 8, max: 128, sampling: log}
-      model.dropout: {type: float, min: 0.0, max: 0.5}
-      data.batch_size: {type: choice, values: [32, 64, 128]}
+A search-space file (``experiments/spaces/*.yaml``) is read and checked by `space.py`.
 
 The search is a keras-tuner `Tuner` whose `run_trial` only turns the trial's values into a Config
 and calls `run(config, parent_run_id=..., tags=...)`, the one training path of sweeps. Each trial is
@@ -31,30 +17,38 @@ else $RNNLAB_TUNING_DIR, else ``~/.cache/rnnlab/tuning``), outside the repositor
 same search reloads it and goes on; a trial whose MLflow child already FINISHED (same trial id, cell
 and config hash, e.g. killed after training but before the oracle saved) is not trained again.
 
-Distributed: keras-tuner's chief/worker mode. `--chief HOST:PORT` serves the oracle (and owns the
-MLflow parent run); `--worker HOST:PORT` runs trials it gets from the chief; all log to one tracking
-server ($MLFLOW_TRACKING_URI). A worker waits at most `--connect-timeout` seconds for its chief.
+Distributed (`tune_workers.py`): keras-tuner's chief/worker mode, started by Ray (`--workers N`,
+`--address ADDR`: this process serves the oracle and owns the MLflow parent run, Ray runs N
+keras-tuner workers as tasks of the sweep's engine) or by hand (`--chief HOST:PORT` serves the
+oracle, `--worker HOST:PORT` runs trials from it, waiting at most `--connect-timeout` seconds for
+it). All log to one tracking store ($MLFLOW_TRACKING_URI).
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import hashlib
-import json
 import math
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from experiments.config import Config, config_hash, validate_names
-from experiments.orchestration.params import PARAM_KEYS, SAMPLINGS, Param
+from experiments.config import Config, config_hash
+from experiments.orchestration import tune_workers
+from experiments.orchestration.params import Param
+from experiments.orchestration.space import (  # noqa: F401 - also read as tune.X
+    DEFAULT_SPACE,
+    SPACES_DIR,
+    Space,
+    describe,
+    load_space,
+    parse_space,
+)
+from experiments.orchestration.tune_workers import ChiefUnreachableError
 from experiments.recording.tags import (
     BEST_RUN_TAG,
     CELLS_TAG,
@@ -73,71 +67,8 @@ from experiments.recording.tags import (
     TUNING_TAG,
 )
 
-SPACE_KEYS = ("name", "description", "base", "cells", "tuner", "max_trials", "seed", "objective",
-              "space")
-TUNERS = ("random", "bayesian", "hyperband")
-DIRECTIONS = ("min", "max")
-DEFAULT_OBJECTIVE = {"name": "val_loss", "direction": "min"}
-NOT_TUNABLE = ("data.name", "model.cell")
-SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"
-DEFAULT_SPACE = SPACES_DIR / "default.yaml"
 SCORE = "tuner_score"
 HYPERBAND_FACTOR = 3
-
-
-class ChiefUnreachableError(RuntimeError):
-    """A worker found no chief oracle at the address it was given."""
-
-
-@dataclass
-class Space:
-    """A parsed and validated search-space file."""
-
-    name: str
-    source: str
-    base: Config
-    cells: list[str]
-    params: list[Param]
-    tuner: str = "random"
-    max_trials: int = 10
-    seed: int = 0
-    objective: str = DEFAULT_OBJECTIVE["name"]
-    direction: str = DEFAULT_OBJECTIVE["direction"]
-    description: str = ""
-
-    def config_for(self, cell: str, values: dict[str, Any], trial_id: str | None = None) -> Config:
-        """The Config of one trial: base, the cell, the sampled values (hyperband: its epochs)."""
-        d = self.base.to_dict()
-        d["model"]["cell"] = cell
-        for key, value in values.items():
-            if key == "tuner/epochs":
-                d["train"]["epochs"] = int(value)
-                continue
-            if key.startswith("tuner/"):  # hyperband bookkeeping; run() always starts afresh
-                continue
-            section, _, name = key.partition(".")
-            d[section][name] = value
-        if trial_id is not None:
-            d["tracking"]["run_name"] = f"{self.name}-{cell}-t{trial_id}"
-        return Config.from_dict(d, source=f"{self.source} ({cell}, {_describe(values)})")
-
-    def searched_keys(self) -> tuple[str, ...]:
-        """The Config keys a trial sets: the space's, and hyperband's epochs."""
-        return tuple(p.key for p in self.params) + (
-            ("train.epochs",) if self.tuner == "hyperband" else ())
-
-    def fingerprint(self) -> str:
-        """What the oracle's state depends on; a changed space starts a new oracle folder."""
-        blob = json.dumps({
-            "params": [dataclasses.asdict(p) for p in self.params], "tuner": self.tuner,
-            "max_trials": self.max_trials, "seed": self.seed, "objective": self.objective,
-            "direction": self.direction, "base": config_hash(self.base),
-        }, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:8]
-
-    def to_tag(self) -> str:
-        """The parameters as JSON (the parent's `rnnlab.space` tag, read by the report)."""
-        return json.dumps([dataclasses.asdict(p) for p in self.params], default=str)
 
 
 @dataclass
@@ -158,143 +89,7 @@ class TuneOutcome:
     parent_run_id: str
     cells: list[CellResult] = field(default_factory=list)
     trained: int = 0  # trials that called run() in this invocation
-
-
-# --- reading and validating a search-space file ----------------------------------------------------
-
-
-def load_space(path: str | Path, *, task: str | None = None, cells: Iterable[str] | None = None,
-               tuner: str | None = None, max_trials: int | None = None, name: str | None = None,
-               overrides: Iterable[str] = ()) -> Space:
-    """Read a search-space YAML; the keyword arguments (the CLI's flags) override its keys."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"{path}: cannot read the search-space file: {err}") from err
-    return parse_space(raw, source=str(path), task=task, cells=cells, tuner=tuner,
-                       max_trials=max_trials, name=name, overrides=overrides)
-
-
-def parse_space(raw: Any, *, source: str = "<space>", task: str | None = None,
-                cells: Iterable[str] | None = None, tuner: str | None = None,
-                max_trials: int | None = None, name: str | None = None,
-                overrides: Iterable[str] = ()) -> Space:
-    """Validate a search-space mapping: every error names the file, the key, the value and the
-    valid choices, before any MLflow run exists."""
-    _require(isinstance(raw, dict), f"{source}: a search-space file must be a mapping with keys "
-                                    f"{', '.join(SPACE_KEYS)}")
-    raw = copy.deepcopy(raw)
-    unknown = sorted(set(raw) - set(SPACE_KEYS))
-    _require(not unknown, f"{source}: unknown key {', '.join(map(repr, unknown))}; "
-                          f"valid keys: {', '.join(SPACE_KEYS)}")
-    name = name or raw.get("name")
-    if task and not name:
-        name = task
-    _require(isinstance(name, str) and bool(name.strip()) and "/" not in name,
-             f"{source}: key 'name' must be a non-empty string without '/', got {name!r}")
-    base_raw = raw.get("base") or {}
-    _require(isinstance(base_raw, dict), f"{source}: key 'base' must be a mapping (a Config)")
-    if task:
-        base_raw.setdefault("data", {})["name"] = task
-    base = Config.from_dict(base_raw, source=f"{source}: base")
-    if overrides:
-        base = base.with_overrides(list(overrides))
-    cells = list(cells) if cells else raw.get("cells") or [base.model.cell]
-    _require(isinstance(cells, list) and all(isinstance(c, str) for c in cells),
-             f"{source}: key 'cells' must be a list of cell names, got {cells!r}")
-    for cell in cells:
-        validate_names(dataclasses.replace(base, model=dataclasses.replace(base.model, cell=cell)),
-                       source)
-    tuner = tuner or raw.get("tuner", "random")
-    _require(tuner in TUNERS, f"{source}: key 'tuner' is {tuner!r}; valid choices: "
-                              f"{', '.join(TUNERS)}")
-    max_trials = max_trials if max_trials is not None else raw.get("max_trials", 10)
-    _require(isinstance(max_trials, int) and not isinstance(max_trials, bool) and max_trials >= 1,
-             f"{source}: key 'max_trials' must be an integer >= 1, got {max_trials!r}")
-    seed = raw.get("seed", 0)
-    _require(isinstance(seed, int) and not isinstance(seed, bool),
-             f"{source}: key 'seed' must be an integer, got {seed!r}")
-    objective, direction = _objective(raw.get("objective"), source)
-    space_raw = raw.get("space")
-    _require(isinstance(space_raw, dict) and bool(space_raw),
-             f"{source}: key 'space' must be a non-empty mapping of dotted Config keys to "
-             f"{{type: {' | '.join(PARAM_KEYS)}, ...}}")
-    params = [_param(key, spec, base, source) for key, spec in space_raw.items()]
-    space = Space(name=name, source=source, base=base, cells=cells, params=params, tuner=tuner,
-                  max_trials=max_trials, seed=seed, objective=objective, direction=direction,
-                  description=str(raw.get("description", "")))
-    for p in params:  # each extreme value must make a valid Config (e.g. dropout < 1)
-        for value in p.extremes():
-            space.config_for(cells[0], {p.key: value})
-    return space
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
-
-
-def _objective(raw: Any, source: str) -> tuple[str, str]:
-    raw = DEFAULT_OBJECTIVE if raw is None else raw
-    _require(isinstance(raw, dict) and set(raw) <= {"name", "direction"},
-             f"{source}: key 'objective' must be {{name: <val metric>, direction: min|max}}, "
-             f"got {raw!r}")
-    name, direction = raw.get("name", "val_loss"), raw.get("direction", "min")
-    _require(isinstance(name, str) and name.startswith("val_"),
-             f"{source}: objective.name must be a validation metric logged per epoch "
-             f"(val_loss, val_<metric>), got {name!r}")
-    _require(direction in DIRECTIONS, f"{source}: objective.direction is {direction!r}; "
-                                      f"valid choices: {', '.join(DIRECTIONS)}")
-    return name, direction
-
-
-def _param(key: Any, spec: Any, base: Config, source: str) -> Param:
-    where = f"{source}: space key {key!r}"
-    flat = base.flat()
-    _require(isinstance(key, str) and key in flat and key not in NOT_TUNABLE,
-             f"{where} is not a tunable Config key; valid keys are 'section.key' with section "
-             f"data, model, train (e.g. train.lr, model.units); the cell is chosen by 'cells'")
-    kind = spec.get("type") if isinstance(spec, dict) else None
-    _require(kind in PARAM_KEYS,
-             f"{where}: 'type' is {kind!r}; valid types: {', '.join(PARAM_KEYS)} "
-             f"(e.g. {{type: float, min: 1.0e-4, max: 1.0e-2, sampling: log}})")
-    unknown = sorted(set(spec) - set(PARAM_KEYS[kind]))
-    _require(not unknown, f"{where}: unknown key {', '.join(map(repr, unknown))} for type "
-                          f"{kind}; valid keys: {', '.join(PARAM_KEYS[kind])}")
-    if kind == "choice":
-        values = spec.get("values")
-        _require(isinstance(values, list) and bool(values),
-                 f"{where}: 'values' must be a non-empty list, got {values!r}")
-        return Param(key, kind, values=tuple(values))
-    if kind == "bool":
-        return Param(key, kind)
-    bounds = {}
-    for bound in ("min", "max"):
-        value = spec.get(bound)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if kind == "int":
-            ok = ok and float(value).is_integer()
-        _require(ok, f"{where}: '{bound}' must be a finite {kind}, got {value!r}")
-        bounds[bound] = value
-    low, high = bounds["min"], bounds["max"]
-    _require(low <= high, f"{where}: min {low!r} > max {high!r}")
-    sampling = spec.get("sampling", "linear")
-    _require(sampling in SAMPLINGS, f"{where}: 'sampling' is {sampling!r}; valid choices: "
-                                    f"{', '.join(SAMPLINGS)}")
-    _require(sampling != "log" or low > 0,
-             f"{where}: sampling log needs min > 0, got min {low!r}")
-    step = spec.get("step")
-    _require(step is None or (isinstance(step, (int, float)) and not isinstance(step, bool)
-                              and step > 0),
-             f"{where}: 'step' must be a positive number, got {step!r}")
-    return Param(key, kind, min=low, max=high, step=step, log=sampling == "log")
-
-
-def _describe(values: dict) -> str:
-    shown = {k: v for k, v in values.items() if not k.startswith("tuner/") or k == "tuner/epochs"}
-    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in shown.items()) or "base"
+    unfinished: list[str] = field(default_factory=list)  # trials whose Ray worker failed for good
 
 
 # --- the objective and run()'s result ---------------------------------------------------------------
@@ -378,23 +173,28 @@ def make_tuner(space: Space, cell: str, *, parent_run_id: str, workdir: Path,
 def run_one_trial(space: Space, cell: str, trial, tuner_id: str, *, parent_run_id: str,
                   run_fn: Callable | None, out: Callable[[str], None], counter=None) -> float:
     """Turn the trial's values into a Config and run it as a child of the parent run; a trial
-    already FINISHED in MLflow (same id, cell, config hash) is read back instead of retrained."""
+    already FINISHED in MLflow (same id, cell, config hash) is read back instead of retrained; one
+    whose earlier run was killed (a dead worker, a stopped driver) resumes from its checkpoint."""
     from keras_tuner import errors
+
+    from experiments.recording import claims
 
     if run_fn is None:
         from experiments.run import run as run_fn
 
     values = dict(trial.hyperparameters.values)
     config = space.config_for(cell, values, trial_id=trial.trial_id)
-    chash = config_hash(config)
-    done = _finished_trial(parent_run_id, cell, trial.trial_id, chash)
+    done, resumed_from = _trial_state(parent_run_id, cell, trial.trial_id, config_hash(config))
     if done is not None:
         out(f"tune {space.name!r} {cell} trial {trial.trial_id}: finished before (run {done})")
         return _score_run(done, space)
-    out(f"tune {space.name!r} {cell} trial {trial.trial_id} ({tuner_id}): {_describe(values)}")
+    resumed = f", resuming killed run {resumed_from}" if resumed_from else ""
+    out(f"tune {space.name!r} {cell} trial {trial.trial_id} ({tuner_id}): {describe(values)}"
+        f"{resumed}")
     tags = {TUNING_TAG: space.name, TRIAL_ID_TAG: trial.trial_id,
             TUNER_ID_TAG: tuner_id, TUNING_CELL_TAG: cell}
-    result = read_result(run_fn(config, parent_run_id=parent_run_id, tags=tags))
+    with claims.claimed(None, resumed_from):
+        result = read_result(run_fn(config, parent_run_id=parent_run_id, tags=tags))
     if counter is not None:
         counter.trained += 1
     if result.status == "SKIPPED":
@@ -412,18 +212,36 @@ def _score_run(run_id: str, space: Space) -> float:
     return score
 
 
-def _finished_trial(parent_run_id: str, cell: str, trial_id: str, chash: str) -> str | None:
+def _trial_state(parent_run_id: str, cell: str, trial_id: str,
+                 chash: str) -> tuple[str | None, str | None]:
+    """(its FINISHED run, the newest killed run to resume from) for one trial. A RUNNING run of it
+    whose holder is gone (its worker died: process gone on this host, or lease expired) is ended
+    KILLED first; one whose holder still lives (a worker on another node not yet known dead) is
+    waited for, at most until its lease runs out."""
     import mlflow
 
-    found = mlflow.search_runs(
-        experiment_ids=[_experiment_of(parent_run_id)], output_format="list", max_results=1,
-        filter_string=(f"tags.mlflow.parentRunId = '{parent_run_id}' and "
-                       f"tags.`{TRIAL_ID_TAG}` = '{trial_id}' and "
-                       f"tags.`{TUNING_CELL_TAG}` = '{cell}' and "
-                       f"tags.`{CONFIG_HASH_TAG}` = '{chash}' and "
-                       f"tags.`{STATUS_TAG}` = 'FINISHED' and attributes.status = 'FINISHED'"),
-    )
-    return found[0].info.run_id if found else None
+    from experiments.recording import claims, store
+
+    while True:
+        found = store.retrying(
+            mlflow.search_runs, experiment_ids=[_experiment_of(parent_run_id)],
+            output_format="list", order_by=["attributes.start_time ASC"],
+            filter_string=(f"tags.mlflow.parentRunId = '{parent_run_id}' and "
+                           f"tags.`{TRIAL_ID_TAG}` = '{trial_id}' and "
+                           f"tags.`{TUNING_CELL_TAG}` = '{cell}' and "
+                           f"tags.`{CONFIG_HASH_TAG}` = '{chash}'"), what="looking up a trial")
+        done = next((r.info.run_id for r in found if r.info.status == "FINISHED"
+                     and r.data.tags.get(STATUS_TAG) == "FINISHED"), None)
+        running = [r for r in found if r.info.status == "RUNNING"]
+        if done is not None or not any(claims.holder_gone(r) is None for r in running):
+            break
+        time.sleep(min(claims.lease_seconds() / 4, 10.0))
+    for r in running:
+        if done is None and (gone := claims.holder_gone(r)):
+            claims.end_run_as(r.info.run_id, "KILLED", f"{gone}: its worker stopped without "
+                              f"ending it", end_time=claims.last_sign_of_life(r))
+    killed = [r.info.run_id for r in found if r.info.status in ("KILLED", "RUNNING")]
+    return done, (killed[-1] if killed else None)
 
 
 def _experiment_of(run_id: str) -> str:
@@ -452,22 +270,25 @@ def check_tracking() -> str:
 
 def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None = None,
          out: Callable[[str], None] = print, export: str | Path | None = None,
-         connect_timeout_s: float = 60.0) -> TuneOutcome:
+         connect_timeout_s: float = 60.0, engine=None) -> TuneOutcome:
     """Run one search per cell under one MLflow parent run (resumed if it exists); log and return
     the best configuration per cell, and write it as a sweep file to `export` if given.
 
-    In distributed mode (KERASTUNER_* set by `--chief`/`--worker`), the chief serves the oracle and
-    records the best; a worker runs trials until the chief says stop.
+    With `engine` (a connected `engine.RayEngine`), keras-tuner workers run the trials as Ray tasks
+    while this process serves the oracle (`tune_workers.search_on_engine`); Ctrl-C / SIGTERM ends
+    their runs and the parent KILLED, and the re-run resumes them. In hand-started distributed
+    mode (KERASTUNER_* set by `--chief`/`--worker`), the chief serves the oracle and records the
+    best; a worker runs trials until the chief says stop.
     """
     import mlflow
 
-    from experiments.recording import store
+    from experiments.recording import claims, store
 
     workdir = Path(workdir or default_workdir())
     check_tracking()
     store.warn_if_dirty("rnnlab tune")
-    if _is_worker():
-        return _work(space, workdir, run_fn, out, connect_timeout_s)
+    if tune_workers.is_worker():
+        return tune_workers.work(space, workdir, run_fn, out, connect_timeout_s)
     started = time.monotonic()
     previous = store.find_parent_run("tuning", space.name)
     tags = {ROLE_TAG: "tuning", TUNING_TAG: space.name, SWEEP_TAG: "",
@@ -478,12 +299,30 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
         parent_id = parent.info.run_id
         if previous:
             mlflow.set_tags(tags)
+        where = "this process" if engine is None else engine.description
         out(f"tune {space.name!r}: {space.tuner} search, {len(space.cells)} cell(s) × "
             f"{space.max_trials} trials, objective {space.direction} {space.objective} "
-            f"(MLflow parent run {parent_id}, {store.tracking_uri()}; oracle in {workdir})")
-        outcome = _search_cells(space, parent_id, workdir, run_fn, out)
+            f"(MLflow parent run {parent_id}, {store.tracking_uri()}; oracle in {workdir}; "
+            f"trials on {where})")
+        try:
+            if engine is None:
+                outcome = search_cells(space, parent_id, workdir, run_fn, out)
+            else:
+                outcome = tune_workers.search_on_engine(space, parent_id, workdir, engine, out)
+        except KeyboardInterrupt as err:  # Ctrl-C / SIGTERM: the trials' runs and the parent
+            if engine is not None:        # end KILLED (Ray's workers are stopped by now)
+                tune_workers.end_stopped_trials(parent_id, claims.stop_reason(err))
+            store.retrying(mlflow.end_run, "KILLED", what="ending the tuning")
+            claims.end_run_as(parent_id, "KILLED", claims.stop_reason(err))
+            raise
         outcome.cells = [cell_result(space, parent_id, cell) for cell in space.cells]
         _log_best(space, outcome)
+        if outcome.unfinished:
+            out(f"tune {space.name!r}: left unfinished (their workers failed; run the same "
+                f"command again to resume them): {', '.join(outcome.unfinished)}")
+            store.retrying(mlflow.end_run, "FAILED", what="ending the tuning")
+            claims.end_run_as(parent_id, "FAILED",
+                              f"left unfinished: {', '.join(outcome.unfinished)}")
     if export:
         Path(export).parent.mkdir(parents=True, exist_ok=True)  # e.g. experiments/sweeps/tuned/
         Path(export).write_text(best_sweep_yaml(space, outcome))
@@ -492,8 +331,8 @@ def tune(space: Space, *, workdir: Path | None = None, run_fn: Callable | None =
     return outcome
 
 
-def _search_cells(space: Space, parent_id: str, workdir: Path, run_fn, out) -> TuneOutcome:
-    """Each cell's search in turn (the chief's and every worker's share of the trials)."""
+def search_cells(space: Space, parent_id: str, workdir: Path, run_fn, out) -> TuneOutcome:
+    """Each cell's search in turn, in this process (or a hand-started chief's or worker's share)."""
     outcome = TuneOutcome(space, parent_id)
     for cell in space.cells:
         tuner = make_tuner(space, cell, parent_run_id=parent_id, workdir=workdir, run_fn=run_fn,
@@ -501,56 +340,6 @@ def _search_cells(space: Space, parent_id: str, workdir: Path, run_fn, out) -> T
         tuner.search(verbose=0)
         outcome.trained += tuner.trained
     return outcome
-
-
-def _is_worker() -> bool:
-    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get(
-        "KERASTUNER_TUNER_ID", "")
-
-
-def _work(space: Space, workdir: Path, run_fn, out, connect_timeout_s: float) -> TuneOutcome:
-    """A worker: wait for the chief, then run the trials it hands out, cell by cell."""
-    from experiments.recording import store
-
-    wait_for_chief(os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"],
-                   connect_timeout_s)
-    parent_id = store.find_parent_run("tuning", space.name)
-    if parent_id is None:
-        raise ChiefUnreachableError(f"the chief of tuning {space.name!r} answers but no MLflow "
-                                    f"parent run is found: do chief and worker share one "
-                                    f"MLFLOW_TRACKING_URI?")
-    outcome = _search_cells(space, parent_id, workdir, run_fn, out)
-    out(f"tune {space.name!r} worker {os.environ['KERASTUNER_TUNER_ID']}: {outcome.trained} "
-        f"trial(s) run")
-    return outcome
-
-
-def wait_for_chief(host: str, port: str | int, timeout_s: float) -> None:
-    """Block until the chief's gRPC oracle accepts connections, at most `timeout_s` seconds."""
-    import grpc
-
-    channel = grpc.insecure_channel(f"{host}:{port}")
-    try:
-        grpc.channel_ready_future(channel).result(timeout=timeout_s)
-    except grpc.FutureTimeoutError:
-        raise ChiefUnreachableError(
-            f"no keras-tuner chief answers at {host}:{port} after {timeout_s:g} s; start "
-            f"`rnnlab tune ... --chief {host}:{port}` first, or check the address "
-            f"(--connect-timeout sets the wait)") from None
-    finally:
-        channel.close()
-
-
-def distributed_env(role: str, address: str, tuner_id: str | None = None) -> dict[str, str]:
-    """The KERASTUNER_* variables for `role` ("chief" or "worker") at `address` (HOST:PORT)."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"--{role} {address!r}: expected HOST:PORT, e.g. 127.0.0.1:8000")
-    tuner_id = "chief" if role == "chief" else (tuner_id or f"worker-{os.getpid()}")
-    if role == "worker" and "chief" in tuner_id:
-        raise ValueError(f"--tuner-id {tuner_id!r}: a worker's id must not contain 'chief'")
-    return {"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": host,
-            "KERASTUNER_ORACLE_PORT": port}
 
 
 # --- results ----------------------------------------------------------------------------------------
@@ -673,18 +462,34 @@ def cli_tune(args) -> int:
                        max_trials=args.max_trials, name=name, overrides=args.set)
     from keras_tuner import errors  # Keras: once the space is valid
 
+    from experiments.guards import stop_on_signals
+    from experiments.orchestration.engine import EngineSettings, engine_for
+
+    settings = EngineSettings.from_args(args)
+    if settings.uses_ray and (args.chief or args.worker):
+        raise ValueError("--workers / --address (Ray starts the workers) and --chief / --worker "
+                         "(started by hand) exclude each other")
+    if args.checkpoint_dir:  # read by every trial, here and in Ray's workers (forwarded)
+        os.environ["RNNLAB_CHECKPOINT_DIR"] = os.path.abspath(args.checkpoint_dir)
     if args.chief or args.worker:
         role = "chief" if args.chief else "worker"
-        os.environ.update(distributed_env(role, args.chief or args.worker, args.tuner_id))
+        os.environ.update(tune_workers.distributed_env(role, args.chief or args.worker,
+                                                       args.tuner_id))
+    # Ray only with --workers / --address / $RAY_ADDRESS; checked before any MLflow run exists
+    engine = engine_for(settings, (space.config_for(c, {}) for c in space.cells), "rnnlab tune")
     try:
-        tune(space, workdir=args.workdir, export=args.export,
-             connect_timeout_s=args.connect_timeout)
+        with stop_on_signals():
+            outcome = tune(space, workdir=args.workdir, export=args.export,
+                           connect_timeout_s=args.connect_timeout,
+                           engine=engine if settings.uses_ray else None)
     except (ChiefUnreachableError, RuntimeError, errors.FatalError) as err:
         # RuntimeError: keras-tuner gave up after max_consecutive_failed_trials failed trials
         print(f"rnnlab tune: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"rnnlab tune: interrupted; run the same command again to resume "
+    except KeyboardInterrupt as err:
+        print(f"rnnlab tune: {err or 'interrupted'}; run the same command again to resume "
               f"(oracle in {args.workdir or default_workdir()})", file=sys.stderr)
-        return 130
-    return 0
+        return getattr(err, "exit_code", 130)
+    finally:
+        engine.close()
+    return 1 if outcome.unfinished else 0

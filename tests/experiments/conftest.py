@@ -40,6 +40,24 @@ def mlflow_store(_session_store, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def lab(tmp_path, monkeypatch) -> Path:
+    """For sweeps and searches on Ray's engine: a store, checkpoint and oracle folder of this
+    test's own, a short claim settle time, no Ray cluster in the environment."""
+    import mlflow
+
+    for key, value in {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+                       "RNNLAB_CHECKPOINT_DIR": str(tmp_path / "ck"),
+                       "RNNLAB_TUNING_DIR": str(tmp_path / "wd"),
+                       "RNNLAB_CLAIM_SETTLE_S": "0.3"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    yield tmp_path
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
 def tiny_config():
     """`tiny_config(task, cell, **sections)`: a Config for one tiny epoch, tracking off unless
     `tracking={...}` says otherwise; `sections` are dicts merged into each section."""

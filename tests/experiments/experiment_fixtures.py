@@ -15,3 +15,28 @@ def logged_model_names(run_id: str) -> list[str]:
     found = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list",
                                         filter_string=f"source_run_id = '{run_id}'")
     return [m.name for m in found]
+
+
+def signal_once_saved(command: list[str], checkpoints, count: int, signum: int,
+                      env: dict, cwd, timeout_s: float = 600) -> tuple[int, str]:
+    """Run `rnnlab ...` as a subprocess; once `count` runs saved a checkpoint under `checkpoints`
+    (a `current` link each), send it `signum`. Returns its exit code and output."""
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "experiments.cli", *command], cwd=cwd,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(list(checkpoints.glob("*/*/current"))) < count:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, f"no {count} checkpoints after {timeout_s} s"
+            time.sleep(0.3)
+        process.send_signal(signum)
+        output, _ = process.communicate(timeout=timeout_s)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, output

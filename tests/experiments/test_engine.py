@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from experiment_fixtures import signal_once_saved
 
 from experiments import cli
 from experiments.guards import stop_on_signals
@@ -30,20 +31,6 @@ TINY_SWEEP = {
 }
 LONGER = {"length": 50, "num_train": 2000}  # runs long enough to be killed mid-way, even on a quiet machine
 EPOCHS = 20
-
-
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    """A store and checkpoint folder of this test's own; no Ray cluster in the environment."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    for key, value in {"MLFLOW_TRACKING_URI": uri, "RNNLAB_CHECKPOINT_DIR": str(tmp_path / "ck"),
-                       "RNNLAB_CLAIM_SETTLE_S": "0.3"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    yield tmp_path
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    mlflow.set_tracking_uri(None)
 
 
 def sweep_file(folder: Path, name: str, grid: dict, data: dict | None = None, **train) -> Path:
@@ -192,3 +179,34 @@ def test_ctrl_c_on_the_driver_ends_the_workers_runs_killed_and_the_rerun_resumes
     for o in outcomes:
         assert mlflow.get_run(o.run_id).data.tags["rnnlab.resumed_from"] in \
             {r.info.run_id for r in killed}
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_workers_2_driver_ends_its_runs_killed_and_the_rerun_finishes_them(lab):
+    """SIGTERM to a real `rnnlab sweep --workers 2` process while both workers train: exit 143,
+    both runs and the parent KILLED "stopped by SIGTERM"; the same command again finishes both,
+    each resumed from its killed run's checkpoint."""
+    file = sweep_file(lab, "ray-term", {"model.cell": ["lstm", "gru"]}, LONGER, epochs=10)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    code, output = signal_once_saved(["sweep", str(file), "--workers", "2"], lab / "ck", 2,
+                                     signal.SIGTERM, env, REPO)
+    assert code == 143, output
+    parent_id = store.find_parent_run("sweep", "ray-term")
+    killed = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert sorted((r.info.status, r.data.tags["rnnlab.reason"]) for r in killed) == \
+        [("KILLED", "stopped by SIGTERM")] * 2, output
+    assert mlflow.get_run(parent_id).info.status == "KILLED"
+
+    again = subprocess.run([sys.executable, "-m", "experiments.cli", "sweep", str(file),
+                            "--workers", "2"], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=900, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                              filter_string=f"tags.mlflow.parentRunId = '{parent_id}' and "
+                                            "attributes.status = 'FINISHED'")
+    assert len(runs) == 2
+    assert {r.data.tags["rnnlab.resumed_from"] for r in runs} == {r.info.run_id for r in killed}
+    for r in runs:  # every epoch once, the killed run's first ones copied
+        history = mlflow.MlflowClient().get_metric_history(r.info.run_id, "train_loss")
+        assert sorted(m.step for m in history) == list(range(10))
