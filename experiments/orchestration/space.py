@@ -25,7 +25,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,8 @@ from typing import Any
 import yaml
 
 from experiments.config import Config, config_hash, validate_names
-from experiments.orchestration.params import PARAM_KEYS, SAMPLINGS, Param
+from experiments.orchestration.params import PARAM_KEYS, Param
+from experiments.orchestration.params import parse as parse_param
 
 SPACE_KEYS = ("name", "description", "base", "cells", "tuner", "max_trials", "seed", "objective",
               "space")
@@ -192,40 +192,7 @@ def _param(key: Any, spec: Any, base: Config, source: str) -> Param:
     _require(isinstance(key, str) and key in flat and key not in NOT_TUNABLE,
              f"{where} is not a tunable Config key; valid keys are 'section.key' with section "
              f"data, model, train (e.g. train.lr, model.units); the cell is chosen by 'cells'")
-    kind = spec.get("type") if isinstance(spec, dict) else None
-    _require(kind in PARAM_KEYS,
-             f"{where}: 'type' is {kind!r}; valid types: {', '.join(PARAM_KEYS)} "
-             f"(e.g. {{type: float, min: 1.0e-4, max: 1.0e-2, sampling: log}})")
-    unknown = sorted(set(spec) - set(PARAM_KEYS[kind]))
-    _require(not unknown, f"{where}: unknown key {', '.join(map(repr, unknown))} for type "
-                          f"{kind}; valid keys: {', '.join(PARAM_KEYS[kind])}")
-    if kind == "choice":
-        values = spec.get("values")
-        _require(isinstance(values, list) and bool(values),
-                 f"{where}: 'values' must be a non-empty list, got {values!r}")
-        return Param(key, kind, values=tuple(values))
-    if kind == "bool":
-        return Param(key, kind)
-    bounds = {}
-    for bound in ("min", "max"):
-        value = spec.get(bound)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if kind == "int":
-            ok = ok and float(value).is_integer()
-        _require(ok, f"{where}: '{bound}' must be a finite {kind}, got {value!r}")
-        bounds[bound] = value
-    low, high = bounds["min"], bounds["max"]
-    _require(low <= high, f"{where}: min {low!r} > max {high!r}")
-    sampling = spec.get("sampling", "linear")
-    _require(sampling in SAMPLINGS, f"{where}: 'sampling' is {sampling!r}; valid choices: "
-                                    f"{', '.join(SAMPLINGS)}")
-    _require(sampling != "log" or low > 0,
-             f"{where}: sampling log needs min > 0, got min {low!r}")
-    step = spec.get("step")
-    _require(step is None or (isinstance(step, (int, float)) and not isinstance(step, bool)
-                              and step > 0),
-             f"{where}: 'step' must be a positive number, got {step!r}")
-    return Param(key, kind, min=low, max=high, step=step, log=sampling == "log")
+    return parse_param(key, spec, source, "space")
 
 
 def describe(values: dict) -> str:

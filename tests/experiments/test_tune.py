@@ -74,7 +74,7 @@ def parse(**changes):
         ({"space.model.dropout": {"type": "float", "min": 0.0, "max": 1.0}},
          ["s.yaml", "model.dropout", "[0, 1)", "1.0"]),
         ({"space.model.units": {"type": "int", "min": 1.5, "max": 4}},
-         ["s.yaml", "model.units", "'min'", "1.5"]),
+         ["s.yaml", "model.units.min'", "1.5"]),
         ({"tuner": "grid"}, ["s.yaml", "'grid'", "random, bayesian, hyperband"]),
         ({"cells": ["lstm", "lsmt"]}, ["s.yaml", "'lsmt'", "gru"]),
         ({"objective": {"name": "loss"}}, ["s.yaml", "'loss'", "val_"]),
