@@ -110,10 +110,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.checkpoint_dir:  # read by every run, here and in Ray's workers (forwarded)
         os.environ["RNNLAB_CHECKPOINT_DIR"] = os.path.abspath(args.checkpoint_dir)
     # Ray only with --workers / --address / $RAY_ADDRESS; checked before any MLflow run exists
+    exported = launch.read_exported(args.skip_exported, plan.name) if args.skip_exported else None
     engine = engine_for(EngineSettings.from_args(args), (p.config for p in plan.runs))
     try:
         with stop_on_signals():
-            outcomes = launch.run_sweep(plan, engine=engine)
+            outcomes = launch.run_sweep(plan, engine=engine, exported=exported)
     except Stopped as stop:
         return stop.exit_code
     except KeyboardInterrupt:
@@ -269,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only the planned runs whose KEY is one of the values, e.g. "
                         "data.name=adding,copy (part of a study: same hashes as the whole file); "
                         "repeatable, every item must hold")
+    p.add_argument("--skip-exported", metavar="EXPORT",
+                   help="a runs export (rnnlab export's folder, e.g. docs/results/study_fair, or "
+                        "its *_runs.csv): the configurations FINISHED there are done, not run "
+                        "again (a study continued on a new machine with a fresh MLflow store)")
     _add_distribution(p)
     _add_set(p, "section.key=value, applied to every run")
     _add_engine(p, "configurations", "run")
@@ -350,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--also", action="append", default=[], metavar="NAME",
                    help="another sweep (or tuning) whose runs join the same files; repeatable")
     p.add_argument("--output", required=True, metavar="DIR",
-                   help="folder for <name>_runs.csv and <name>_runs_curves.csv")
+                   help="folder for <name>_runs.csv and <name>_runs_curves.csv; an export "
+                        "already there is merged with: its runs this store lacks are kept")
+    p.add_argument("--replace", action="store_true",
+                   help="overwrite an export already in --output with this store's runs alone")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ui", help="start the MLflow UI on the project's store (127.0.0.1)")

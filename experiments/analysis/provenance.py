@@ -229,7 +229,6 @@ def runs_csv(runs: pd.DataFrame, epochs_run: Callable[[str], int | None] | None 
     ev = readback.add_settings(done).set_index("run_id") if not done.empty else pd.DataFrame()
     hyper = sorted(c for c in runs.columns if c.startswith("params.") and runs[c].notna().any())
     extra = [c for c in CSV_TAGS if c in runs and runs[c].notna().any()]
-    order = {c: i for i, c in enumerate(cells.names())}
 
     def param(row, key):
         value = row.get(f"params.{key}")
@@ -271,6 +270,14 @@ def runs_csv(runs: pd.DataFrame, epochs_run: Callable[[str], int | None] | None 
     table = pd.DataFrame(records, columns=[*CSV_COLUMNS, *(c.removeprefix("metrics.") for c in tests),
                                            *CSV_TAIL, *(f"param.{c.removeprefix('params.')}" for c in hyper),
                                            *(f"tag.{c.removeprefix('tags.')}" for c in extra)])
+    return sort_rows(table)
+
+
+def sort_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-run CSV's order: task, T, forget-gate bias, cell (as registered), seed, run id (so
+    that a re-export after more runs finished, or one merged with an earlier export, diffs as
+    added lines)."""
+    order = {c: i for i, c in enumerate(cells.names())}
     keys = table.assign(_T=pd.to_numeric(table["T"], errors="coerce"),
                         _cell=table["cell"].map(lambda c: order.get(c, len(order))),
                         _seed=pd.to_numeric(table["seed"], errors="coerce"))

@@ -1,6 +1,7 @@
 """Launching a planned sweep (`experiments.orchestration.plan.Sweep`): one MLflow parent run, one child per planned
-configuration, children that FINISHED before skipped, failures recorded and the sweep going on, a
-progress line per run and a summary at the end."""
+configuration, children that FINISHED before (in this store, or in a runs export of an earlier
+machine's) skipped, failures recorded and the sweep going on, a progress line per run and a
+summary at the end."""
 
 from __future__ import annotations
 
@@ -75,6 +76,7 @@ def run_sweep(
     out: Callable[[str], None] = print,
     run_fn: Callable[..., RunResult] | None = None,
     engine: Local | RayEngine | None = None,
+    exported: Exported | None = None,
 ) -> list[Outcome]:
     """Run every planned configuration as a child of the sweep's parent run, on `engine` (default:
     this process, one after another), skipping those that already FINISHED with the same config
@@ -82,6 +84,8 @@ def run_sweep(
     dies. A run that raises is marked FAILED and the sweep goes on. Prints a progress line before
     each run and a summary at the end; returns the outcomes, in the sweep's order. The parent ends
     FINISHED only when every configuration finished (or was skipped for missing data).
+    Configurations FINISHED in `exported` (a runs export: an earlier machine's store) and not in
+    this store are DONE too, and not run.
 
     The parent run is the newest one tagged with this sweep's name (resumed), else a new one (when
     several processes start at once, the earliest-created one). Ctrl-C / SIGTERM (`Stopped`) end
@@ -100,13 +104,15 @@ def run_sweep(
                                             STATUS_TAG: "RUNNING", REASON_TAG: ""},
                           what="tagging the sweep")
         finished = store.find_finished_children(parent_id)
-        todo = sum(p.hash not in finished for p in sweep.runs)
+        outcomes = [Outcome(p, "DONE", *exported.runs[p.hash]) for p in sweep.runs
+                    if exported and p.hash in exported.runs and p.hash not in finished]
+        todo = sum(p.hash not in finished for p in sweep.runs) - len(outcomes)
         where = "" if isinstance(engine, Local) else f" on {engine.description}"
         part = f" (only {' '.join(sweep.only)})" if sweep.only else ""
+        export = f" ({len(outcomes)} of them in {exported.source})" if exported else ""
         out(f"sweep {sweep.name!r}{part}: {len(sweep.runs)} runs, {len(sweep.runs) - todo} finished "
-            f"before, {todo} to run{where} (MLflow parent run {parent_id}, "
+            f"before{export}, {todo} to run{where} (MLflow parent run {parent_id}, "
             f"{store.tracking_uri()})")
-        outcomes: list[Outcome] = []
         context = SweepContext(sweep.name, parent.info.experiment_id, parent_id, run_fn)
         try:
             _run_all(sweep, finished, context, engine, outcomes, out)
@@ -168,7 +174,8 @@ def _run_all(sweep: Sweep, finished: dict[str, str], where: SweepContext,
     none): an IMDB run is not an adding run."""
     started, eta = time.monotonic(), Eta()
     order = {p.hash: i for i, p in enumerate(sweep.runs)}
-    left = {p.hash: p for p in sweep.runs if p.hash not in finished}
+    done = {o.run.hash for o in outcomes}  # finished in an export
+    left = {p.hash: p for p in sweep.runs if p.hash not in finished and p.hash not in done}
     job = functools.partial(claim_and_run, where=where)
     with progress_display(out, len(left)) as display:
 
@@ -178,7 +185,7 @@ def _run_all(sweep: Sweep, finished: dict[str, str], where: SweepContext,
                           format_duration(time.monotonic() - started),
                           eta.remaining(list(left.values())) + resumed)
 
-        queue = list(sweep.runs)
+        queue = [p for p in sweep.runs if p.hash not in done]
         while queue:
             held = []
             for planned, outcome in engine.run(job, queue, starting):
@@ -350,6 +357,47 @@ def log_parent(sweep: Sweep, outcomes: list[Outcome], seconds: float,
             mlflow.log_artifacts(folder, artifact_path="report")
     except (LookupError, OSError, ValueError) as err:
         out(f"sweep {sweep.name!r}: no report on the parent run ({err})")
+
+
+# --- configurations finished on another machine ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exported:
+    """The configurations of a sweep FINISHED in a runs export (`rnnlab export`, committed: the
+    runs of an earlier machine whose store is gone): config hash -> (run id, key metric, value)."""
+
+    source: str
+    runs: dict[str, tuple[str, str | None, float | None]]
+
+
+def read_exported(path: str | Path, sweep_name: str, flag: str = "--skip-exported") -> Exported:
+    """The configurations of `sweep_name` FINISHED in the export at `path` (its folder or its
+    `*_runs.csv`); ConfigError naming `flag` when `path` is no runs export. An export without
+    runs of this sweep (yet) skips nothing."""
+    from datasets.errors import ConfigError
+    from experiments.analysis import export, readback
+
+    valid = "a folder holding one *_runs.csv as rnnlab export writes it, or that file"
+    try:
+        read = export.load(path)
+    except (FileNotFoundError, ValueError) as err:  # pandas' parser errors are ValueErrors
+        raise ConfigError("rnnlab sweep", flag, f"is no runs export ({err})", value=str(path),
+                          valid=valid) from None
+    runs = read.runs
+    if f"tags.{CONFIG_HASH_TAG}" not in runs or f"tags.{SWEEP_TAG}" not in runs:
+        raise ConfigError("rnnlab sweep", flag, f"is no sweep's runs export ({read.source} has "
+                          f"no sweep or tag.{CONFIG_HASH_TAG} column)", value=str(path),
+                          valid=valid)
+    done = readback.completed(runs[runs[f"tags.{SWEEP_TAG}"] == sweep_name])
+    found = {}
+    for _, row in done.iterrows():
+        metrics = {k.removeprefix("metrics."): v for k, v in row.items()
+                   if k.startswith("metrics.")}
+        solved = row.get(f"tags.{SOLVED_METRIC_TAG}")
+        found[row[f"tags.{CONFIG_HASH_TAG}"]] = (
+            row["run_id"], *key_metric(metrics, solved if isinstance(solved, str) else None))
+    return Exported(read.source, found)
 
 
 # --- claims: one process per configuration ---------------------------------------------------------

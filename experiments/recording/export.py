@@ -16,21 +16,32 @@ MLflow store as two CSV files that a fresh clone can rebuild the results page fr
 tuning's trials instead (their own folder: a reader finds one ``*_runs.csv`` per folder). Rows
 are sorted (task, T, cell, seed) and curves by run, key and step, so a re-export after more runs
 finished diffs as added lines.
+
+An export already in the folder is merged with, not overwritten (`merge`): a study runs over
+several machines, each with a fresh store, and the committed export holds the earlier machines'
+runs. Its rows (and curves) of runs this store does not have are kept; a run the store has is
+written from the store; a configuration (sweep and config hash) the export already holds under
+another run id keeps the exported row, and the store's run of it is left out and named: the
+committed row is what the results page and docs were made from, a second training of the same
+configuration only happens when a sweep ran without ``--skip-exported``, and keeping the first
+keeps a re-export to added lines. ``--replace`` writes the store's runs alone.
 """
 
 from __future__ import annotations
 
+import io
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from experiments.recording.tags import GIT_COMMIT_TAG, TRIAL_ID_TAG, TUNING_TAG
+from experiments.recording.tags import CONFIG_HASH_TAG, TRIAL_ID_TAG, TUNING_TAG
 
 CURVES_SUFFIX = "_curves.csv"  # as the reader: <name>_runs.csv + <name>_runs_curves.csv
 LEFT_OUT_TAGS = ("mlflow.log-model.history",)
 NAMED_METRICS = ("param_count", "baseline", "solved", "train_time_s")  # named columns already
+HASH_COLUMN = f"tag.{CONFIG_HASH_TAG}"
 
 
 @dataclass
@@ -40,6 +51,9 @@ class Written:
     count: int
     dirty: int
     curve_points: int
+    kept: int = 0  # rows kept from the export that was there
+    left_out: list[str] = field(default_factory=list)  # store runs of configurations exported before
+    merged_with: Path | None = None
 
 
 def load(sweeps: list[str] | None = None, tunings: list[str] | None = None) -> pd.DataFrame:
@@ -99,17 +113,66 @@ def curves_table(runs: pd.DataFrame, run_order: list[str]) -> pd.DataFrame:
             history = store.retrying(client.get_metric_history, run["run_id"], key,
                                      what="reading a metric history")
             rows += [(run["run_id"], key, m.step, m.value) for m in history]
-    curves = pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
+    return sort_curves(pd.DataFrame(rows, columns=["run_id", "key", "step", "value"]), run_order)
+
+
+def sort_curves(curves: pd.DataFrame, run_order: list[str]) -> pd.DataFrame:
+    """Curves by run (in `run_order`), key and step; one value per run, key and step."""
     order = {run_id: i for i, run_id in enumerate(run_order)}
-    curves = curves.assign(_run=curves["run_id"].map(order))
-    return curves.sort_values(["_run", "key", "step"], kind="stable").drop(columns="_run") \
+    curves = curves.assign(_run=curves["run_id"].map(order),
+                           _step=pd.to_numeric(curves["step"], errors="coerce"))
+    return curves.sort_values(["_run", "key", "_step"], kind="stable") \
+        .drop(columns=["_run", "_step"]) \
         .drop_duplicates(["run_id", "key", "step"], keep="last").reset_index(drop=True)
 
 
+def _text(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` as its CSV reads back, every cell text (empty: NaN): an exported row and a row from
+    the store are then written alike, and an exported one exactly as it was."""
+    return _read(io.StringIO(frame.to_csv(index=False)))
+
+
+def _read(source) -> pd.DataFrame:
+    return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def _config_keys(table: pd.DataFrame) -> pd.Series:
+    """Per row, its sweep and config hash (NaN where either is missing: a tuning's trial)."""
+    missing = pd.Series(index=table.index, dtype=object)
+    sweep, config = table.get("sweep", missing), table.get(HASH_COLUMN, missing)
+    return (sweep + "/" + config).where(sweep.notna() & config.notna())
+
+
+def merge(table: pd.DataFrame, curves: pd.DataFrame, runs_path: Path):
+    """This store's export (`table`, `curves`) joined with the export at `runs_path` (see the
+    module docstring): (rows, curves, rows kept from there, store run ids left out). Columns in
+    the existing file's order, new ones after them; ValueError when the file is no runs export."""
+    from experiments.analysis import provenance
+
+    old = _read(runs_path)
+    if "run_id" not in old:
+        raise ValueError(f"{runs_path}: no run_id column; not a runs export (--replace "
+                         f"overwrites it)")
+    curves_path = runs_path.with_name(runs_path.stem + CURVES_SUFFIX)
+    old_curves = _read(curves_path) if curves_path.is_file() else _text(curves.iloc[:0])
+    new = _text(table)
+    kept = old[~old["run_id"].isin(new["run_id"])]  # a run the store has: the store's row
+    exported = _config_keys(new).isin(_config_keys(kept).dropna())
+    left_out = list(new.loc[exported, "run_id"])
+    new = new[~exported]
+    columns = [*old.columns, *(c for c in new.columns if c not in old.columns)]
+    rows = provenance.sort_rows(pd.concat([kept, new], ignore_index=True)[columns])
+    joined = pd.concat([old_curves[old_curves["run_id"].isin(kept["run_id"])],
+                        _text(curves)[lambda c: c["run_id"].isin(new["run_id"])]],
+                       ignore_index=True)
+    return rows, sort_curves(joined, list(rows["run_id"])), len(kept), left_out
+
+
 def write(output: str | Path, *, sweeps: list[str] | None = None,
-          tunings: list[str] | None = None) -> Written:
+          tunings: list[str] | None = None, replace: bool = False) -> Written:
     """Write the export of the sweeps' (or tunings') finished runs into `output`, named after the
-    first sweep or tuning; LookupError when none of them has a finished run."""
+    first sweep or tuning, merged with the export already there (`merge`) unless `replace`;
+    LookupError when none of them has a finished run."""
     from experiments.analysis import provenance
 
     names = [*(sweeps or []), *(tunings or [])]
@@ -124,11 +187,15 @@ def write(output: str | Path, *, sweeps: list[str] | None = None,
     folder.mkdir(parents=True, exist_ok=True)
     runs_path = folder / f"{names[0]}_runs.csv"
     curves_path = runs_path.with_name(runs_path.stem + CURVES_SUFFIX)
+    kept, left_out, merged_with = 0, [], None
+    if runs_path.is_file() and not replace:
+        table, curves, kept, left_out = merge(table, curves, runs_path)
+        merged_with = runs_path
     table.to_csv(runs_path, index=False)
     curves.to_csv(curves_path, index=False)
-    commits = runs.get(f"tags.{GIT_COMMIT_TAG}", pd.Series(dtype=object)).fillna("").astype(str)
+    commits = table.get("git_commit", pd.Series(dtype=object)).fillna("").astype(str)
     return Written(runs_path, curves_path, len(table), int(commits.str.endswith("+dirty").sum()),
-                   len(curves))
+                   len(curves), kept, left_out, merged_with)
 
 
 def cmd_export(args) -> int:
@@ -138,7 +205,7 @@ def cmd_export(args) -> int:
     sweeps = [args.sweep, *args.also] if args.sweep else None
     tunings = [args.tuning, *args.also] if args.tuning else None
     try:
-        written = write(args.output, sweeps=sweeps, tunings=tunings)
+        written = write(args.output, sweeps=sweeps, tunings=tunings, replace=args.replace)
     except LookupError as err:
         print(f"rnnlab export: {err}", file=sys.stderr)
         return 1
@@ -146,4 +213,10 @@ def cmd_export(args) -> int:
         if written.dirty else ""
     print(f"rnnlab export: {written.count} finished runs{dirty} -> {written.runs}; "
           f"{written.curve_points} curve points -> {written.curves}")
+    if written.merged_with is not None:
+        left_out = f"; {len(written.left_out)} store runs left out, their configurations " \
+                   f"exported before: {', '.join(written.left_out)}" if written.left_out else ""
+        print(f"rnnlab export: merged: {written.count - written.kept} rows from the store, "
+              f"{written.kept} kept from the existing export{left_out} (--replace: the store's "
+              f"alone)")
     return 0

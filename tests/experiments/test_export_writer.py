@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from experiments import cli
+from experiments.analysis import provenance
 from experiments.recording import export
 
 
@@ -101,4 +102,66 @@ def test_a_tunings_trials_export_without_its_parent(tmp_path, monkeypatch):
     assert set(runs["tag.rnnlab.tuning"]) == {"fair-copy"}
     curves = pd.read_csv(tmp_path / "out" / "fair-copy_runs_curves.csv")
     assert len(curves[curves["key"] == "val_loss"]) == 4
+    mlflow.set_tracking_uri(None)
+
+
+# --- a study over several machines: the export already in --output is merged with -------------------
+
+
+def test_a_reexport_keeps_the_exported_runs_this_store_lacks_and_one_row_per_config(
+        demo_export, fake_store, monkeypatch, tmp_path, capsys):
+    """The committed export of an earlier machine: one run the store lacks (kept, with its
+    curves), and the config hash1 under another run id (the exported row stays; the store's run
+    of it is left out and named)."""
+    runs, curves, ids = demo_export
+    folder = tmp_path / "out"
+    earlier = runs.copy()
+    same_config = earlier["run_id"] == ids["adding-lstm-1"]
+    earlier.loc[same_config, ["run_id", "test_mse"]] = ["earlier-run-hash1", "0.5"]
+    gone = earlier[earlier["run_id"] == ids["adding-gru-0"]].assign(
+        run_id="earlier-run-gone", **{"tag.rnnlab.config_hash": "hash9", "seed": "7"})
+    pd.concat([earlier, gone]).to_csv(folder / "demo_runs.csv", index=False)
+    old_curves = pd.concat([curves.replace({ids["adding-lstm-1"]: "earlier-run-hash1"}),
+                            curves[curves["run_id"] == ids["adding-gru-0"]]
+                            .replace({ids["adding-gru-0"]: "earlier-run-gone"})])
+    old_curves.to_csv(folder / "demo_runs_curves.csv", index=False)
+    capsys.readouterr()
+
+    assert cli.main(["export", "--sweep", "demo", "--output", str(folder)]) == 0
+    out = capsys.readouterr().out
+    merged = pd.read_csv(folder / "demo_runs.csv", dtype=str, keep_default_na=False,
+                         na_values=[""])
+    assert not merged.duplicated(["sweep", "tag.rnnlab.config_hash"]).any()
+    expected = {*ids.values(), "earlier-run-hash1", "earlier-run-gone"} - {ids["adding-lstm-1"]}
+    assert set(merged["run_id"]) == expected and len(merged) == len(expected)
+    assert merged.set_index("run_id").loc["earlier-run-hash1", "test_mse"] == "0.5"
+    assert "3 rows from the store, 2 kept from the existing export" in out
+    assert ids["adding-lstm-1"] in out  # the store's run left out is named
+    assert list(merged.columns) == list(runs.columns)
+    assert list(merged["run_id"]) == list(provenance.sort_rows(merged.sample(frac=1,
+                                                                            random_state=0))["run_id"])
+    new_curves = pd.read_csv(folder / "demo_runs_curves.csv")
+    assert set(new_curves["run_id"]) == expected
+    gone_loss = new_curves[(new_curves["run_id"] == "earlier-run-gone") &
+                           (new_curves["key"] == "val_loss")]
+    assert list(gone_loss["step"]) == [0, 1, 2]
+
+    assert cli.main(["export", "--sweep", "demo", "--output", str(folder)]) == 0  # idempotent
+    again = pd.read_csv(folder / "demo_runs.csv", dtype=str, keep_default_na=False,
+                        na_values=[""])
+    pd.testing.assert_frame_equal(again, merged)
+
+    assert cli.main(["export", "--sweep", "demo", "--output", str(folder), "--replace"]) == 0
+    replaced = pd.read_csv(folder / "demo_runs.csv")
+    assert sorted(replaced["run_id"]) == sorted(ids.values())
+
+
+def test_a_file_in_the_way_that_is_no_export_is_refused(fake_store, monkeypatch, tmp_path,
+                                                        capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fake_store[0])
+    (tmp_path / "demo_runs.csv").write_text("a,b\n1,2\n")
+    assert cli.main(["export", "--sweep", "demo", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "not a runs export" in err and "--replace" in err
+    assert (tmp_path / "demo_runs.csv").read_text() == "a,b\n1,2\n"
     mlflow.set_tracking_uri(None)

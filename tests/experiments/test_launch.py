@@ -177,3 +177,60 @@ def test_children_are_named_readably_and_log_only_the_params_of_their_task(tiny_
         for key in ("data.source_lang", "data.vocab_size", "model.attention", "model.embedding_dim",
                     "train.max_decode_length"):
             assert key not in run.data.params
+
+
+# --- a study continued on a new machine: configurations finished in a committed export --------------
+
+
+def write_export(path, rows):
+    import pandas as pd
+
+    pd.DataFrame(rows, columns=["run_id", "sweep", "status", "task", "cell", "metric", "test_mse",
+                                "tag.rnnlab.config_hash"]).to_csv(path, index=False)
+
+
+def test_configurations_finished_in_an_export_are_done_and_not_run(mlflow_store, tmp_path):
+    from experiments.results import RunResult
+
+    plan = make(grid={"model.cell": ["lstm", "gru", "vanilla"]})
+    plan.name = "resumed-sweep"
+    lstm, gru, vanilla = plan.runs
+    write_export(tmp_path / "resumed-sweep_runs.csv", [
+        ("old-lstm", plan.name, "FINISHED", "adding", "lstm", "mse", "0.25", lstm.hash),
+        ("old-gru", "another-sweep", "FINISHED", "adding", "gru", "mse", "0.5", gru.hash),
+        ("old-vanilla", plan.name, "FAILED", "adding", "vanilla", "mse", "", vanilla.hash)])
+    calls = []
+
+    def stand_in(config, **kwargs):
+        calls.append(config.model.cell)
+        return RunResult("FINISHED", None, "adding", config.model.cell, "h")
+
+    exported = launch.read_exported(tmp_path, plan.name)
+    lines = []
+    outcomes = launch.run_sweep(plan, run_fn=stand_in, out=lines.append, exported=exported)
+    assert calls == ["gru", "vanilla"]  # another sweep's run and a failed one are no reason to skip
+    assert (outcomes[0].status, outcomes[0].run_id, outcomes[0].value) == ("DONE", "old-lstm", 0.25)
+    assert [o.status for o in outcomes] == ["DONE", "FINISHED", "FINISHED"]
+    assert "3 runs, 1 finished before (1 of them in " in lines[0] and ", 2 to run" in lines[0]
+    assert "done: 1" in lines[-1] and "finished: 2" in lines[-1]
+    parent = mlflow.get_run(store.find_parent_run("sweep", plan.name))
+    assert parent.info.status == "FINISHED"
+
+
+def test_a_path_that_is_no_export_is_one_line_and_exit_2_before_any_run(mlflow_store, tmp_path,
+                                                                       capsys):
+    import yaml
+    from test_sweep import BASE
+
+    from experiments import cli
+
+    sweep_file = tmp_path / "refused.yaml"
+    sweep_file.write_text(yaml.safe_dump({"name": "refused-sweep", "base": BASE,
+                                          "grid": {"model.cell": ["lstm"]}}))
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
+    for bad in (tmp_path / "nowhere", tmp_path / "notes.csv", tmp_path):
+        assert cli.main(["sweep", str(sweep_file), "--skip-exported", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith("rnnlab sweep: '--skip-exported' is no ")
+        assert str(bad) in err
+    assert store.find_parent_run("sweep", "refused-sweep") is None
