@@ -38,6 +38,7 @@ import pandas as pd
 
 from experiments.recording.tags import CONFIG_HASH_TAG, TRIAL_ID_TAG, TUNING_TAG
 
+SORT_COLUMNS = ("task", "T", "unit_forget_bias", "cell", "seed")  # provenance.sort_rows's keys
 CURVES_SUFFIX = "_curves.csv"  # as the reader: <name>_runs.csv + <name>_runs_curves.csv
 LEFT_OUT_TAGS = ("mlflow.log-model.history",)
 NAMED_METRICS = ("param_count", "baseline", "solved", "train_time_s")  # named columns already
@@ -150,9 +151,10 @@ def merge(table: pd.DataFrame, curves: pd.DataFrame, runs_path: Path):
     from experiments.analysis import provenance
 
     old = _read(runs_path)
-    if "run_id" not in old:
-        raise ValueError(f"{runs_path}: no run_id column; not a runs export (--replace "
-                         f"overwrites it)")
+    lacking = [c for c in ("run_id", *SORT_COLUMNS) if c not in old]
+    if lacking:
+        raise ValueError(f"{runs_path}: no {', '.join(lacking)} column; not a runs export "
+                         f"(--replace overwrites it)")
     curves_path = runs_path.with_name(runs_path.stem + CURVES_SUFFIX)
     old_curves = _read(curves_path) if curves_path.is_file() else _text(curves.iloc[:0])
     new = _text(table)

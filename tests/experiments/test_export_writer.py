@@ -156,12 +156,13 @@ def test_a_reexport_keeps_the_exported_runs_this_store_lacks_and_one_row_per_con
     assert sorted(replaced["run_id"]) == sorted(ids.values())
 
 
+@pytest.mark.parametrize("text", ["a,b\n1,2\n", "run_id,task,T,seed\nr1,adding,50,0\n"])
 def test_a_file_in_the_way_that_is_no_export_is_refused(fake_store, monkeypatch, tmp_path,
-                                                        capsys):
+                                                        capsys, text):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", fake_store[0])
-    (tmp_path / "demo_runs.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "demo_runs.csv").write_text(text)  # no run_id; or no cell to sort by
     assert cli.main(["export", "--sweep", "demo", "--output", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "not a runs export" in err and "--replace" in err
-    assert (tmp_path / "demo_runs.csv").read_text() == "a,b\n1,2\n"
+    assert (tmp_path / "demo_runs.csv").read_text() == text
     mlflow.set_tracking_uri(None)
