@@ -99,8 +99,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # a run here is checked against this machine's devices too (Keras: not for a dry run)
     plan = sweep.load_sweep(args.file, overrides=[*_distribution_set(args), *args.set],
                             only=args.only, devices=not args.dry_run)
+    exported = None
+    if args.skip_exported:  # launch imports Keras: only when an export is to be read
+        from experiments.orchestration import launch
+
+        exported = launch.read_exported(args.skip_exported, plan.name)
     if args.dry_run:
-        sweep.dry_run(plan)
+        sweep.dry_run(plan, done=exported.runs if exported else ())
         return 0
     from experiments.guards import Stopped, stop_on_signals
     from experiments.orchestration import launch
@@ -110,7 +115,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.checkpoint_dir:  # read by every run, here and in Ray's workers (forwarded)
         os.environ["RNNLAB_CHECKPOINT_DIR"] = os.path.abspath(args.checkpoint_dir)
     # Ray only with --workers / --address / $RAY_ADDRESS; checked before any MLflow run exists
-    exported = launch.read_exported(args.skip_exported, plan.name) if args.skip_exported else None
     engine = engine_for(EngineSettings.from_args(args), (p.config for p in plan.runs))
     try:
         with stop_on_signals():

@@ -346,8 +346,13 @@ def _label(config: Config, keys: Mapping[str, Any]) -> str:
     return f"{config.model.cell} × {config.data.name}" + (f" ({details})" if details else "")
 
 
-def dry_run(sweep: Sweep, out: Callable[[str], None] = print) -> None:
-    """List the runs a sweep would do, with their config hashes."""
-    out(f"sweep {sweep.name!r} from {sweep.source}: {len(sweep.runs)} runs")
+def dry_run(sweep: Sweep, out: Callable[[str], None] = print, done: Iterable[str] = ()) -> None:
+    """List the runs a sweep would do, with their config hashes; those in `done` (the hashes
+    FINISHED in a `--skip-exported` export) are marked as skipped."""
+    done = set(done)
+    skipped = sum(p.hash in done for p in sweep.runs)
+    out(f"sweep {sweep.name!r} from {sweep.source}: {len(sweep.runs)} runs"
+        + (f", {skipped} of them finished in the export (skipped)" if done else ""))
     for i, planned in enumerate(sweep.runs, 1):
-        out(f"[{i}/{len(sweep.runs)}] {planned.label}  hash={planned.hash}")
+        mark = "  (exported: skipped)" if planned.hash in done else ""
+        out(f"[{i}/{len(sweep.runs)}] {planned.label}  hash={planned.hash}{mark}")

@@ -171,6 +171,22 @@ def test_dry_run_lists_every_run_with_its_hash(tmp_path, capsys):
         assert f"[{i}/2] {run.label}  hash={run.hash}" in out
 
 
+def test_dry_run_marks_the_runs_an_export_has_finished(tmp_path, capsys):
+    """`--dry-run --skip-exported EXPORT`: what a new machine would skip, before it runs."""
+    from experiments import cli
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "base": BASE, "grid": {"model.cell": ["lstm", "gru"]}}))
+    lstm = next(r for r in sweep.load_sweep(path).runs if r.config.model.cell == "lstm")
+    (tmp_path / "s_runs.csv").write_text(
+        "run_id,sweep,status,task,T,cell,seed,tag.rnnlab.sweep,tag.rnnlab.config_hash,tag.rnnlab.status\n"
+        f"r1,s,FINISHED,adding,{lstm.config.data.length},lstm,0,s,{lstm.hash},FINISHED\n")
+    assert cli.main(["sweep", str(path), "--dry-run", "--skip-exported", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs, 1 of them finished in the export (skipped)" in out
+    assert f"hash={lstm.hash}  (exported: skipped)" in out and out.count("(exported") == 1
+
+
 def test_shipped_sweeps_expand_and_validate():
     folder = Path(sweep.__file__).parent.parent / "sweeps"
     quick = sweep.load_sweep(folder / "quick.yaml")
