@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import mlflow
 
 TOY_TASKS = ("adding", "copy", "temporal_order", "reber", "spike_timing")
@@ -40,3 +45,26 @@ def signal_once_saved(command: list[str], checkpoints, count: int, signum: int,
         if process.poll() is None:
             process.kill()
     return process.returncode, output
+
+
+def kill_a_worker_at_epoch_2(runs: str) -> list[str]:
+    """In a thread: SIGKILL the process (a Ray worker, not this one) holding the first RUNNING run
+    that matches the MLflow filter `runs` once it has logged 2 epochs; the returned list gets that
+    run's id."""
+    killed = []
+
+    def watch():
+        client = mlflow.MlflowClient()
+        while not killed:
+            for run in mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                          filter_string=f"attributes.status = 'RUNNING' and {runs}"):
+                pid = run.data.tags.get("rnnlab.holder_pid")
+                if pid and pid != str(os.getpid()) and \
+                        len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(run.info.run_id)
+                    break
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return killed

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
-from experiment_fixtures import signal_once_saved
+from experiment_fixtures import kill_a_worker_at_epoch_2, signal_once_saved
 
 from experiments import cli
 from experiments.guards import stop_on_signals
@@ -111,23 +111,7 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_from_its_checkpo
     file = sweep_file(lab, "ray-kill", {"model.cell": ["lstm"]}, LONGER, epochs=EPOCHS)
     planned = plan.load_sweep(file)
     ray_engine = engine.engine_for(engine.EngineSettings(workers=1), [p.config for p in planned.runs])
-    killed = []
-
-    def kill_the_worker_at_epoch_2():
-        client = mlflow.MlflowClient()
-        while not killed:
-            for run in mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                          filter_string="attributes.status = 'RUNNING' and "
-                                                        "tags.`rnnlab.sweep` = 'ray-kill'"):
-                pid = run.data.tags.get("rnnlab.holder_pid")
-                if pid and pid != str(os.getpid()) and \
-                        len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2:
-                    os.kill(int(pid), signal.SIGKILL)
-                    killed.append(run.info.run_id)
-                    break
-            time.sleep(0.5)
-
-    threading.Thread(target=kill_the_worker_at_epoch_2, daemon=True).start()
+    killed = kill_a_worker_at_epoch_2("tags.`rnnlab.sweep` = 'ray-kill'")
     try:
         [outcome] = launch.run_sweep(planned, engine=ray_engine, out=lambda line: None)
     finally:

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
-from experiment_fixtures import signal_once_saved
+from experiment_fixtures import kill_a_worker_at_epoch_2, signal_once_saved
 
 from experiments import cli
 from experiments.recording import store
@@ -125,27 +123,10 @@ def longer_search(lab, name: str, trials: int, epochs: int) -> None:
     (lab / "space.yaml").write_text(yaml.safe_dump(one))
 
 
-def kill_a_worker_at_epoch_2(name: str) -> list[str]:
-    """In a thread: SIGKILL the Ray worker of the first trial run of tuning `name` to log 2
-    epochs; the returned list gets that run's id."""
-    killed = []
-
-    def watch():
-        client = mlflow.MlflowClient()
-        while not killed:
-            for run in mlflow.search_runs(search_all_experiments=True, output_format="list",
-                                          filter_string="attributes.status = 'RUNNING' and "
-                                                        f"tags.`rnnlab.tuning` = '{name}'"):
-                pid = run.data.tags.get("rnnlab.holder_pid")
-                if run.data.tags.get("rnnlab.trial_id") and pid != str(os.getpid()) and \
-                        len(client.get_metric_history(run.info.run_id, "train_loss")) >= 2:
-                    os.kill(int(pid), signal.SIGKILL)
-                    killed.append(run.info.run_id)
-                    break
-            time.sleep(0.5)
-
-    threading.Thread(target=watch, daemon=True).start()
-    return killed
+def kill_a_trial_worker_at_epoch_2(name: str) -> list[str]:
+    """`kill_a_worker_at_epoch_2` for the first trial run of tuning `name`."""
+    return kill_a_worker_at_epoch_2(f"tags.`rnnlab.tuning` = '{name}' and "
+                                    "tags.`rnnlab.trial_id` != ''")
 
 
 @pytest.mark.slow
@@ -154,7 +135,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_trial_resumes_from_its_che
     the oracle hands it the same trial, whose dead run is ended KILLED and resumed from its
     checkpoint; the trial finishes once with every epoch logged once."""
     longer_search(lab, "ray-tune-kill", trials=1, epochs=8)
-    killed = kill_a_worker_at_epoch_2("ray-tune-kill")
+    killed = kill_a_trial_worker_at_epoch_2("ray-tune-kill")
     assert cli.main(["tune", str(lab / "space.yaml"), "--workers", "1"]) == 0
     assert killed
     runs = {r.info.run_id: r for r in trials(store.find_parent_run("tuning", "ray-tune-kill"))}
@@ -171,7 +152,7 @@ def test_a_worker_that_fails_for_good_leaves_its_trial_for_the_rerun_and_exits_1
     """--max-retries 0 and the worker killed: the other trial is searched on, the command lists
     the open trial and exits 1, the parent FAILED; the same command then finishes it, resumed."""
     longer_search(lab, "ray-tune-gone", trials=2, epochs=6)
-    killed = kill_a_worker_at_epoch_2("ray-tune-gone")
+    killed = kill_a_trial_worker_at_epoch_2("ray-tune-gone")
     tune = ["tune", str(lab / "space.yaml"), "--workers", "2", "--max-retries", "0"]
     assert cli.main(tune) == 1
     out = capsys.readouterr().out
