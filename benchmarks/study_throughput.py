@@ -10,6 +10,8 @@ so every mode trains the same steps). Each mode is the real command, `rnnlab swe
 N]`, in a fresh MLflow store, timed end to end (Ray's start and stop included):
 
 - runs per hour = runs / wall time;
+- same metrics: each mode's runs' test metrics against the 1-process mode's (largest relative
+  difference), since a lever is kept only where it does not change results;
 - CPU seconds per run = the CPU time (user + system) of the command and every process it started
   (Ray's daemons and workers too: this process is their subreaper, so they stay its descendants),
   read from /proc every 0.2 s (the last fraction of a second of a process that ends between two
@@ -125,15 +127,11 @@ def reap(clock: CpuClock, timeout_s: float = 120) -> None:
             time.sleep(0.2)
 
 
-def finished_runs(stdout: str) -> int:
-    """Runs a `rnnlab sweep` finished: its ✓ result lines."""
-    return sum(1 for line in stdout.splitlines() if line.startswith("  ✓ "))
-
-
 def measure(mode: str, flags: list[str], sweep: dict, folder: Path, command: str = "sweep",
-            count: Callable[[str], int] = finished_runs) -> dict:
+            count: Callable[[str], int] | None = None) -> dict:
     """Run `rnnlab <command>` (sweep, or tune: `sweep` is then a search space) on `sweep` with
-    `flags` in a fresh store; wall and CPU seconds; `count(stdout)` runs."""
+    `flags` in a fresh store; wall and CPU seconds; `count(stdout)` runs (default: the runs
+    FINISHED in the store)."""
     sweep = {**sweep, "name": f"{sweep['name']}-{mode}"}
     file = folder / f"{sweep['name']}.yaml"
     file.write_text(yaml.safe_dump(sweep))
@@ -159,13 +157,50 @@ def measure(mode: str, flags: list[str], sweep: dict, folder: Path, command: str
     if proc.returncode:
         raise RuntimeError(f"{mode} failed ({proc.returncode}):\n{stdout[-3000:]}"
                            f"\n{stderr[-3000:]}")
-    runs = count(stdout)
+    metrics = test_metrics(env["MLFLOW_TRACKING_URI"])
+    runs = count(stdout) if count else len(metrics)
     cpu = clock.seconds
     return {"mode": mode, "command": f"rnnlab {command} FILE " + " ".join(flags), "runs": runs,
             "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
             "runs_per_hour": round(runs / wall * 3600, 1), "cpu_s_per_run": round(cpu / runs, 1),
             "load_before": [round(x, 2) for x in load_before],
-            "load_after": [round(x, 2) for x in os.getloadavg()]}
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+            "metrics": metrics}
+
+
+def test_metrics(uri: str) -> dict[str, dict[str, float]]:
+    """Each finished run's test metrics in the store at `uri`, by "task/cell"."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.search_runs(search_all_experiments=True,
+                               filter_string="attributes.status = 'FINISHED'")
+    found = found[found["params.model.cell"].notna()]  # not the sweep's parent run
+    columns = [c for c in found.columns if c.startswith("metrics.test_")]
+    return {f"{row['params.data.name']}/{row['params.model.cell']}":
+            {c.removeprefix("metrics."): float(row[c]) for c in columns if row[c] == row[c]}
+            for _, row in found.iterrows()}
+
+
+def differences(rows: list[dict]) -> list[str]:
+    """Per mode after the first: how far its runs' test metrics are from the first mode's (the
+    same configurations, seeds and data), as the largest relative difference and where."""
+    first, lines = rows[0].get("metrics") or {}, []
+    for row in rows[1:]:
+        worst, where, compared = 0.0, "", 0
+        for run, metrics in (row.get("metrics") or {}).items():
+            for name, value in metrics.items():
+                base = first.get(run, {}).get(name)
+                if base is None:
+                    continue
+                compared += 1
+                rel = abs(value - base) / max(abs(base), 1e-12)
+                if rel >= worst:
+                    worst, where = rel, f"{run} {name}: {base:.6g} → {value:.6g}"
+        lines.append(f"{row['mode']}: {compared} test metrics of {len(row.get('metrics') or {})} "
+                     f"runs against {rows[0]['mode']}'s; largest relative difference "
+                     f"{worst:.1e} ({where})")
+    return lines
 
 
 def render(data: dict) -> str:
@@ -187,11 +222,13 @@ def render(data: dict) -> str:
          "`rnnlab sweep` in a fresh MLflow store, Ray's start and stop included. CPU seconds count "
          "the command and every process it started. Target (issue 25): ≥ 2× the runs per hour "
          "of 1 process."),
-        "", *lines, "", *[f"- {note}" for note in data.get("notes", [])], ""])
+        "", *lines, "", ("Same metrics? Each run's test metrics against the first mode's (the same "
+        "configurations, seeds and data):"), "", *[f"- {line}" for line in differences(rows)],
+        "", *[f"- {note}" for note in data.get("notes", [])], ""])
 
 
 def compare(name: str, modes: list[tuple[str, list[str]]], spec: dict, *,
-            command: str = "sweep", count: Callable[[str], int] = finished_runs) -> tuple[str, list]:
+            command: str = "sweep", count: Callable[[str], int] | None = None) -> tuple[str, list]:
     """`uptime`, then each (mode, flags) of `rnnlab <command>` on `spec` one after another, each in
     fresh stores (`measure`): the uptime line and a row per mode."""
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
@@ -240,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     become_subreaper()
     sweep = study_sweep("throughput", args.epochs, args.num_train)
     modes = [("1 process", [])] + [(f"--workers {n}", ["--workers", str(n)]) for n in args.workers]
+    modes += [(f"--workers {n} + XLA", ["--workers", str(n), "--set", "train.jit_compile=true"])
+              for n in args.workers]  # XLA-compiled training steps (train.jit_compile)
     uptime, rows = compare("throughput", modes, sweep)
     record("benchmarks.study_throughput", argv, uptime,
            {"epochs": args.epochs, "num_train": args.num_train, "length": 100}, rows, args.note,

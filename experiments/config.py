@@ -32,6 +32,7 @@ from experiments.tasks import settings
 
 OPTIMIZER_CHOICES = ("adam", "adamw", "rmsprop", "sgd", "nadam")
 PROJECTED_CHOICES = ("auto", True, False)
+JIT_CHOICES = ("auto", True, False)
 DISTRIBUTION_CHOICES = (None, "mirrored", "data_parallel")  # experiments/distribution.py
 
 
@@ -83,6 +84,12 @@ class TrainConfig:
     length_penalty: float = 0.6  # translation, beam search: GNMT's alpha, 0 = raw log-probability
     # TensorFlow op determinism: same config + seed = same metrics (once on, on for the process)
     deterministic: bool = True
+    # XLA-compiled training step: "auto" = Keras's choice (off on a CPU with TensorFlow, on with
+    # JAX, off with PyTorch), True = on (TensorFlow: replaces op determinism, which Keras does not
+    # combine with XLA; XLA's CPU programs are deterministic: tests/experiments/test_jit.py).
+    # How a run computes, not what (same metrics within float rounding: benchmarks/
+    # study_throughput.md): left out of config_hash
+    jit_compile: bool | str = "auto"
     verbose: int = 0  # passed to model.fit
     run_eagerly: bool = False  # skip graph tracing: slower per step, quicker for tiny smoke runs
     # data parallelism over the local devices: None | "mirrored" | "data_parallel" (same thing:
@@ -114,7 +121,7 @@ _DATA_SIZES = ("num_train", "num_val", "num_test", "batch_size", "length", "subs
 
 # fields that say where or how a run is recorded, not what is computed: left out of config_hash
 _UNHASHED = {"tracking": None, "data": {"data_dir"},
-             "train": {"verbose", "run_eagerly", "distribution"}}
+             "train": {"verbose", "run_eagerly", "distribution", "jit_compile"}}
 # keys added after runs were recorded, left out of config_hash while they hold the value those runs
 # had (what the model did before the key existed), so that every recorded run keeps its hash and a
 # re-run sweep still finds it (tests/experiments/test_config.py pins hashes computed before)
@@ -162,6 +169,7 @@ class Config:
         settings.check_choices(self, source)
         _check_choice(self.train.optimizer, OPTIMIZER_CHOICES, source, "train.optimizer")
         _check_choice(self.model.projected, PROJECTED_CHOICES, source, "model.projected")
+        _check_choice(self.train.jit_compile, JIT_CHOICES, source, "train.jit_compile")
         _check_choice(self.train.distribution, DISTRIBUTION_CHOICES, source, "train.distribution")
         if self.train.distribution is not None:
             from experiments import distribution  # Keras: only where a distribution is asked for

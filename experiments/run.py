@@ -122,9 +122,14 @@ def _identity(config: Config, status: str = "FINISHED", **fields) -> RunResult:
 
 def _seed(train_cfg) -> None:
     keras.utils.set_random_seed(train_cfg.seed)
-    if train_cfg.deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf  # only under the TensorFlow backend (others may lack it)
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf  # only under the TensorFlow backend (others may lack it)
+    from tensorflow.python.framework.config import disable_op_determinism
 
+    if train_cfg.jit_compile is True:  # Keras refuses XLA under op determinism; XLA's own
+        disable_op_determinism()  # CPU programs are deterministic (tests/experiments/test_jit.py)
+    elif train_cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
 
 
@@ -132,6 +137,7 @@ def _compile(model, config: Config, family, spec) -> None:
     model.compile(
         optimizer=_optimizer(config.train),
         run_eagerly=config.train.run_eagerly,
+        jit_compile=config.train.jit_compile,
         **family.compile_args(spec),
     )
 

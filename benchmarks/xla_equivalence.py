@@ -1,0 +1,111 @@
+"""Does an XLA-compiled training step change results? One setting of the fair study trained again
+with `train.jit_compile: true`, paired run by run (cell, seed) with the committed runs of the same
+configurations (same config hash: XLA is left out of it), compared as a study compares cells.
+
+    # a separate store: the runs have the study's hashes, the study's own store would count them done
+    MLFLOW_TRACKING_URI=sqlite:////tmp/xla.db rnnlab sweep experiments/sweeps/study_fair.yaml \\
+        --only data.name=temporal_order --only data.length=100 --set train.jit_compile=true --workers 2
+    MLFLOW_TRACKING_URI=sqlite:////tmp/xla.db rnnlab export --sweep study_fair \\
+        --output benchmarks/xla_equivalence
+    python -m benchmarks.xla_equivalence docs/results/study_fair/study_fair_runs.csv \\
+        benchmarks/xla_equivalence/study_fair_runs.csv
+
+Per setting and cell: solved k/n each way (Fisher's exact test), the key metric's mean each way and the largest
+paired difference, the runs whose key metric agrees to 1e-3, and the median ratio of training
+times (the two sets ran at different times, under different loads: indicative). Over all pairs:
+the paired differences' mean with its 95 % interval and an equivalence test (TOST, two one-sided
+t-tests) against a declared margin. Writes benchmarks/xla_equivalence.md (`--output`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+HERE = Path(__file__).resolve().parent
+KEY = ["task", "T", "cell", "seed"]
+
+
+def pairs(plain: pd.DataFrame, xla: pd.DataFrame) -> pd.DataFrame:
+    """The runs of `xla` with their counterpart in `plain` (same task, T, cell and seed; the
+    forget-gate ablation's runs left out), FINISHED both: key metric `value`, `solved`,
+    `train_time_s` and `config` hash of each, suffixed _xla and _plain."""
+    def clean(runs):
+        runs = runs[(runs["status"] == "FINISHED")
+                    & (runs["unit_forget_bias"].astype(str) != "False")].copy()
+        runs["value"] = [row[f"test_{row['metric']}"] for _, row in runs.iterrows()]
+        runs["config"] = runs["tag.rnnlab.config_hash"]
+        return runs[KEY + ["metric", "value", "solved", "train_time_s", "config"]]
+
+    both = clean(xla).merge(clean(plain), on=KEY, suffixes=("_xla", "_plain"))
+    if both.empty:
+        raise SystemExit("xla_equivalence: no run of the XLA export has a counterpart in the other "
+                         "(same task, T, cell and seed)")
+    return both
+
+
+def tost(diffs: np.ndarray, margin: float) -> float:
+    """TOST p-value: the mean paired difference lies within ±margin."""
+    if np.all(diffs == diffs[0]):
+        return 0.0 if abs(diffs[0]) < margin else 1.0
+    low = stats.ttest_1samp(diffs, -margin, alternative="greater").pvalue
+    high = stats.ttest_1samp(diffs, margin, alternative="less").pvalue
+    return float(max(low, high))
+
+
+def report(both: pd.DataFrame, margin: float, sources: tuple[str, str], command: str) -> str:
+    rows = [("| setting | cell | pairs | solved (plain) | solved (XLA) | Fisher p | mean (plain) | mean (XLA) "
+            "| largest paired difference | pairs within 1e-3 | training time XLA ÷ plain (median) |"),
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (task, length, cell), runs in both.groupby(["task", "T", "cell"], sort=False):
+        n = len(runs)
+        k_plain, k_xla = int(runs["solved_plain"].sum()), int(runs["solved_xla"].sum())
+        fisher = stats.fisher_exact([[k_plain, n - k_plain], [k_xla, n - k_xla]]).pvalue
+        diff = (runs["value_xla"] - runs["value_plain"]).abs()
+        ratio = (runs["train_time_s_xla"] / runs["train_time_s_plain"]).median()
+        rows.append(f"| {task} T = {length} | {cell} | {n} | {k_plain}/{n} | {k_xla}/{n} | {fisher:.2f} | "
+                    f"{runs['value_plain'].mean():.4f} | {runs['value_xla'].mean():.4f} | "
+                    f"{diff.max():.2g} | {int((diff <= 1e-3).sum())}/{n} | {ratio:.2f} |")
+    diffs = (both["value_xla"] - both["value_plain"]).to_numpy(float)
+    mean, sem = diffs.mean(), stats.sem(diffs) if len(diffs) > 1 else float("nan")
+    half = stats.t.ppf(0.975, len(diffs) - 1) * sem if len(diffs) > 1 else float("nan")
+    same_config = bool((both["config_xla"] == both["config_plain"]).all())
+    settings = ", ".join(sorted({f"{t} T = {T}" for t, T in zip(both["task"], both["T"])}))
+    metric = ", ".join(sorted(set(both["metric_plain"])))
+    return "\n".join([
+        (f"Measured with `{command}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        f"{len(both)} runs of {settings} trained with `train.jit_compile: true` "
+        f"(`{sources[1]}`), each paired with the run of the same cell and seed in `{sources[0]}` "
+        f"(config hashes {'identical' if same_config else 'NOT identical'}); key metric: {metric}."),
+        "", *rows, "",
+        (f"Over all {len(both)} pairs: mean paired difference (XLA − plain) {mean:+.4f}, 95 % "
+        f"interval {mean - half:+.4f} to {mean + half:+.4f}; equivalence within ±{margin:g} "
+        f"(TOST) p = {tost(diffs, margin):.3g}; runs whose key metric agrees to 1e-3: "
+        f"{int((np.abs(diffs) <= 1e-3).sum())} of {len(both)}; solved the same way: "
+        f"{int((both['solved_xla'] == both['solved_plain']).sum())} of {len(both)}."), ""])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("plain", type=Path, help="the runs without XLA (an export's _runs.csv)")
+    parser.add_argument("xla", type=Path, help="the same configurations with XLA (an export)")
+    parser.add_argument("--margin", type=float, default=0.05,
+                        help="equivalence margin on the key metric (default 0.05)")
+    parser.add_argument("--output", type=Path, default=HERE / "xla_equivalence.md")
+    args = parser.parse_args(argv)
+    both = pairs(pd.read_csv(args.plain), pd.read_csv(args.xla))
+    command = "python -m benchmarks.xla_equivalence " + " ".join(sys.argv[1:] if argv is None
+                                                                  else argv)
+    text = report(both, args.margin, (str(args.plain), str(args.xla)), command)
+    args.output.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
