@@ -1,5 +1,6 @@
 """A real two-node Ray cluster on this machine: `rnnlab sweep --address`, the worker node's raylet
-killed mid-run, every configuration FINISHED exactly once with each epoch logged once (issue 25).
+killed mid-run, every configuration FINISHED exactly once with each epoch logged once; and
+`rnnlab tune --address`, keras-tuner workers on both nodes, every trial once (issue 25).
 
 Ray replaces 127.0.0.1 by the machine's interface address in a multi-node cluster, so the head
 and the worker node run in two network namespaces this test creates, joined by a veth pair with
@@ -113,10 +114,14 @@ print(json.dumps([{"hash": r.data.tags.get("rnnlab.config_hash"), "status": r.in
 """
 
 
-def test_a_sweep_on_two_nodes_survives_the_worker_nodes_raylet_killed(namespaces, tmp_path):
+@pytest.fixture
+def cluster(namespaces, tmp_path):
+    """A real MLflow server and a Ray head in the head namespace, a Ray worker node in the other,
+    one CPU each; (head, worker, env): the environment a driver in the head namespace runs with."""
     head, worker = namespaces
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
            "MLFLOW_TRACKING_URI": MLFLOW, "RNNLAB_CHECKPOINT_DIR": str(tmp_path / "ck"),
+           "RNNLAB_TUNING_DIR": str(tmp_path / "tuning"),
            "PATH": f"{BIN}:{os.environ['PATH']}", "RNNLAB_CLAIM_SETTLE_S": "0.5",
            # Ray's token authentication, one token for every node and the driver
            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex * 2}
@@ -140,7 +145,18 @@ def test_a_sweep_on_two_nodes_survives_the_worker_nodes_raylet_killed(namespaces
         return len(re.findall(r"^\s*1 node_", active, re.MULTILINE)) == 2
 
     wait_until("both Ray nodes", nodes_alive, every_s=5)
+    return head, worker, env
 
+
+def in_head(head: str, env: dict, code: str) -> list:
+    """The JSON list that `code` prints, run in the head namespace (where the MLflow server is)."""
+    checked = subprocess.run(["ip", "netns", "exec", head, sys.executable, "-c", code],
+                             capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads(checked.strip().splitlines()[-1])
+
+
+def test_a_sweep_on_two_nodes_survives_the_worker_nodes_raylet_killed(cluster, tmp_path):
+    head, worker, env = cluster
     base = {"data": {"name": "adding", "length": 50, "num_train": 1500, "num_val": 64,
                      "num_test": 64, "batch_size": 32},
             "model": {"units": 8},
@@ -172,9 +188,7 @@ def test_a_sweep_on_two_nodes_survives_the_worker_nodes_raylet_killed(namespaces
     out, _ = driver.communicate(timeout=900)
     assert driver.returncode == 0, out
 
-    checked = subprocess.run(["ip", "netns", "exec", head, sys.executable, "-c", CHECK],
-                             capture_output=True, text=True, env=env, check=True).stdout
-    runs = [r for r in json.loads(checked.strip().splitlines()[-1]) if r["role"] != "sweep"]
+    runs = [r for r in in_head(head, env, CHECK) if r["role"] != "sweep"]
     finished = [r for r in runs if r["status"] == "FINISHED"]
     assert len(finished) == 4 and len({r["hash"] for r in finished}) == 4, runs
     assert all(r["steps"] == list(range(EPOCHS)) for r in finished), runs  # each epoch once
@@ -183,3 +197,40 @@ def test_a_sweep_on_two_nodes_survives_the_worker_nodes_raylet_killed(namespaces
     killed = [r for r in runs if r["status"] == "KILLED"]
     assert killed and any(r["resumed_from"] for r in finished) or "retried" in out, (runs, out)
     print(out)
+
+
+TRIALS = """
+import json, mlflow
+runs = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                          filter_string="tags.`rnnlab.tuning` = 'cluster-tune'")
+print(json.dumps([{"status": r.info.status, "cell": r.data.tags.get("rnnlab.tuning_cell"),
+                   "trial": r.data.tags.get("rnnlab.trial_id"),
+                   "tuner": r.data.tags.get("rnnlab.tuner_id"),
+                   "score": r.data.metrics.get("tuner_score")} for r in runs
+                  if r.data.tags.get("rnnlab.trial_id") is not None]))
+"""
+
+
+def test_a_search_on_two_nodes_runs_every_trial_once(cluster, tmp_path):
+    """`rnnlab tune --address`: the driver's oracle answers the keras-tuner workers Ray starts on
+    both nodes (one CPU each, two workers: one on each) at the head's address."""
+    head, _worker, env = cluster
+    space = {"name": "cluster-tune", "cells": ["lstm"], "max_trials": 4, "seed": 1,
+             "base": {"data": {"name": "adding", "length": 10, "num_train": 64, "num_val": 32,
+                               "num_test": 32, "batch_size": 32},
+                      "model": {"units": 4},
+                      "train": {"epochs": 1, "early_stopping_patience": None},
+                      "tracking": {"log_model": False}},
+             "space": {"train.lr": {"type": "float", "min": 1e-3, "max": 1e-1,
+                                    "sampling": "log"}}}
+    file = tmp_path / "space.yaml"
+    file.write_text(yaml.safe_dump(space))
+    driver = in_ns(head, sys.executable, "-m", "experiments.cli", "tune", str(file),
+                   "--address", GCS, "--workers", "2", env=env, stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT)
+    out, _ = driver.communicate(timeout=900)
+    assert driver.returncode == 0, out
+    trials = in_head(head, env, TRIALS)
+    assert sorted(t["trial"] for t in trials) == ["0", "1", "2", "3"], trials  # each once
+    assert all(t["status"] == "FINISHED" and t["score"] is not None for t in trials), trials
+    assert {t["tuner"] for t in trials} <= {"ray-lstm-0", "ray-lstm-1"}, trials
