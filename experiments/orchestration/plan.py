@@ -67,9 +67,11 @@ from experiments.orchestration import params
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
 TUNED_KEYS = ("space", "best")
 # keys in which a run may differ from the setting its cell was tuned at (besides the searched
-# ones): T, seeds, the forget-gate ablation, held-out set sizes, how a run is shown or spread
+# ones): T, seeds, the forget-gate ablation, held-out set sizes, how a run is shown, spread or
+# compiled (the keys config_hash leaves out as "how, not what")
 TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "data.num_val",
-              "data.num_test", "train.verbose", "train.distribution")
+              "data.num_test", "train.verbose", "train.distribution", "train.run_eagerly",
+              "train.jit_compile")
 
 
 @dataclass(frozen=True)

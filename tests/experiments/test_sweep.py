@@ -396,8 +396,11 @@ def test_bad_tuned_entries_fail_with_one_clear_message(tuned_sweep, best, tuned,
 
 @pytest.mark.parametrize("change", [{"train.epochs": 2}, {"data.num_train": 64}])
 def test_a_run_at_another_setting_than_the_tuned_one_is_refused(tuned_sweep, change):
-    """Tuned values hold for the budget and data they were tuned at; T and seeds may vary."""
-    assert sweep.load_sweep(tuned_sweep(tasks=[{"data.length": 30, "train.seed": 4}]))
+    """Tuned values hold for the budget and data they were tuned at; T and seeds may vary, and
+    how a run is compiled (XLA, eager)."""
+    assert sweep.load_sweep(tuned_sweep(tasks=[{"data.length": 30, "train.seed": 4,
+                                                "train.jit_compile": True,
+                                                "train.run_eagerly": True}]))
     with pytest.raises(ValueError) as err:
         sweep.load_sweep(tuned_sweep(tasks=[change]))
     (key, value), = change.items()
