@@ -122,6 +122,9 @@ _DATA_SIZES = ("num_train", "num_val", "num_test", "batch_size", "length", "subs
 # fields that say where or how a run is recorded, not what is computed: left out of config_hash
 _UNHASHED = {"tracking": None, "data": {"data_dir"},
              "train": {"verbose", "run_eagerly", "distribution", "jit_compile"}}
+# the train keys among them: how a run is shown, spread or compiled (also free of a tuned family's
+# setting: experiments/orchestration/plan.py)
+HOW_NOT_WHAT = tuple(f"train.{key}" for key in sorted(_UNHASHED["train"]))
 # keys added after runs were recorded, left out of config_hash while they hold the value those runs
 # had (what the model did before the key existed), so that every recorded run keeps its hash and a
 # re-run sweep still finds it (tests/experiments/test_config.py pins hashes computed before)

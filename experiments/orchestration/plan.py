@@ -61,17 +61,23 @@ from pathlib import Path
 from typing import Any
 
 from datasets.errors import ConfigError
-from experiments.config import Config, config_hash, read_yaml, short_name, validate_names
+from experiments.config import (
+    HOW_NOT_WHAT,
+    Config,
+    config_hash,
+    read_yaml,
+    short_name,
+    validate_names,
+)
 from experiments.orchestration import params
 
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
 TUNED_KEYS = ("space", "best")
 # keys in which a run may differ from the setting its cell was tuned at (besides the searched
-# ones): T, seeds, the forget-gate ablation, held-out set sizes, how a run is shown, spread or
-# compiled (the keys config_hash leaves out as "how, not what")
+# ones): T, seeds, the forget-gate ablation, held-out set sizes, and the train keys config_hash
+# leaves out as how a run is shown, spread or compiled
 TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "data.num_val",
-              "data.num_test", "train.verbose", "train.distribution", "train.run_eagerly",
-              "train.jit_compile")
+              "data.num_test", *HOW_NOT_WHAT)
 
 
 @dataclass(frozen=True)
