@@ -48,6 +48,7 @@ class DataConfig:
     num_val: int = 1000
     num_test: int = 1000
     variant: str | None = None  # task-specific: temporal order "2"|"3" symbols; spike "regression"|"classes"
+    drawn_first: str = "test"  # "test" | "train": which split follows the task's own distribution
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 import datasets
+from datasets import synthetic
 from datasets.base import DataConfig
 from datasets.errors import ConfigError
 from experiments.tasks import settings
@@ -131,7 +132,8 @@ HOW_NOT_WHAT = tuple(f"train.{key}" for key in sorted(_UNHASHED["train"]))
 # settings stored as None before the paper's value had a name: an older run's config.yaml (or a
 # null in a YAML file) reads back as the value
 NAMED_SINCE = {"model.input_feeding": True, "model.readout": "attentional"}
-LEFT_OUT_OF_HASH_AT = {"model.unit_forget_bias": None, "train.global_clipnorm": None, **NAMED_SINCE}
+LEFT_OUT_OF_HASH_AT = {"model.unit_forget_bias": None, "train.global_clipnorm": None,
+                       "data.drawn_first": "test", **NAMED_SINCE}
 
 
 @dataclass
@@ -173,6 +175,7 @@ class Config:
         _check_choice(self.train.optimizer, OPTIMIZER_CHOICES, source, "train.optimizer")
         _check_choice(self.model.projected, PROJECTED_CHOICES, source, "model.projected")
         _check_choice(self.train.jit_compile, JIT_CHOICES, source, "train.jit_compile")
+        _check_choice(self.data.drawn_first, synthetic.DRAWN_FIRST, source, "data.drawn_first")
         _check_choice(self.train.distribution, DISTRIBUTION_CHOICES, source, "train.distribution")
         if self.train.distribution is not None:
             from experiments import distribution  # Keras: only where a distribution is asked for

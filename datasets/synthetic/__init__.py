@@ -7,11 +7,17 @@ Every task module exposes ``generate(n, length, rng, ...)`` (numpy arrays), ``sp
 Seeds: split ``s`` of task ``name`` draws from ``SeedSequence([config.seed, s, crc32(name)])``,
 so the same seed gives the same data and train / val / test never share a seed.
 
-Held out: the three splits share no input (:func:`disjoint_splits`: test first, then validation
-without the test inputs, then training without either; a repeat is redrawn). Where the input
-space is small for the sizes asked for (spike timing at T = 50 has 925 inputs; Reber's short
-strings carry most of the probability), a ConfigError names the number of distinct inputs
-(``spec.extras["distinct_inputs"]``, also in ``info``) and the sizes to change.
+Held out: the three splits share no input (:func:`disjoint_splits`; a repeat is redrawn). By
+default (``data.drawn_first: test``) the test split is drawn first, then validation without the
+test inputs, then training without either: the held-out splits follow the task's own
+distribution. Where the input space is small for the sizes asked for (spike timing at T = 50
+has 925 inputs; Reber's short strings carry most of the probability), a ConfigError names the
+number of distinct inputs (``spec.extras["distinct_inputs"]``, also in ``info``) and the sizes
+to change. ``data.drawn_first: train`` reverses the order, as Hochreiter & Schmidhuber (1997,
+exp. 1) did for the embedded Reber grammar ("test sequences are generated randomly, too, but
+sequences already used in the training set are not used for testing"): training follows the
+task's distribution, and the held-out splits are the inputs training did not see, however
+rare that makes them.
 """
 
 from __future__ import annotations
@@ -20,12 +26,18 @@ import zlib
 
 import numpy as np
 
-from datasets.base import DataConfig, DataSpec, to_dataset
+from datasets.base import DataConfig, DataSpec, check_choice, to_dataset
 from datasets.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 # the DataConfig fields every generated task reads (its module's READS adds its own, e.g. variant)
-GENERATED = ("batch_size", "seed", "length", "num_train", "num_val", "num_test")
+GENERATED = ("batch_size", "seed", "length", "num_train", "num_val", "num_test", "drawn_first")
+# `data.drawn_first`: the split drawn from the task's own distribution, the others excluding its
+# inputs (module docstring); "test" is what every run before the option trained with
+DRAWN_FIRST = ("test", "train")
+ORDERS = {"test": ("test", "val", "train"), "train": ("train", "val", "test")}
+HELD_OUT = {"test": "test inputs never occur in val or train; val inputs never in train",
+            "train": "train inputs never occur in val or test; val inputs never in test"}
 # what tells one setting of a generated task from another (`Reads.defines`): T, and a variant
 # where the task has one
 DEFINED_BY = ("length",)
@@ -54,14 +66,16 @@ def check_length(task: str, length: int, minimum: int) -> None:
 
 # A training draw may repeat a held-out input at most this often before the sizes are refused.
 MAX_HELD_OUT_SHARE = 0.5
+# Redraws of the rows that repeat an earlier split's input before the sizes are refused.
+MAX_REDRAWS = 1000
 
 
 def load_task(config: DataConfig, generate, spec: DataSpec, **options):
     """Generate the three splits with `generate(n, length, rng, **options)` and batch them.
 
     `generate` returns ``(inputs, targets)`` or ``(inputs, targets, sample_weights)``. The
-    held-out splits are disjoint from training: test first, then validation without the test
-    inputs, then training without either (see :func:`disjoint_splits`).
+    held-out splits are disjoint from training, in the order `data.drawn_first` names (see
+    :func:`disjoint_splits`).
     """
     arrays = disjoint_splits(config, lambda n, rng: generate(n, config.length, rng, **options),
                              spec)
@@ -74,25 +88,30 @@ def load_task(config: DataConfig, generate, spec: DataSpec, **options):
 
 
 def disjoint_splits(config: DataConfig, draw, spec: DataSpec) -> dict[str, tuple]:
-    """The arrays of train / val / test, drawn with `draw(n, rng)`, where no input of the test
-    split occurs in validation or training and no validation input occurs in training.
+    """The arrays of train / val / test, drawn with `draw(n, rng)` in the order
+    `config.drawn_first` names (``ORDERS``), where no split holds an input of one drawn before it.
 
     A row that repeats an earlier split's input is redrawn (from the same split's generator, so
-    the data stay seeded). When more than half of the first draw repeats held-out inputs (the
-    input space is too small for the sizes asked for, e.g. spike timing at small T), a
-    ConfigError names the task, its number of distinct inputs and the sizes to change.
+    the data stay seeded). Drawn test first, when more than half of a later split's first draw
+    repeats held-out inputs (the input space is too small for the sizes asked for, e.g. spike
+    timing at small T), a ConfigError names the task, its number of distinct inputs and the
+    sizes to change: training would lose the inputs that carry its distribution. Drawn training
+    first, the held-out splits are meant to be the inputs training did not see; only an input
+    space that runs out (`MAX_REDRAWS`) is refused.
     """
+    check_choice(spec.name, "data.drawn_first", config.drawn_first, DRAWN_FIRST)
+    guard_share = config.drawn_first == "test"
     taken: set[bytes] = set()
     out = {}
-    for split in ("test", "val", "train"):
+    for split in ORDERS[config.drawn_first]:
         n = split_sizes(config)[split]
         rng = split_rng(config, spec.name, split)
         parts = list(draw(n, rng))
-        for attempt in range(100):
+        for attempt in range(MAX_REDRAWS):
             clash = np.flatnonzero([key in taken for key in _keys(parts[0])])
             if not len(clash):
                 break
-            if attempt == 0 and len(clash) > MAX_HELD_OUT_SHARE * n:
+            if guard_share and attempt == 0 and len(clash) > MAX_HELD_OUT_SHARE * n:
                 raise _too_small(config, spec, split, len(clash) / n)
             for part, fresh in zip(parts, draw(len(clash), rng)):
                 part[clash] = fresh
@@ -110,11 +129,18 @@ def _keys(inputs: np.ndarray) -> list[bytes]:
 
 def _too_small(config: DataConfig, spec: DataSpec, split: str, share: float) -> ConfigError:
     distinct = spec.extras.get("distinct_inputs", "unknown")
+    where = f"{spec.name} at data.length={config.length} ({distinct} distinct inputs)"
+    if config.drawn_first == "train":
+        return ConfigError(
+            where, "data.num_train / data.num_val / data.num_test",
+            f"leave too few unseen inputs for the {split} split ({share:.0%} of its draws still "
+            f"repeat an earlier split's after {MAX_REDRAWS} redraws): lower them, or raise "
+            "data.length", value=(config.num_train, config.num_val, config.num_test))
     return ConfigError(
-        f"{spec.name} at data.length={config.length} ({distinct} distinct inputs)",
-        "data.num_val / data.num_test",
+        where, "data.num_val / data.num_test",
         f"take so many inputs that {share:.0%} of the {split} draws repeat one, and held-out "
-        "inputs must not occur in training: lower them (or data.num_train), or raise data.length",
+        "inputs must not occur in training: lower them (or data.num_train), or raise data.length "
+        "(or draw training first: data.drawn_first: train)",
         value=(config.num_val, config.num_test),
     )
 
@@ -126,7 +152,7 @@ def info_task(config: DataConfig, spec: DataSpec) -> dict:
         "name": spec.name,
         "location": "generated in memory (numpy), no files",
         "sizes": split_sizes(config),
-        "held_out": "test inputs never occur in val or train; val inputs never in train",
+        "held_out": HELD_OUT[config.drawn_first],
         "distinct_inputs": spec.extras.get("distinct_inputs", "unbounded"),
         "sequence_length": spec.sequence_length,
         "input_dim": spec.input_dim,

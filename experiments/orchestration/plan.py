@@ -74,10 +74,11 @@ from experiments.orchestration import params
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
 TUNED_KEYS = ("space", "best")
 # keys in which a run may differ from the setting its cell was tuned at (besides the searched
-# ones): T, seeds, the forget-gate ablation, held-out set sizes, and the train keys config_hash
-# leaves out as how a run is shown, spread or compiled
+# ones): T, seeds, the forget-gate ablation, held-out set sizes and which split is drawn first
+# (the 1997 Reber protocol), and the train keys config_hash leaves out as how a run is shown,
+# spread or compiled
 TUNED_FREE = ("model.cell", "data.length", "train.seed", "model.unit_forget_bias", "data.num_val",
-              "data.num_test", *HOW_NOT_WHAT)
+              "data.num_test", "data.drawn_first", *HOW_NOT_WHAT)
 
 
 @dataclass(frozen=True)

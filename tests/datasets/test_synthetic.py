@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import datasets
-from datasets import DataConfig
+from datasets import DataConfig, synthetic
 from datasets.errors import ConfigError
 from datasets.synthetic import adding, copy_memory, reber, spike_timing, temporal_order
 
@@ -197,3 +197,29 @@ def test_sizes_that_cannot_be_held_out_are_refused_naming_the_count():
         datasets.load(config)
     info = datasets.info(config)
     assert info["distinct_inputs"] == 925 and "held_out" in info
+
+
+def test_drawn_first_train_keeps_training_the_tasks_own_draw_and_holds_out_the_unseen():
+    """Hochreiter & Schmidhuber's (1997) Reber protocol: training as the grammar draws it, test
+    strings that training did not use. Drawn test first (the default), the same sizes at T = 9
+    are refused: training would lose the short strings that carry the grammar's probability."""
+    sizes = {"name": "reber", "length": 9, "num_train": 256, "num_val": 64, "num_test": 256}
+    spec = reber.spec(DataConfig(**sizes))
+    draw = lambda n, r: reber.generate(n, 9, r)
+    config = DataConfig(**sizes, drawn_first="train")
+    splits = synthetic.disjoint_splits(config, draw, spec)
+    plain = draw(256, synthetic.split_rng(config, "reber", "train"))
+    assert all(np.array_equal(a, b) for a, b in zip(splits["train"], plain))
+    seen = {row.tobytes() for row in splits["train"][0]}
+    held = [{row.tobytes() for row in splits[s][0]} for s in ("val", "test")]
+    assert not (held[0] & seen) and not (held[1] & seen) and not (held[0] & held[1])
+    with pytest.raises(ConfigError, match=r"data\.drawn_first: train"):
+        synthetic.disjoint_splits(DataConfig(**sizes), draw, spec)
+
+
+def test_drawn_first_train_refuses_an_input_space_training_used_up():
+    config = DataConfig(name="spike_timing", length=8, num_train=300, num_val=3, num_test=3,
+                        variant="classes", drawn_first="train")  # 12 inputs, all in training
+    with pytest.raises(ConfigError, match=r"'data\.num_train / data\.num_val / data\.num_test' "
+                                          r"leave too few unseen inputs for the val split"):
+        datasets.load(config)

@@ -38,6 +38,7 @@ def test_round_trip_through_dict():
         ({"model": {"dropout": 1.5}}, ["'model.dropout'", "[0, 1)"]),
         ({"model": {"layers": 0}}, ["'model.layers'", ">= 1"]),
         ({"data": []}, ["my.yaml", "'data' must be a mapping", "got []"]),
+        ({"data": {"drawn_first": "val"}}, ["my.yaml", "'data.drawn_first'", "test, train"]),
     ],
 )
 def test_bad_input_names_key_and_choices(d, words):
@@ -92,6 +93,9 @@ def test_global_clipnorm_reaches_the_optimizer_and_hashes_only_when_set():
     optimizer = _optimizer(config.train)
     assert (optimizer.global_clipnorm, optimizer.clipnorm) == (1.0, None)
     assert config_hash(Config()) == "82eb15f2708e"  # the recorded runs' hashes stay valid
+    drawn = Config().with_overrides(["data.drawn_first=train"])  # a key added later, likewise
+    assert config_hash(drawn) != config_hash(drawn.with_overrides(["data.drawn_first=test"])) \
+        == "82eb15f2708e"
     assert config_hash(config) != config_hash(config.with_overrides(["train.global_clipnorm=null"]))
 
 

@@ -53,7 +53,9 @@ def test_workers_2_finish_every_configuration_exactly_once(lab):
         outcomes = launch.run_sweep(planned, engine=ray_engine, out=lines.append)
     finally:
         ray_engine.close()
-    assert [o.status for o in outcomes] == ["FINISHED"] * 4, lines
+    assert [o.status for o in outcomes] == ["FINISHED"] * 4, [
+        (o.run.config.model.cell, o.run.config.train.seed, o.status, o.reason)
+        for o in outcomes if o.status != "FINISHED"]
     assert "on Ray, 2 at once, 1 CPU(s) per run" in lines[0]
     marks = tuple(f"  {mark} " for mark in launch.MARKS.values())
     assert sum(line.startswith(marks) for line in lines) == 4  # a result line per run
