@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import goals
-from experiments.config import short_name
+from experiments.config import HOW_NOT_WHAT, short_name
 from experiments.goals import METRICS, GoalView, missing
 from experiments.recording import store
 from experiments.recording.tags import (
@@ -35,6 +35,9 @@ from experiments.tasks.settings import setting_keys
 SEED_PARAMS = ("params.train.seed", "params.data.seed")
 PER_CELL_PARAMS = ("params.model.cell", "params.model.units_used", "params.model.projected_used")
 IGNORED_PARAM_PREFIXES = ("params.tracking.",)
+# how a run was shown, spread or compiled (config.HOW_NOT_WHAT, left out of config_hash): never what
+# tells one setting from another, even where some runs logged it and older ones did not
+HOW_PARAMS = tuple(f"params.{key}" for key in HOW_NOT_WHAT)
 BUDGET_PARAMS = ("params.train.epochs", "params.data.num_train", "params.data.subset",
                  "params.data.batch_size")
 """What a run's training budget is read from: by `updates` and by the metric-vs-T plot's lines."""
@@ -120,7 +123,7 @@ def varying_params(rows: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]
     return [
         col for col in sorted(rows.columns)
         if col.startswith("params.") and col not in exclude
-        and not col.startswith(IGNORED_PARAM_PREFIXES)
+        and not col.startswith(IGNORED_PARAM_PREFIXES) and col not in HOW_PARAMS
         and rows[col].astype(str).nunique(dropna=False) > 1  # set on some runs, absent on others
     ]
 

@@ -223,6 +223,14 @@ def test_varying_params_do_not_depend_on_the_column_order_mlflow_returns():
     assert report.varying_params(runs[runs.columns[::-1]]) == expected
 
 
+def test_how_a_run_was_compiled_does_not_name_a_setting():
+    """`train.jit_compile` is logged by the runs made since it existed and missing from older ones:
+    how a run was compiled, not what it computed (left out of config_hash too)."""
+    runs = pd.DataFrame({"params.train.jit_compile": ["auto", None], "params.train.verbose": ["2", "0"],
+                         "params.data.length": ["9", "50"]})
+    assert report.varying_params(runs) == ["params.data.length"]
+
+
 def test_final_metric_puts_an_error_like_metric_on_a_log_axis(tmp_path, monkeypatch):
     """The gated cells' MSE of 1e-4 beside the vanilla RNN's 0.17: a log axis for the adding
     problem, a linear one for an accuracy."""
