@@ -119,8 +119,11 @@ def trial_score(run_id: str, objective: str, direction: str) -> float:
     """The objective of a finished trial: the best per-epoch value of `objective` it logged."""
     import mlflow
 
+    from experiments.recording import store
+
     client = mlflow.MlflowClient()
-    history = [m.value for m in client.get_metric_history(run_id, objective)]
+    history = [m.value for m in store.retrying(client.get_metric_history, run_id, objective,
+                                               what="reading a trial's objective")]
     history = [v for v in history if math.isfinite(v)]
     if not history:
         from keras_tuner import errors
@@ -207,8 +210,11 @@ def run_one_trial(space: Space, cell: str, trial, tuner_id: str, *, parent_run_i
 def _score_run(run_id: str, space: Space) -> float:
     import mlflow
 
+    from experiments.recording import store
+
     score = trial_score(run_id, space.objective, space.direction)
-    mlflow.MlflowClient().log_metric(run_id, SCORE, score)
+    store.retrying(mlflow.MlflowClient().log_metric, run_id, SCORE, score,
+                   what="logging a trial's score")
     return score
 
 
@@ -248,7 +254,10 @@ def _experiment_of(run_id: str) -> str:
     """The experiment of a run (children land in their parent's experiment)."""
     import mlflow
 
-    return mlflow.MlflowClient().get_run(run_id).info.experiment_id
+    from experiments.recording import store
+
+    return store.retrying(mlflow.MlflowClient().get_run, run_id,
+                          what="reading a run's experiment").info.experiment_id
 
 
 # --- the search -------------------------------------------------------------------------------------
@@ -349,11 +358,14 @@ def trial_runs(parent_run_id: str, cell: str | None = None) -> list:
     """The parent's FINISHED trial runs that logged a score (of one cell if given)."""
     import mlflow
 
+    from experiments.recording import store
+
     where = [f"tags.mlflow.parentRunId = '{parent_run_id}'", "attributes.status = 'FINISHED'"]
     if cell:
         where.append(f"tags.`{TUNING_CELL_TAG}` = '{cell}'")
-    runs = mlflow.search_runs(experiment_ids=[_experiment_of(parent_run_id)], output_format="list",
-                              filter_string=" and ".join(where))
+    runs = store.retrying(mlflow.search_runs, experiment_ids=[_experiment_of(parent_run_id)],
+                          output_format="list", filter_string=" and ".join(where),
+                          what="reading the trials")
     return [r for r in runs if SCORE in r.data.metrics and TRIAL_ID_TAG in r.data.tags]
 
 

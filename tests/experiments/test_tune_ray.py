@@ -56,7 +56,10 @@ def test_workers_2_run_each_trial_once_in_ray_and_a_rerun_trains_nothing(lab, ca
                    for r in runs)
     assert sorted(keys) == [(c, t) for c in ("gru", "lstm") for t in ("0", "1")]
     assert set(keys.values()) == {1}  # each trial recorded once
-    assert all(r.info.status == "FINISHED" and "tuner_score" in r.data.metrics for r in runs)
+    assert all(r.info.status == "FINISHED" and "tuner_score" in r.data.metrics for r in runs), [
+        (r.data.tags["rnnlab.tuning_cell"], r.data.tags["rnnlab.trial_id"], r.info.status,
+         sorted(r.data.metrics), {k: v for k, v in r.data.tags.items() if k.startswith("rnnlab.")})
+        for r in runs if r.info.status != "FINISHED" or "tuner_score" not in r.data.metrics]
     assert str(os.getpid()) not in {r.data.tags["rnnlab.holder_pid"] for r in runs}
     assert {r.data.tags["rnnlab.tuner_id"] for r in runs} <= \
         {f"ray-{c}-{i}" for c in ("lstm", "gru") for i in (0, 1)}  # trained in Ray's workers
