@@ -236,7 +236,7 @@ def ensemble(configs: list, runs: list[dict]) -> dict:
     cpu, wall = cpu_seconds() - cpu, time.perf_counter() - wall
     S = len(runs)
     pred = model.predict(side_by_side(2).map(lambda x, y: x), verbose=0)
-    truth = np.concatenate([np.concatenate([y for _, y in side_by_side(2).as_numpy_iterator()])])
+    truth = np.concatenate([y for _, y in side_by_side(2).as_numpy_iterator()])
     test_mse = [float(np.mean((pred[:, s] - truth[:, s]) ** 2)) for s in range(S)]
     diffs = _member_diffs(model.get_weights(), runs, n_cell, H, O)
     return {"cpu": cpu, "wall": wall, "test_mse": test_mse, "max_weight_diff": diffs}

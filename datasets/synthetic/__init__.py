@@ -34,8 +34,8 @@ SPLITS = ("train", "val", "test")
 GENERATED = ("batch_size", "seed", "length", "num_train", "num_val", "num_test", "drawn_first")
 # `data.drawn_first`: the split drawn from the task's own distribution, the others excluding its
 # inputs (module docstring); "test" is what every run before the option trained with
-DRAWN_FIRST = ("test", "train")
 ORDERS = {"test": ("test", "val", "train"), "train": ("train", "val", "test")}
+DRAWN_FIRST = tuple(ORDERS)
 HELD_OUT = {"test": "test inputs never occur in val or train; val inputs never in train",
             "train": "train inputs never occur in val or test; val inputs never in test"}
 # what tells one setting of a generated task from another (`Reads.defines`): T, and a variant
