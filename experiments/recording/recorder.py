@@ -45,6 +45,7 @@ from experiments.recording.store import (
     configure,
     ensure_experiment,
     experiment_name,
+    lost_insert_race,
     resume_run,
     retrying,
     settings,
@@ -345,9 +346,15 @@ def _log_dataset_inputs(config, spec, splits) -> None:
         with warnings.catch_warnings():  # MLflow's hints on source kinds and integer schemas
             warnings.simplefilter("ignore", UserWarning)
             found.append(mlflow.data.from_pandas(summary, source=source, name=f"{spec.name}-{split}"))
-    with warnings.catch_warnings():  # the schema is inferred here
-        warnings.simplefilter("ignore", UserWarning)
-        mlflow.log_inputs(found, contexts=contexts, tags_list=[None] * len(found))
+    for attempt in (1, 2, 3):  # a run of another process may insert the same dataset meanwhile
+        try:
+            with warnings.catch_warnings():  # the schema is inferred here
+                warnings.simplefilter("ignore", UserWarning)
+                mlflow.log_inputs(found, contexts=contexts, tags_list=[None] * len(found))
+            return
+        except mlflow.exceptions.MlflowException as err:
+            if attempt == 3 or not lost_insert_race(err):
+                raise
 
 
 def _log_end(config, model, history: dict, result: RunResult, evaluation) -> None:

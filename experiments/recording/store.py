@@ -437,6 +437,15 @@ def transient(err: BaseException) -> bool:
     return any(text in str(err) for text in TRANSIENT_TEXT)
 
 
+def lost_insert_race(err: BaseException) -> bool:
+    """Whether `err` is a SQL store refusing a row that another process inserted between MLflow's
+    look-up and its insert (MLflow checks, then inserts: two runs of one experiment that log the
+    same new dataset at once race so). The same call again finds that row and links to it."""
+    import sqlalchemy
+
+    return isinstance(err.__cause__, sqlalchemy.exc.IntegrityError)
+
+
 def _end_run(run_id: str, status: str) -> None:
     """End `run_id` with `status`, and only it. `mlflow.end_run` pops the run off the active-run
     stack before it writes the status, so a retry after a failed write must not call it again:

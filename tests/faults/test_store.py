@@ -141,3 +141,42 @@ def test_a_real_sqlite_lock_longer_than_mlflows_busy_timeout_is_outlasted(lab, m
     found = mlflow.get_run(result.run_id)
     assert found.info.status == "FINISHED" and found.data.tags["rnnlab.status"] == "FINISHED"
     assert steps(result.run_id) == [0, 1, 2]
+
+
+def test_a_dataset_another_run_inserted_meanwhile_is_linked_not_a_failed_run(lab, monkeypatch):
+    """Two runs of one experiment that log the same new dataset at once (a tuning's Ray workers):
+    MLflow looks the dataset up, then inserts it, and the slower run's insert breaks the unique
+    constraint. Simulated here: the other run logs the same inputs first, then this run's call
+    fails as SQLite fails it; the run goes on and links to the other run's dataset rows."""
+    import sqlalchemy
+
+    real, calls = mlflow.log_inputs, []
+
+    def raced(datasets, contexts=None, tags_list=None):
+        calls.append(len(datasets))
+        if len(calls) == 1:
+            other = mlflow.MlflowClient().create_run(mlflow.active_run().info.experiment_id)
+            with mlflow.start_run(run_id=other.info.run_id, nested=True):
+                real(datasets, contexts=contexts, tags_list=tags_list)
+            cause = sqlalchemy.exc.IntegrityError(
+                "INSERT INTO datasets", {}, sqlite3.IntegrityError(
+                    "UNIQUE constraint failed: datasets.experiment_id, datasets.name, "
+                    "datasets.digest"))
+            raise MlflowException(str(cause)) from cause
+        return real(datasets, contexts=contexts, tags_list=tags_list)
+
+    monkeypatch.setattr(mlflow, "log_inputs", raced)
+    result = run(lab.config())
+    found = mlflow.get_run(result.run_id)
+    assert found.info.status == "FINISHED" and calls == [3, 3]
+    assert sorted(i.tags[0].value for i in found.inputs.dataset_inputs) == [
+        "testing", "training", "validation"]
+
+
+def test_another_store_error_while_logging_datasets_still_fails_the_run(lab, monkeypatch):
+    def broken(*args, **kwargs):
+        raise MlflowException("INVALID_PARAMETER_VALUE: a dataset's schema is malformed")
+
+    monkeypatch.setattr(mlflow, "log_inputs", broken)
+    with pytest.raises(MlflowException, match="schema is malformed"):
+        run(lab.config())
