@@ -38,7 +38,8 @@ def short_label(row: pd.Series) -> str:
 
 def summary_grid(ev: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(colour, text, kind) frames, settings × cells: the solved share where the task has a
-    solved rule (text 'k/n', 'chance' where the mean stayed at chance), else the key metric
+    solved rule (text 'k/n', 'chance' where the mean stayed at chance, the key metric's mean
+    where some seeds were not solved), else the key metric
     scaled from chance (or 0) to the best mean of its task (text: the mean)."""
     ev = ev.assign(label=ev.apply(short_label, axis=1))
     labels = sorted(ev["label"].unique(), key=readback.natural_key)
@@ -52,8 +53,11 @@ def summary_grid(ev: pd.DataFrame, order: list[str]) -> tuple[pd.DataFrame, pd.D
         if rows["solved"].notna().any() and goal.threshold is not None:
             k, n = int(rows["solved"].sum()), int(rows["solved"].notna().sum())
             colour.loc[label, cell] = k / n
-            chance = " chance" if not k and at_chance(rows, goal) else ""
-            text.loc[label, cell] = f"{k}/{n}{chance}"
+            if not k and at_chance(rows, goal):
+                text.loc[label, cell] = f"{k}/{n} chance"
+            else:  # short of solved everywhere: how close the mean came (IMDB 0/5 at 0.86)
+                mean = f" ({values.mean():.3g})" if k < n and len(values) else ""
+                text.loc[label, cell] = f"{k}/{n}{mean}"
         elif len(values):
             best = ev.loc[ev["task"] == rows["task"].iloc[0], "value"].max()
             # a chance level without its metric named (IMDB in an export) is in the key metric
@@ -79,8 +83,9 @@ def summary_figure(ev: pd.DataFrame, folder: Path, order: list[str]) -> Path | N
     ax.set_xticks(range(len(order)), order)
     ax.set_yticks(range(len(colour)), colour.index, fontsize=7)
     ax.xaxis.tick_top()
-    ax.set_title("solved seeds k/n ('chance': the mean stayed at chance); tasks without a solved "
-                 "rule: the mean, coloured from chance (or 0) to the task's best", fontsize=8)
+    ax.set_title("solved seeds k/n ('chance': the mean stayed at chance; in brackets the mean where "
+                 "not all solved)\ntasks without a solved rule: the mean, coloured from chance (or "
+                 "0) to the task's best", fontsize=8)
     fig.tight_layout()
     return report_plots.save(fig, folder / "summary.png", plt)
 

@@ -352,6 +352,17 @@ def test_page_links_its_plots_and_a_rerun_overwrites(lit_page, lit_store):
     assert strip == [line for line in result["markdown"].splitlines() if "**generated**" not in line]
 
 
+def test_summary_grid_says_solved_share_chance_and_how_close_the_unsolved_came():
+    rows = seeds("adding", {"vanilla": AT_CHANCE, "lstm": SOLVED, "gru": SOLVED[:3] + [0.05, 0.06]}) \
+        + seeds("imdb", {"lstm": [0.86, 0.87, 0.86]}, length=None)
+    colour, text, _ = page_plots.summary_grid(vd.evidence(frame(rows)), ["vanilla", "lstm", "gru"])
+    adding = next(label for label in text.index if label.startswith("adding"))
+    imdb = next(label for label in text.index if label.startswith("imdb"))
+    assert list(text.loc[adding]) == ["0/5 chance", "5/5", "3/5 (0.0229)"]
+    assert text.loc[imdb, "lstm"] == "0/3 (0.863)" and colour.loc[imdb, "lstm"] == 0.0
+    assert colour.loc[adding, "gru"] == pytest.approx(0.6)
+
+
 def test_gradient_flow_notes_the_runs_it_lacks(lit_page):
     jobs, notes = page_plots.gradient_jobs(vd.evidence(pd.DataFrame(columns=["status", "run_id"])), 100)
     assert jobs == [] and [n.split(" (")[0] for n in notes] == list(page_plots.GRADIENT_TASKS)
