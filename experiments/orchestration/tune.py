@@ -157,8 +157,11 @@ def make_tuner(space: Space, cell: str, *, parent_run_id: str, workdir: Path,
     objective = keras_tuner.Objective(space.objective, space.direction)
     # keras-tuner reads seed 0 as "none" and draws a random one (`seed or random.randint(...)`),
     # which would give each cell other draws; the oracle's seed is the space's + 1, never 0
+    # A trial that raised (a store error, a killed data loader) runs once more with the same
+    # values before it counts as failed: a failed trial would leave its cell a smaller budget
+    # than the others. A diverged run does not raise: it is scored on what it logged.
     common = {"objective": objective, "hyperparameters": hp, "seed": space.seed + 1,
-              "allow_new_entries": False, "tune_new_entries": True}
+              "allow_new_entries": False, "tune_new_entries": True, "max_retries_per_trial": 1}
     if space.tuner == "random":
         oracle = keras_tuner.oracles.RandomSearchOracle(max_trials=space.max_trials, **common)
     elif space.tuner == "bayesian":

@@ -380,6 +380,24 @@ def test_bayesian_and_hyperband_search_through_run(tuner, tmp_path, mlflow_store
     assert outcome.cells[0].best_score == min(r.data.metrics["tuner_score"] for r in runs)
 
 
+def test_a_trial_that_raised_once_runs_again_with_its_values_so_every_cell_keeps_its_budget(
+        tmp_path, mlflow_store):
+    calls = []
+
+    def flaky(config, **kwargs):
+        calls.append(config.train.lr)
+        if len(calls) == 2:  # the second trial's first attempt
+            raise RuntimeError("MlflowException: UNIQUE constraint failed: datasets.digest")
+        return fake_run(config, **kwargs)
+
+    space = tune.parse_space({**SPACE, "name": "flaky", "max_trials": 3}, source="s.yaml")
+    outcome = tune.tune(space, workdir=tmp_path, run_fn=flaky, out=lambda line: None)
+    runs = tune.trial_runs(outcome.parent_run_id)
+    assert len(calls) == 4 and calls[1] == calls[2]  # the same values, once more
+    assert sorted(r.data.params["train.lr"] for r in runs) == sorted(str(v) for v in {*calls})
+    assert len(runs) == 3 and all("tuner_score" in r.data.metrics for r in runs)
+
+
 def test_failing_trials_stop_the_search_with_exit_1(tmp_path, mlflow_store, monkeypatch, capsys):
     from experiments import run as run_module
 
