@@ -117,6 +117,7 @@ def test_a_model_that_would_run_code_is_refused(saved, tmp_path, capsys):
 def test_unknown_or_unfinished_runs_are_refused(mlflow_store, capsys, tmp_path):
     expect_exit_2(["predict", "0123456789abcdef"], capsys, "neither a model path nor a run")
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    mlflow.set_experiment("refusals")  # not whichever experiment an earlier test left active
     with mlflow.start_run() as active:
         run_id = active.info.run_id
     mlflow.MlflowClient().set_terminated(run_id, "FAILED")

@@ -76,7 +76,7 @@ def test_a_lock_while_ending_a_sweeps_child_is_retried_on_that_child_not_its_par
             raise MlflowException("(sqlite3.OperationalError) database is locked")
         return real(client, run_id, status, *args, **kwargs)
 
-    parent = mlflow.start_run(run_name="parent")
+    parent = mlflow.start_run(experiment_id=store.ensure_experiment(lab.name), run_name="parent")
     try:
         monkeypatch.setattr(mlflow.MlflowClient, "set_terminated", locked_once)
         with pytest.warns(UserWarning, match="database is locked; retrying"):
@@ -155,8 +155,10 @@ def test_a_dataset_another_run_inserted_meanwhile_is_linked_not_a_failed_run(lab
     def raced(datasets, contexts=None, tags_list=None):
         calls.append(len(datasets))
         if len(calls) == 1:
-            other = mlflow.MlflowClient().create_run(mlflow.active_run().info.experiment_id)
-            with mlflow.start_run(run_id=other.info.run_id, nested=True):
+            # A new run in this experiment, not start_run(run_id=...): that one refuses when an
+            # earlier test of the session left another experiment set as the active one.
+            with mlflow.start_run(experiment_id=mlflow.active_run().info.experiment_id,
+                                  nested=True):
                 real(datasets, contexts=contexts, tags_list=tags_list)
             cause = sqlalchemy.exc.IntegrityError(
                 "INSERT INTO datasets", {}, sqlite3.IntegrityError(
