@@ -78,7 +78,7 @@ def data_of(config):
     return datasets.load(config.data)
 
 
-def standalone(config) -> dict:
+def standalone(config, callbacks=()) -> dict:
     from experiments import run
     from experiments.tasks import family_for
     from experiments.tasks.common import units_for
@@ -89,7 +89,7 @@ def standalone(config) -> dict:
     model = run.build(config, family, spec, units)
     start = model.get_weights()
     cpu, wall = cpu_seconds(), time.perf_counter()
-    model.fit(train, epochs=config.train.epochs, verbose=0, shuffle=False)
+    model.fit(train, epochs=config.train.epochs, verbose=0, shuffle=False, callbacks=list(callbacks))
     cpu, wall = cpu_seconds() - cpu, time.perf_counter() - wall
     return {"model": model, "start": start, "units": units, "cpu": cpu, "wall": wall,
             "test_mse": float(model.evaluate(test, verbose=0, return_dict=True)["mse"])}

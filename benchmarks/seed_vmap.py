@@ -61,6 +61,7 @@ from benchmarks.seed_ensemble import (
 
 HERE = Path(__file__).resolve().parent
 BACKENDS = {"tf": "tensorflow", "jax": "jax", "vmap": "jax"}
+STUDY_EPOCHS = 20  # study_fair.yaml's adding runs
 THREAD_VARS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "XLA_FLAGS")
 
 
@@ -119,6 +120,22 @@ class Vmapped:
         return [np.asarray(values[id(v)]) for v in self.model.weights]
 
 
+def epoch_clock():
+    """A Keras callback that notes this process's CPU seconds of each epoch in `.epochs`."""
+    import keras
+
+    class EpochClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.epochs, self.mark = [], cpu_seconds()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = cpu_seconds()
+            self.epochs.append(now - self.mark)
+            self.mark = now
+
+    return EpochClock()
+
+
 def stacked_batches(batches) -> tuple[np.ndarray, np.ndarray]:
     """One batch per seed, stacked along a new leading (seed) axis."""
     return (np.stack([np.asarray(b[0]) for b in batches]),
@@ -166,17 +183,20 @@ def vmapped_run(configs: list, starts: list[list[np.ndarray]]) -> dict:
     for split in splits:  # `model.fit` of a fresh model draws one batch to build its loss and
         next(iter(split[0]))  # metrics first (Keras's `_symbolic_build`): the shuffle moves on
     cpu, wall = cpu_seconds(), time.perf_counter()
+    marks = [cpu]
     for _ in range(configs[0].train.epochs):
         for batches in zip(*(split[0] for split in splits)):  # each split iterated once an epoch
             together.train_on_batch(*stacked_batches(batches))
-    jax.block_until_ready(together.state)
+        jax.block_until_ready(together.state)
+        marks.append(cpu_seconds())
     cpu, wall = cpu_seconds() - cpu, time.perf_counter() - wall
+    epochs = np.diff(marks).tolist()
     test_mse, ends = [], []
     for s, split in enumerate(splits):
         ends.append(together.weights(s))
         model.set_weights(ends[-1])
         test_mse.append(float(model.evaluate(split[2], verbose=0, return_dict=True)["mse"]))
-    return {"cpu": cpu, "wall": wall, "test_mse": test_mse, "ends": ends}
+    return {"cpu": cpu, "wall": wall, "epochs": epochs, "test_mse": test_mse, "ends": ends}
 
 
 # --- the workers: one backend each ---------------------------------------------------------------
@@ -185,8 +205,10 @@ def vmapped_run(configs: list, starts: list[list[np.ndarray]]) -> dict:
 def worker(mode: str, configs: list, workdir: Path) -> None:
     """Run `mode` for the seeds of `configs`; write `workdir/MODE.json` (and `jax.npz`)."""
     if mode in ("tf", "jax"):
-        runs = [standalone(c) for c in configs]
+        clocks = [epoch_clock() for _ in configs]
+        runs = [standalone(c, callbacks=[clock]) for c, clock in zip(configs, clocks)]
         result = {"cpu": sum(r["cpu"] for r in runs), "wall": sum(r["wall"] for r in runs),
+                  "epochs": np.sum([clock.epochs for clock in clocks], axis=0).tolist(),
                   "test_mse": [r["test_mse"] for r in runs]}
         if mode == "jax":
             np.savez(workdir / "jax.npz", **{f"{kind}/{s}/{i}": w
@@ -289,6 +311,22 @@ def write(args, rows: list[dict], started: str) -> None:
                          *(f"{m['wall']:.1f}" for m in (a, b, c)),
                          *(f"{x:.2f}×" for x in (a["wall"] / c["wall"], b["wall"] / c["wall"])),
                          " → ".join(load(t) for t in r["loads"])))
+    lines += [
+        "", (f"CPU s per epoch, summed over the seeds: the first (its compilation or tracing "
+             "included) and the mean of the later ones (the steady state); the gains over the "
+             f"later epochs, and projected to the study's {STUDY_EPOCHS} epochs (first + "
+             f"{STUDY_EPOCHS - 1} × later)."), "",
+        ("| cell | first (a) | (b) | (c) | later (a) | (b) | (c) | later (c)/(a) | later (c)/(b) "
+         f"| {STUDY_EPOCHS} epochs (c)/(a) | {STUDY_EPOCHS} epochs (c)/(b) |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        first = [r[m]["epochs"][0] for m in BACKENDS]
+        later = [float(np.mean(r[m]["epochs"][1:])) for m in BACKENDS]
+        study = [f + (STUDY_EPOCHS - 1) * x for f, x in zip(first, later)]
+        lines.append(row(r["cell"], *(f"{x:.1f}" for x in first + later),
+                         *(f"{x:.2f}×" for x in (later[0] / later[2], later[1] / later[2],
+                                                 study[0] / study[2], study[1] / study[2]))))
     lines += [
         "", ("Exactness. 'start': largest |difference| between the initial weights (b) wrote and "
              "the standalone models the vmap worker builds itself (0: the same weights). 'one "
