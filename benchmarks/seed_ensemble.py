@@ -78,7 +78,7 @@ def data_of(config):
     return datasets.load(config.data)
 
 
-def standalone(config) -> dict:
+def standalone(config, callbacks=()) -> dict:
     from experiments import run
     from experiments.tasks import family_for
     from experiments.tasks.common import units_for
@@ -89,7 +89,7 @@ def standalone(config) -> dict:
     model = run.build(config, family, spec, units)
     start = model.get_weights()
     cpu, wall = cpu_seconds(), time.perf_counter()
-    model.fit(train, epochs=config.train.epochs, verbose=0, shuffle=False)
+    model.fit(train, epochs=config.train.epochs, verbose=0, shuffle=False, callbacks=list(callbacks))
     cpu, wall = cpu_seconds() - cpu, time.perf_counter() - wall
     return {"model": model, "start": start, "units": units, "cpu": cpu, "wall": wall,
             "test_mse": float(model.evaluate(test, verbose=0, return_dict=True)["mse"])}
@@ -242,15 +242,20 @@ def ensemble(configs: list, runs: list[dict]) -> dict:
     return {"cpu": cpu, "wall": wall, "test_mse": test_mse, "max_weight_diff": diffs}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.seed_ensemble", description=__doc__,
+def arguments(module: str, doc: str, epochs: int) -> argparse.ArgumentParser:
+    """The options of a seeds-together benchmark `benchmarks.<module>` (writes `<module>.md`)."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--length", type=int, default=100)
-    parser.add_argument("--output", type=Path, default=HERE / "seed_ensemble.md")
-    args = parser.parse_args(argv)
+    parser.add_argument("--output", type=Path, default=HERE / f"{module}.md")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = arguments("seed_ensemble", __doc__, epochs=20).parse_args(argv)
 
     import tensorflow as tf
 
@@ -284,9 +289,19 @@ def main(argv=None) -> int:
     return 0
 
 
+def head_commit() -> str:
+    """The checkout's short commit hash ('' outside git), for a table's header."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=HERE, check=False).stdout.strip()
+
+
+def write_page(path: Path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+
+
 def write(args, rows, started, threads, tf_version) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=HERE, check=False).stdout.strip()
+    commit = head_commit()
     lines = [
         "# Seeds as one model (`benchmarks/seed_ensemble.py`)", "",
         (f"`python -m benchmarks.seed_ensemble --cells {' '.join(args.cells)} --seeds {args.seeds} "
@@ -312,8 +327,7 @@ def write(args, rows, started, threads, tf_version) -> None:
             f"{r['max_weight_diff']:.1e} | "
             f"{mse(r['test_mse_alone'])} | {mse(r['test_mse_together'])} | "
             f"{r['load'][0]:.1f}→{r['load'][1]:.1f} |")
-    args.output.write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.output}")
+    write_page(args.output, lines)
 
 
 if __name__ == "__main__":
