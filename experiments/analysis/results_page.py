@@ -293,6 +293,8 @@ def _study_parts(output: Path, families, ev: pd.DataFrame, planned, link,
                      f"**not tuned yet**: `{f.command()}` (estimated hours: [docs/study.md]({study}#compute))."), ""]
         if f.tuned:
             parts += [_md(tunings.cell_table(f, order)), ""]
+            edge_lines = tunings.edges(f)
+            parts += [*(f"- At an edge: {line}" for line in edge_lines), ""] if edge_lines else []
     missing_ = tunings.untuned(families)
     if missing_:
         parts += [(f"*Not run yet* in the claims: the families {', '.join(missing_)} are not tuned "

@@ -109,6 +109,35 @@ def task_names(sweep_file: str | Path) -> set[str]:
         ({str(base)} if base else set())
 
 
+def at_edge(value: float, param: Param, share: float = 0.1) -> str:
+    """'top' or 'bottom' when `value` lies in that `share` of the param's range (of its logarithm
+    for a log-uniform one), else ''."""
+    if param.type not in ("float", "int") or param.min is None or param.max is None:
+        return ""
+    scale = math.log if param.log else float
+    low, high = scale(param.min), scale(param.max)
+    where = (scale(float(value)) - low) / (high - low) if high > low else 0.5
+    return "top" if where >= 1 - share else "bottom" if where <= share else ""
+
+
+def edges(family: Family) -> list[str]:
+    """One line per searched key whose tuned value lies at an edge of its range for some cells: the
+    search may have stopped at the border of what it was allowed to try."""
+    lines = []
+    for param in family.space.params:
+        found: dict[str, list[str]] = {}
+        for cell, t in family.cells.items():
+            value = t.values.get(param.key)
+            if value is not None and (side := at_edge(value, param)):
+                found.setdefault(side, []).append(f"{cell} {_g(value)}")
+        for side, cells_ in found.items():
+            scale = " on a log scale" if param.log else ""
+            lines.append(f"{SHORT_KEYS.get(param.key, param.key)}: {', '.join(cells_)} — in the "
+                         f"{side} 10 % of the searched range {_g(param.min)}–{_g(param.max)}"
+                         f"{scale}; a wider range might have found a better value.")
+    return lines
+
+
 def describe(param: Param) -> str:
     """A searched key in a few words, e.g. 'lr log-uniform 0.0003–0.1', 'clipnorm ∈ {1, 10}'."""
     name = SHORT_KEYS.get(param.key, param.key)

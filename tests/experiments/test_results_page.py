@@ -722,3 +722,22 @@ def test_tuning_overview_flags_runs_whose_tuned_file_is_not_committed(fair_study
     assert by_family["imdb"] == "**runs, but `fair-imdb.yaml` is not committed**"
     assert by_family["temporal_order"] == "`parenttempor`"
     assert table.set_index("family").loc["adding", "seeded runs finished"] == "9 of 9"
+
+
+def test_a_tuned_value_at_the_border_of_its_range_is_flagged(fair_study):
+    """A best learning rate near the top of a log-uniform range (Multi30k's five cells all at
+    9.04e-3 of 1e-3–1e-2) says the search may have stopped at its border; a choice is never flagged."""
+    import dataclasses
+
+    from experiments.analysis import tunings
+
+    sweep_file, _ = fair_study
+    adding = next(f for f in tunings.read(sweep_file) if f.task == "adding")
+    assert tunings.edges(adding) == []  # 0.0456 of 1e-4–0.1 is 89 % up the log range, not at it
+    lr = next(p for p in adding.space.params if p.key == "train.lr")
+    assert [tunings.at_edge(v, lr) for v in (0.06, 0.0456, 1.5e-4, 3e-3)] == ["top", "", "bottom", ""]
+    moved = {cell: dataclasses.replace(t, values={**t.values, "train.lr": 0.08})
+             if cell in ("lstm", "gru") else t for cell, t in adding.cells.items()}
+    [line] = tunings.edges(dataclasses.replace(adding, cells=moved))
+    assert line.startswith("lr: lstm 0.08, gru 0.08 — in the top 10 % of the searched range "
+                           "0.0001–0.1 on a log scale")
