@@ -132,17 +132,17 @@ def reap(clock: CpuClock, timeout_s: float = 120) -> None:
 
 
 def measure(mode: str, flags: list[str], sweep: dict, folder: Path, command: str = "sweep",
-            count: Callable[[str], int] | None = None) -> dict:
+            count: Callable[[str], int] | None = None, extra_env: dict | None = None) -> dict:
     """Run `rnnlab <command>` (sweep, or tune: `sweep` is then a search space) on `sweep` with
-    `flags` in a fresh store; wall and CPU seconds; `count(stdout)` runs (default: the runs
-    FINISHED in the store)."""
+    `flags` (and `extra_env`, e.g. KERAS_BACKEND) in a fresh store; wall and CPU seconds;
+    `count(stdout)` runs (default: the runs FINISHED in the store)."""
     sweep = {**sweep, "name": f"{sweep['name']}-{mode}"}
     file = folder / f"{sweep['name']}.yaml"
     file.write_text(yaml.safe_dump(sweep))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/{mode}.db",
            "RNNLAB_CHECKPOINT_DIR": str(folder / f"ck-{mode}"), "TF_CPP_MIN_LOG_LEVEL": "2",
            "RNNLAB_TUNING_DIR": str(folder / f"wd-{mode}"),
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), **(extra_env or {})}
     env.pop("RAY_ADDRESS", None)
     load_before, clock = os.getloadavg(), CpuClock()
     start = time.perf_counter()
@@ -164,7 +164,9 @@ def measure(mode: str, flags: list[str], sweep: dict, folder: Path, command: str
     metrics = test_metrics(env["MLFLOW_TRACKING_URI"])
     runs = count(stdout) if count else len(metrics)
     cpu = clock.seconds
-    return {"mode": mode, "command": f"rnnlab {command} FILE " + " ".join(flags), "runs": runs,
+    prefix = "".join(f"{k}={v} " for k, v in (extra_env or {}).items())
+    return {"mode": mode, "command": f"{prefix}rnnlab {command} FILE " + " ".join(flags),
+            "runs": runs,
             "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
             "runs_per_hour": round(runs / wall * 3600, 1), "cpu_s_per_run": round(cpu / runs, 1),
             "load_before": [round(x, 2) for x in load_before],
@@ -231,17 +233,18 @@ def render(data: dict) -> str:
         "", *[f"- {note}" for note in data.get("notes", [])], ""])
 
 
-def compare(name: str, modes: list[tuple[str, list[str]]], spec: dict, *,
+def compare(name: str, modes: list[tuple], spec: dict, *,
             command: str = "sweep", count: Callable[[str], int] | None = None) -> tuple[str, list]:
-    """`uptime`, then each (mode, flags) of `rnnlab <command>` on `spec` one after another, each in
-    fresh stores (`measure`): the uptime line and a row per mode."""
+    """`uptime`, then each (mode, flags[, environment]) of `rnnlab <command>` on `spec` one after
+    another, each in fresh stores (`measure`): the uptime line and a row per mode."""
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for mode, flags in modes:
+        for mode, flags, *extra_env in modes:
             print(f"[{name}] {mode} ...", file=sys.stderr, flush=True)
-            rows.append(measure(mode.replace(" ", "-"), flags, spec, Path(folder),
-                                command=command, count=count))
+            rows.append(measure(mode.replace(" ", "-").replace(",", ""), flags, spec, Path(folder),
+                                command=command, count=count,
+                                extra_env=extra_env[0] if extra_env else None))
             rows[-1]["mode"] = mode
             print(f"[{name}] {rows[-1]}", file=sys.stderr, flush=True)
     return uptime.strip(), rows
@@ -275,14 +278,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-train", type=int, default=None,
                         help="training sequences per run (default: the study's, 3,200–4,000)")
     parser.add_argument("--workers", type=int, nargs="+", default=[2])
+    parser.add_argument("--no-jax", dest="jax", action="store_false",
+                        help="leave out the JAX-backend modes (KERAS_BACKEND=jax)")
+    parser.add_argument("--no-xla", dest="xla", action="store_false",
+                        help="leave out the XLA modes (train.jit_compile)")
     parser.add_argument("--note", action="append", default=[], help="a line under the table")
     parser.add_argument("--output", type=Path, default=HERE / "study_throughput.json")
     args = parser.parse_args(argv)
     become_subreaper()
     sweep = study_sweep("throughput", args.epochs, args.num_train)
     modes = [("1 process", [])] + [(f"--workers {n}", ["--workers", str(n)]) for n in args.workers]
-    modes += [(f"--workers {n} + XLA", ["--workers", str(n), "--set", "train.jit_compile=true"])
-              for n in args.workers]  # XLA-compiled training steps (train.jit_compile)
+    if args.xla:  # XLA-compiled training steps (train.jit_compile)
+        modes += [(f"--workers {n} + XLA", ["--workers", str(n), "--set", "train.jit_compile=true"])
+                  for n in args.workers]
+    if args.jax:  # the JAX backend: Keras compiles its step with XLA itself, no flag needed
+        jax = {"KERAS_BACKEND": "jax"}
+        modes += [("1 process, JAX", [], jax)]
+        modes += [(f"--workers {n}, JAX", ["--workers", str(n)], jax) for n in args.workers]
     uptime, rows = compare("throughput", modes, sweep)
     record("benchmarks.study_throughput", argv, uptime,
            {"epochs": args.epochs, "num_train": args.num_train, "length": 100}, rows, args.note,
