@@ -345,12 +345,19 @@ def _batches(split) -> int:
     return max(int(size), 0)
 
 
+def predict_batch(model, x) -> np.ndarray:
+    """`model.predict_on_batch` on one batch of a tf.data split, as NumPy. The batch's tensors go
+    in as NumPy arrays: `fit` and `evaluate` convert tf.data batches for the JAX and PyTorch
+    backends themselves, `predict_on_batch` does not (JAX refuses a TensorFlow tensor)."""
+    return np.asarray(model.predict_on_batch(keras.tree.map_structure(np.asarray, x)))
+
+
 def predictions(model, test) -> tuple[np.ndarray, np.ndarray]:
     """Targets and the model's outputs over the whole test split, concatenated."""
     true, pred = [], []
     for x, y, *_ in test:
         true.append(np.asarray(y))
-        pred.append(np.asarray(model.predict_on_batch(x)))
+        pred.append(predict_batch(model, x))
     return np.concatenate(true), np.concatenate(pred)
 
 

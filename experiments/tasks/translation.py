@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from experiments.tasks.common import Evaluation, Family
+from experiments.tasks.common import Evaluation, Family, predict_batch
 from experiments.tasks.decoding import BatchDecoder
 from experiments.tasks.seq2seq import Seq2Seq, TokenAccuracy
 
@@ -63,7 +63,7 @@ def cross_entropy(model, test) -> float:
     """Mean negative log-likelihood per non-padding target token of `test` (no smoothing)."""
     total, count = 0.0, 0
     for x, y, *_ in test:
-        logits = np.asarray(model.predict_on_batch(x), dtype="float64")
+        logits = predict_batch(model, x).astype("float64")
         y = np.asarray(y)
         logits -= logits.max(-1, keepdims=True)
         log_z = np.log(np.exp(logits).sum(-1))
