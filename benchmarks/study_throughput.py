@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="leave out the JAX-backend modes (KERAS_BACKEND=jax)")
     parser.add_argument("--no-xla", dest="xla", action="store_false",
                         help="leave out the XLA modes (train.jit_compile)")
+    parser.add_argument("--modes", nargs="+", metavar="MODE",
+                        help="only these modes, by name (e.g. '1 process' '--workers 2, JAX')")
     parser.add_argument("--note", action="append", default=[], help="a line under the table")
     parser.add_argument("--output", type=Path, default=HERE / "study_throughput.json")
     args = parser.parse_args(argv)
@@ -295,6 +297,11 @@ def main(argv: list[str] | None = None) -> None:
         jax = {"KERAS_BACKEND": "jax"}
         modes += [("1 process, JAX", [], jax)]
         modes += [(f"--workers {n}, JAX", ["--workers", str(n)], jax) for n in args.workers]
+    if args.modes:
+        unknown = sorted(set(args.modes) - {m[0] for m in modes})
+        if unknown:
+            parser.error(f"--modes: no mode {unknown}; the modes: {[m[0] for m in modes]}")
+        modes = [m for m in modes if m[0] in args.modes]
     uptime, rows = compare("throughput", modes, sweep)
     record("benchmarks.study_throughput", argv, uptime,
            {"epochs": args.epochs, "num_train": args.num_train, "length": 100}, rows, args.note,
