@@ -231,6 +231,21 @@ def _hours(sweep_path: Path, families: list[tunings.Family], ev: pd.DataFrame) -
     return cost.family_hours(sweep_path, waiting, cost.measured_runs())
 
 
+def _unplanned(j: vd.Judgement, ev: pd.DataFrame, tasks: list[str]) -> str:
+    """Why a claim whose families ran has no verdict: its configurations are not in the plan. With
+    the configurations its rule names as missing, what running them would cost: each with the
+    family's seeds per cell, at its runs' median wall time (one run at a time)."""
+    runs = ev[ev["task"].isin(tasks)] if not ev.empty else ev
+    if not j.missing or runs.empty:
+        return "setting not planned"
+    seeds = int(runs.groupby(["setting", "cell"]).size().max())
+    seconds = float(provenance.wall_seconds(runs).median())
+    hours = len(j.missing) * seeds * seconds / 3600
+    return (f"{len(j.missing)} configurations not in the plan ({seeds} seeds each: "
+            f"{len(j.missing) * seeds} runs, ≈ {hours:.1f} h at its runs' median "
+            f"{seconds / 60:.0f} min)")
+
+
 def configurations(judged, ev: pd.DataFrame, families: list[tunings.Family],
                    hours: dict[str, float] | None = None) -> dict[str, str]:
     """Per claim, the configuration its runs trained with: 'shared, not tuned' (a study without
@@ -252,7 +267,7 @@ def configurations(judged, ev: pd.DataFrame, families: list[tunings.Family],
                     why.setdefault(status[t], []).append(t)
             need = sum((hours or {}).get(t, 0.0) for ts in why.values() for t in ts)
             out[claim.topic] = "not run yet: " + ("; ".join(f"{', '.join(ts)} {s}" for s, ts in why.items())
-                                                  if why else "setting not planned") \
+                                                  if why else _unplanned(j, ev, wanted)) \
                 + (f" (≈ {need:.1f} h)" if need else "")
         elif claim.tasks:
             out[claim.topic] = TUNED

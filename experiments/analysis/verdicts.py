@@ -162,6 +162,7 @@ class Judgement:
     notes: tuple[str, ...] = ()
     budget: str = "-"
     every: bool = False  # the claim needs every setting (≈, ≥) rather than one
+    missing: tuple[str, ...] = ()  # configurations it needs that no run has (each for every seed)
 
     def decisive(self) -> st.Comparison | None:
         """The comparison the short table shows: one that contradicts; else, for a claim about
@@ -247,9 +248,10 @@ def against_level(setting: str, rows: pd.DataFrame, level: float, *, higher_is_b
 
 
 def judged(comparisons: list[st.Comparison], rows: pd.DataFrame, *notes: str,
-           every: bool = False) -> Judgement:
+           every: bool = False, missing: Iterable[str] = ()) -> Judgement:
     verdict, filled = st.judge(comparisons, every=every)
-    return Judgement(verdict, tuple(filled), tuple(n for n in notes if n), budget(rows), every)
+    return Judgement(verdict, tuple(filled), tuple(n for n in notes if n), budget(rows), every,
+                     tuple(missing))
 
 
 # --- the claims ------------------------------------------------------------------------------------
@@ -405,18 +407,25 @@ def attention_rule(attention: str) -> Callable[[pd.DataFrame], Judgement]:
         plain = attn.map(missing)
         with_ = (attn == attention) & published(rows)
         level = rows.apply(lambda r: budget(rows.loc[[r.name]]), axis=1)
-        comparisons, missing_pairs = [], []
+        comparisons, missing_pairs, needed = [], [], []
         for cell in gated_cells():
-            for b in sorted(level[(rows["cell"] == cell) & with_].unique(), key=natural_key):
-                at = (rows["cell"] == cell) & (level == b)
-                if not (at & plain).any():
-                    missing_pairs.append(f"{cell} ({b})")
+            own = rows["cell"] == cell
+            # the budgets of its runs with `attention`; without any, those its other runs had
+            budgets = level[own & with_].unique() if (own & with_).any() else level[own].unique()
+            for b in sorted(budgets, key=natural_key):
+                at = own & (level == b)
+                lacks = [what for what, there in ((f"with {attention} attention", with_),
+                                                  ("without attention", plain))
+                         if not (at & there).any()]
+                if lacks:
+                    missing_pairs.append(f"{cell} ({b}): {' and '.join(lacks)}")
+                    needed += [f"{cell} {what} ({b})" for what in lacks]
                     continue
                 found = st.compare(f"{cell} at {b}", sample(rows[at & with_]), sample(rows[at & plain]))
                 comparisons.append(replace(found, budget=b))
         return judged(comparisons, rows[with_ | plain],
-                      f"no run without attention at the budget of: {', '.join(missing_pairs)}"
-                      if missing_pairs else "")
+                      f"no run at the budget of: {'; '.join(missing_pairs)}"
+                      if missing_pairs else "", missing=needed)
     return rule
 
 

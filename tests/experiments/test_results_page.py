@@ -5,6 +5,7 @@ again from that page's own export without the store."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -153,7 +154,29 @@ def test_attention_claim_pairs_each_cell_at_one_budget_and_names_it():
     judged = vd.attention_rule("bahdanau")(vd.evidence(runs))
     assert judged.verdict == st.NO_VERDICT  # one seed a side
     assert [c.setting for c in judged.comparisons] == [f"{c} at 3 ep, 128 units, lr 0.003" for c in GATED]
-    assert vd.attention_rule("luong")(vd.evidence(runs)).verdict == st.NOT_RUN
+    luong = vd.attention_rule("luong")(vd.evidence(runs))
+    assert luong.verdict == st.NOT_RUN and luong.missing == tuple(
+        f"{c} with luong attention (3 ep, 128 units, lr 0.003)" for c in GATED)
+
+
+def test_a_claim_whose_configurations_are_not_planned_says_what_they_would_cost():
+    """Bahdanau runs only (3 seeds, 10 min each): the attention claim needs each gated cell
+    without attention at the same budget, 4 configurations × 3 seeds, costed at the runs' median."""
+    runs = frame([("multi30k", cell, None, seed, 30.0) for cell in GATED for seed in range(3)])
+    runs["params.model.attention"] = "bahdanau"
+    runs["params.model.units_used"], runs["params.train.lr"] = "128", "0.003"
+    runs["wall_s"] = 600.0
+    ev = vd.evidence(runs)
+    claim = next(c for c in sources.CLAIMS if c.topic == "attention (Bahdanau)")
+    judged = claim.rule(ev)
+    assert judged.verdict == st.NOT_RUN and len(judged.missing) == 4
+    from experiments.analysis import tunings
+
+    tuned = tunings.Family("multi30k", None, Path("space.yaml"), Path("best.yaml"),
+                           cells={"gru": None})  # configurations() reads only the task and `tuned`
+    why = rp.configurations([(claim, judged)], ev, [tuned])[claim.topic]
+    assert why == ("not run yet: 4 configurations not in the plan (3 seeds each: 12 runs, ≈ 2.0 h "
+                   "at its runs' median 10 min)")
 
 
 def test_targets_are_judged_against_their_level_and_apart_from_the_literature():
