@@ -73,6 +73,10 @@ from experiments.orchestration import params
 
 SWEEP_KEYS = ("name", "description", "base", "tasks", "grid", "samples", "random", "seed", "tuned")
 TUNED_KEYS = ("space", "best")
+# optional: `free: [KEY, ...]`, keys in which this study's runs may differ from the tuned setting and
+# still take its tuned values (e.g. the same translation model without attention, for a claim that
+# compares the two at one budget): values borrowed, not tuned for those runs; the page says so
+TUNED_OPTIONAL = ("free",)
 # keys in which a run may differ from the setting its cell was tuned at (besides the searched
 # ones): T, seeds, the forget-gate ablation, held-out set sizes and which split is drawn first
 # (the 1997 Reber protocol), and the train keys config_hash leaves out as how a run is shown,
@@ -203,13 +207,15 @@ class Tuned:
     keys: tuple[str, ...]
     cells: dict[str, dict[str, Any]]
     setting: dict[str, Any]  # the space's base, flat: what every trial trained with
+    free: tuple[str, ...] = ()  # keys declared free to differ (the values borrowed there)
 
     def check_setting(self, config: Config, where: str) -> None:
         """A run takes tuned values only where it trains as the trials did (`TUNED_FREE` aside):
         a study and its search spaces cannot drift apart."""
         flat = config.flat()
         for key, tuned in self.setting.items():
-            if key in self.keys or key in TUNED_FREE or key.startswith("tracking."):
+            if (key in self.keys or key in TUNED_FREE or key in self.free
+                    or key.startswith("tracking.")):
                 continue
             _require(flat.get(key) == tuned, where, key,
                      f"differs from the setting {self.space} tuned at ({key}: {tuned!r}): tuned "
@@ -259,9 +265,14 @@ def read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
     found = {}
     for task, entry in raw.items():
         key = f"tuned.{task}"
-        _require(isinstance(entry, dict) and set(entry) == set(TUNED_KEYS), source, key,
-                 "must be {space: SPACE.yaml, best: BEST.yaml} (paths relative to the sweep file)",
-                 value=entry, valid=TUNED_KEYS)
+        _require(isinstance(entry, dict) and set(TUNED_KEYS) <= set(entry)
+                 <= {*TUNED_KEYS, *TUNED_OPTIONAL}, source, key,
+                 "must be {space: SPACE.yaml, best: BEST.yaml} (paths relative to the sweep file; "
+                 "optionally free: [KEY, ...])", value=entry, valid=(*TUNED_KEYS, *TUNED_OPTIONAL))
+        free = entry.get("free") or []
+        _require(isinstance(free, list) and all(isinstance(k, str) and k in Config().flat()
+                                                for k in free), source, f"{key}.free",
+                 "must list config keys (dotted, e.g. model.attention)", value=free)
         space_path, best_path = (Path(os.path.normpath(folder / str(entry[k]))) for k in TUNED_KEYS)
         try:
             space = tune.load_space(space_path)
@@ -271,7 +282,7 @@ def read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
         _require(space.base.data.name == task, source, f"{key}.space",
                  f"tunes task {space.base.data.name!r}, not {task!r}", value=str(space_path))
         found[task] = Tuned(task, space_path, best_path, space.searched_keys(), {},
-                            space.base.flat())
+                            space.base.flat(), tuple(free))
     return found
 
 

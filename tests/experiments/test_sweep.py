@@ -408,6 +408,23 @@ def test_a_run_at_another_setting_than_the_tuned_one_is_refused(tuned_sweep, cha
     assert "fair-adding.yaml" in str(err.value) and f"got {value}" in str(err.value)
 
 
+def test_keys_declared_free_may_differ_and_borrow_the_tuned_values(tuned_sweep):
+    """`free: [KEY]` lets the study run a setting its cells were not tuned at (the attention
+    claims' model without attention) with the tuned values; any other difference is still refused,
+    and `free` must name config keys."""
+    free = {"adding": {"space": "../spaces/fair-adding.yaml", "best": "tuned/best.yaml",
+                       "free": ["train.epochs"]}}
+    plan = sweep.load_sweep(tuned_sweep(tasks=[{}, {"train.epochs": 2}], tuned=free,
+                                        grid={"model.cell": ["gru"]}))
+    assert sorted((r.config.train.epochs, r.config.train.lr) for r in plan.runs) == [
+        (1, 0.002), (2, 0.002)]
+    with pytest.raises(ValueError, match="'data.num_train' differs from the setting"):
+        sweep.load_sweep(tuned_sweep(tasks=[{"data.num_train": 64}], tuned=free))
+    bad = {"adding": {**free["adding"], "free": ["model.atention"]}}
+    with pytest.raises(ValueError, match="tuned.adding.free"):
+        sweep.load_sweep(tuned_sweep(tuned=bad, grid={"model.cell": ["gru"]}))
+
+
 def test_the_fair_study_plans_once_every_family_is_tuned(tmp_path):
     """study_fair.yaml with a best file per task family (as `rnnlab tune --export` writes them):
     380 runs, each cell with its family's tuned values, every run at its tuning's setting."""
@@ -432,7 +449,7 @@ def test_the_fair_study_plans_once_every_family_is_tuned(tmp_path):
         (tmp_path / "sweeps" / "tuned" / path.name).write_text(
             tune.best_sweep_yaml(space, tune.TuneOutcome(space, "parent", cells)))
     plan = sweep.load_sweep(tmp_path / "sweeps" / "study_fair.yaml")
-    assert len(plan.runs) == 405
+    assert len(plan.runs) == 420  # 405 + Multi30k without attention (tuned: free)
     for run in plan.runs:
         flat = run.config.flat()
         for key, value in tuned[run.config.data.name, run.config.model.cell].items():
