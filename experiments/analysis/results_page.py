@@ -310,6 +310,10 @@ def _study_parts(output: Path, families, ev: pd.DataFrame, planned, link,
             parts += [_md(tunings.cell_table(f, order)), ""]
             edge_lines = tunings.edges(f)
             parts += [*(f"- At an edge: {line}" for line in edge_lines), ""] if edge_lines else []
+        if f.free:
+            parts += [(f"Runs of this family that differ from the tuned setting in "
+                       f"{', '.join(f'`{k}`' for k in f.free)} take these tuned values too "
+                       f"(`free:` in the sweep file): borrowed, not tuned for them."), ""]
     missing_ = tunings.untuned(families)
     if missing_:
         parts += [(f"*Not run yet* in the claims: the families {', '.join(missing_)} are not tuned "

@@ -58,6 +58,7 @@ class Family:
     best_path: Path
     parent_run: str = ""
     cells: dict[str, CellTuning] = field(default_factory=dict)
+    free: tuple[str, ...] = ()  # keys the study's runs may differ in, borrowing the tuned values
 
     @property
     def tuned(self) -> bool:
@@ -81,7 +82,7 @@ def read(sweep_file: str | Path | None) -> list[Family]:
 def _family(entry: plan.Tuned) -> Family:
     space = tune.load_space(entry.space)
     if not entry.best.is_file():
-        return Family(entry.task, space, entry.space, entry.best)
+        return Family(entry.task, space, entry.space, entry.best, free=entry.free)
     header = [line for line in entry.best.read_text().splitlines() if line.startswith("#")]
     parent = next((m.group(1) for line in header if (m := PARENT.search(line))), "")
     scores = {m.group(1): m for line in header if (m := CELL_LINE.match(line))}
@@ -94,7 +95,7 @@ def _family(entry: plan.Tuned) -> Family:
         m = scores.get(cell)
         cells[cell] = CellTuning(cell, values, *((float(m.group(2)), float(m.group(3)),
                                                   int(m.group(4)), m.group(5)) if m else ()))
-    return Family(entry.task, space, entry.space, entry.best, parent, cells)
+    return Family(entry.task, space, entry.space, entry.best, parent, cells, entry.free)
 
 
 def untuned(families: list[Family]) -> list[str]:

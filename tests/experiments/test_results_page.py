@@ -588,7 +588,8 @@ def fair_study(tmp_path_factory):
             "cells": FAIR_CELLS, "max_trials": 3,
             "space": {"train.lr": {"type": "float", "min": 1e-4, "max": 0.1, "sampling": "log"},
                       "train.clipnorm": {"type": "choice", "values": [1.0, 10.0]}}}, sort_keys=False))
-        tuned[task] = {"space": f"../spaces/fair-{task}.yaml", "best": f"tuned/fair-{task}.yaml"}
+        tuned[task] = {"space": f"../spaces/fair-{task}.yaml", "best": f"tuned/fair-{task}.yaml",
+                       **({"free": ["data.num_train"]} if task == "temporal_order" else {})}
         if task in FAIR_LR:
             space = tune.load_space(space_file)
             outcome = tune.TuneOutcome(space, "parent" + task[:6], [
@@ -651,6 +652,10 @@ def test_fair_page_shows_each_cells_tuned_values_and_the_tunings_parent_run(fair
         assert f"{FAIR_LR['adding'][cell]:.3g}" in row and f"{0.05 * (i + 1):.4g}" in row
         assert f"trial-adding-{cell}"[:12] in row
     assert "rnnlab tune " in _section(text, "### imdb\n") and "not tuned yet" in _section(text, "### imdb\n")
+    # temporal order declares `free: [data.num_train]`: its section says the values are borrowed
+    borrowed = "differ from the tuned setting in `data.num_train` take these tuned values too"
+    assert tuning.count(borrowed) == 1
+    assert borrowed in _section(text, "### temporal_order\n").split("\n### ")[0]
 
 
 def test_fair_page_says_not_run_yet_for_the_untuned_family_never_another_studys_runs(fair_page):
