@@ -129,10 +129,16 @@ CLAIMS: list[Claim] = [
                         "smaller budget)"}, tasks=("imdb",)),
     Claim("attention (Bahdanau)", "Bahdanau et al. 2015",
           "attention inside the decoder beats the same encoder-decoder without it",
-          setup("WMT'14 en→fr", "sentences up to 50 words (RNNsearch-50)",
-                network="1000 units (not verified here)", optimiser="Adadelta (not verified here)"),
-          attention_rule("bahdanau"), checked="BLEU 26.75 vs 17.82 as the page stated it before; "
-          "not verified with the search tool",
+          setup("WMT'14 en→fr, a 30,000-word shortlist per language",
+                "trained on sentences up to 50 words (RNNencdec-50 against RNNsearch-50)",
+                training="each model about 5 days; BLEU on all test sentences 17.82 without "
+                "attention, 26.75 with it (Table 1)",
+                network="1000 gated hidden units in encoder and decoder (RNNsearch: 1000 per "
+                "direction of a bidirectional encoder); a maxout readout",
+                optimiser="minibatch SGD with Adadelta, 80 sentences per batch"),
+          attention_rule("bahdanau"), checked="§4.2 and Table 1 of the paper (its text found "
+          "with the search tool): \"in all the cases, the proposed RNNsearch outperforms the "
+          "conventional RNNencdec\"; on sentences without unknown words 26.71 against 34.16",
           ours={"test": "Welch t per gated cell and budget (budget in each row)"},
           tasks=("multi30k",)),
     Claim("attention (Luong, global)", "Luong et al. 2015",
