@@ -143,9 +143,19 @@ CLAIMS: list[Claim] = [
           tasks=("multi30k",)),
     Claim("attention (Luong, global)", "Luong et al. 2015",
           "global attention with input feeding beats the same encoder-decoder without it",
-          setup("WMT en↔de"), attention_rule("luong"),
-          checked="the abstract (search tool): the +5.0 BLEU over non-attentional systems is "
-          "for LOCAL attention; the global model's own gain is not quoted here",
+          setup("WMT'14 en→de, 4.5M sentence pairs, 50,000-word vocabularies",
+                "training pairs up to 50 words",
+                training="10 epochs (12 with dropout 0.2), batches of 128, gradient norm clipped "
+                "at 5; tokenized BLEU on newstest2014 14.0 without attention, 16.8 with global "
+                "attention (location score), 18.1 with input feeding too (Table 1)",
+                network="4-layer stacked LSTM, 1000 cells per layer, 1000-d embeddings",
+                optimiser="plain SGD, learning rate 1, halved every epoch after epoch 5 (8 with "
+                "dropout)"),
+          attention_rule("luong"),
+          checked="§4.1 and Table 1 of the paper (its text found with the search tool): global "
+          "attention +2.8 BLEU over the same system without it, input feeding +1.3 more; the "
+          "abstract's +5.0 over non-attentional systems includes the local model's +0.9. Ours "
+          "scores with the 'general' function, theirs in that row with 'location'",
           ours={"test": "Welch t per gated cell and budget"}, tasks=("multi30k",)),
 ]
 
