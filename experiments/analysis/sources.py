@@ -139,7 +139,12 @@ CLAIMS: list[Claim] = [
           attention_rule("bahdanau"), checked="§4.2 and Table 1 of the paper (its text found "
           "with the search tool): \"in all the cases, the proposed RNNsearch outperforms the "
           "conventional RNNencdec\"; on sentences without unknown words 26.71 against 34.16",
-          ours={"test": "Welch t per gated cell and budget (budget in each row)"},
+          ours={"test": "Welch t per gated cell and budget (budget in each row)",
+                "without attention": "the encoder's final states start the decoder (through a "
+                "tanh bridge) and nothing else reaches it, as in Sutskever et al. 2014; "
+                "the paper's encoder-decoder (§2.1, Eq. 3; RNNencdec after Cho et al. 2014) "
+                "conditions every output word on the source's summary c as well, a stronger "
+                "baseline than ours"},
           tasks=("multi30k",)),
     Claim("attention (Luong, global)", "Luong et al. 2015",
           "global attention with input feeding beats the same encoder-decoder without it",
