@@ -30,6 +30,8 @@ def short_label(row: pd.Series) -> str:
     if row.get("ablation"):
         parts.append("bias0")
     if row["task"] == "multi30k":
+        if "params.model.attention" in row and missing(row["params.model.attention"]):
+            parts.append("no-attention")  # not silence: beside 'bahdanau' it reads as the same
         parts += [fmt.format(row[c]) for c, fmt in SHORT if c in row and not missing(row[c])]
     if not missing(row.get("params.train.epochs")):
         parts.append(f"{row['params.train.epochs']}ep")

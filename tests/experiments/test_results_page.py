@@ -769,3 +769,15 @@ def test_a_tuned_value_at_the_border_of_its_range_is_flagged(fair_study):
     [line] = tunings.edges(dataclasses.replace(adding, cells=moved))
     assert line.startswith("lr: lstm 0.08, gru 0.08 — in the top 10 % of the searched range "
                            "0.0001–0.1 on a log scale")
+
+
+def test_the_summary_figure_names_a_translation_setting_without_attention():
+    """Beside 'multi30k bahdanau 128u 2ep', the same model without attention is not left as
+    'multi30k 128u 2ep'."""
+    from experiments.analysis.page_plots import short_label
+
+    row = {"task": "multi30k", "params.data.length": None, "length": float("nan"),
+           "ablation": False, "params.model.units": "128", "params.train.epochs": "2"}
+    without = short_label(pd.Series({**row, "params.model.attention": "None"}))
+    with_ = short_label(pd.Series({**row, "params.model.attention": "bahdanau"}))
+    assert (without, with_) == ("multi30k no-attention 128u 2ep", "multi30k bahdanau 128u 2ep")
