@@ -87,6 +87,13 @@ def welch_interval(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+def _solved(runs: pd.DataFrame) -> tuple[int, int, int, float]:
+    """One cell's runs: n, solved without and with the lever, Fisher's p on the two shares."""
+    n = len(runs)
+    k_plain, k_new = int(runs["solved_plain"].sum()), int(runs["solved_xla"].sum())
+    return n, k_plain, k_new, stats.fisher_exact([[k_plain, n - k_plain], [k_new, n - k_new]]).pvalue
+
+
 def _scope(both: pd.DataFrame, command: str) -> str:
     """'Measured with `command` on DATE: N runs of SETTINGS' — the start of a report's first line."""
     settings = ", ".join(sorted({f"{t} T = {T}" for t, T in zip(both["task"], both["T"])}))
@@ -103,9 +110,7 @@ def report_unpaired(both: pd.DataFrame, margin: float, sources: tuple[str, str],
              f"mean (plain) | mean ({lever}) | Welch p | training time {lever} ÷ plain (median "
              "of each) |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (task, length, cell), runs in both.groupby(["task", "T", "cell"], sort=False):
-        n = len(runs)
-        k_plain, k_new = int(runs["solved_plain"].sum()), int(runs["solved_xla"].sum())
-        fisher = stats.fisher_exact([[k_plain, n - k_plain], [k_new, n - k_new]]).pvalue
+        n, k_plain, k_new, fisher = _solved(runs)
         a, b = runs["value_xla"].to_numpy(float), runs["value_plain"].to_numpy(float)
         welch = (stats.ttest_ind(a, b, equal_var=False).pvalue
                  if n > 1 and (a.std() > 0 or b.std() > 0) else float("nan"))
@@ -134,9 +139,7 @@ def report(both: pd.DataFrame, margin: float, sources: tuple[str, str], command:
             "| largest paired difference | pairs within 1e-3 | training time XLA ÷ plain (median) |"),
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (task, length, cell), runs in both.groupby(["task", "T", "cell"], sort=False):
-        n = len(runs)
-        k_plain, k_xla = int(runs["solved_plain"].sum()), int(runs["solved_xla"].sum())
-        fisher = stats.fisher_exact([[k_plain, n - k_plain], [k_xla, n - k_xla]]).pvalue
+        n, k_plain, k_xla, fisher = _solved(runs)
         diff = (runs["value_xla"] - runs["value_plain"]).abs()
         ratio = (runs["train_time_s_xla"] / runs["train_time_s_plain"]).median()
         rows.append(f"| {task} T = {length} | {cell} | {n} | {k_plain}/{n} | {k_xla}/{n} | {fisher:.2f} | "

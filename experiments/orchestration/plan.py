@@ -262,7 +262,7 @@ def read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
 
     _mapping(raw, "tuned", source)
     folder = Path(source).parent
-    found = {}
+    found, config_keys = {}, Config().flat()
     for task, entry in raw.items():
         key = f"tuned.{task}"
         _require(isinstance(entry, dict) and set(TUNED_KEYS) <= set(entry)
@@ -270,7 +270,7 @@ def read_tuned(raw: Any, source: str) -> dict[str, Tuned]:
                  "must be {space: SPACE.yaml, best: BEST.yaml} (paths relative to the sweep file; "
                  "optionally free: [KEY, ...])", value=entry, valid=(*TUNED_KEYS, *TUNED_OPTIONAL))
         free = entry.get("free") or []
-        _require(isinstance(free, list) and all(isinstance(k, str) and k in Config().flat()
+        _require(isinstance(free, list) and all(isinstance(k, str) and k in config_keys
                                                 for k in free), source, f"{key}.free",
                  "must list config keys (dotted, e.g. model.attention)", value=free)
         space_path, best_path = (Path(os.path.normpath(folder / str(entry[k]))) for k in TUNED_KEYS)
