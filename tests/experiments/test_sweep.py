@@ -449,7 +449,7 @@ def test_the_fair_study_plans_once_every_family_is_tuned(tmp_path):
         (tmp_path / "sweeps" / "tuned" / path.name).write_text(
             tune.best_sweep_yaml(space, tune.TuneOutcome(space, "parent", cells)))
     plan = sweep.load_sweep(tmp_path / "sweeps" / "study_fair.yaml")
-    assert len(plan.runs) == 420  # 405 + Multi30k without attention (tuned: free)
+    assert len(plan.runs) == 435  # 405 + Multi30k without attention and with Luong (tuned: free)
     for run in plan.runs:
         flat = run.config.flat()
         for key, value in tuned[run.config.data.name, run.config.model.cell].items():
