@@ -48,11 +48,15 @@ STUDY = ROOT / "experiments" / "sweeps" / "study.yaml"
 TASKS = ("adding", "copy", "temporal_order")
 CELLS = ("vanilla", "lstm", "peephole", "coupled", "gru")
 PR_SET_CHILD_SUBREAPER = 36
+CACHE = "fresh"  # a mode's RNNLAB_COMPILE_CACHE: a new folder of its own (else the cache is off)
+CACHED = " + cache"  # the end of such a mode's name
 
 
-def study_sweep(name: str, epochs: int, num_train: int | None, length: int = 100) -> dict:
-    """A sweep file's contents: the study's runs of TASKS at T = `length`, seed 0, every cell, at
-    a fixed number of epochs."""
+def study_sweep(name: str, epochs: int, num_train: int | None, length: int = 100,
+                seeds: int = 1) -> dict:
+    """A sweep file's contents: the study's runs of TASKS at T = `length`, seeds 0 to `seeds` - 1
+    in the study's seed-major order (every configuration's seed 0 first), every cell, at a fixed
+    number of epochs."""
     from experiments.orchestration.plan import load_sweep
 
     chosen = {}
@@ -73,7 +77,8 @@ def study_sweep(name: str, epochs: int, num_train: int | None, length: int = 100
     return {"name": name, "base": {"train": {"epochs": epochs, "early_stopping_patience": None,
                                              "verbose": 0},
                                    "tracking": {"log_model": False}},
-            "tasks": tasks, "grid": {"model.cell": list(CELLS)}}
+            "tasks": [{**entry, "train.seed": seed} for seed in range(seeds) for entry in tasks],
+            "grid": {"model.cell": list(CELLS)}}
 
 
 def become_subreaper() -> None:
@@ -144,6 +149,11 @@ def measure(mode: str, flags: list[str], sweep: dict, folder: Path, command: str
            "RNNLAB_TUNING_DIR": str(folder / f"wd-{mode}"),
            "PYTHONPATH": str(ROOT), **(extra_env or {})}
     env.pop("RAY_ADDRESS", None)
+    for name in ("TF_XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR"):  # only what the mode sets
+        env.pop(name, None)
+    # the compile cache: off, or (CACHE) a fresh folder of this mode's own, so that it starts cold
+    env["RNNLAB_COMPILE_CACHE"] = (str(folder / f"cache-{mode}")
+                                   if env.get("RNNLAB_COMPILE_CACHE") == CACHE else "off")
     load_before, clock = os.getloadavg(), CpuClock()
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -164,7 +174,7 @@ def measure(mode: str, flags: list[str], sweep: dict, folder: Path, command: str
     metrics = test_metrics(env["MLFLOW_TRACKING_URI"])
     runs = count(stdout) if count else len(metrics)
     cpu = clock.seconds
-    prefix = "".join(f"{k}={v} " for k, v in (extra_env or {}).items())
+    prefix = "".join(f"{k}={'DIR' if v == CACHE else v} " for k, v in (extra_env or {}).items())
     return {"mode": mode, "command": f"{prefix}rnnlab {command} FILE " + " ".join(flags),
             "runs": runs,
             "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
@@ -175,7 +185,7 @@ def measure(mode: str, flags: list[str], sweep: dict, folder: Path, command: str
 
 
 def test_metrics(uri: str) -> dict[str, dict[str, float]]:
-    """Each finished run's test metrics in the store at `uri`, by "task/cell"."""
+    """Each finished run's test metrics in the store at `uri`, by "task/cell/seed"."""
     import mlflow
 
     mlflow.set_tracking_uri(uri)
@@ -183,30 +193,42 @@ def test_metrics(uri: str) -> dict[str, dict[str, float]]:
                                filter_string="attributes.status = 'FINISHED'")
     found = found[found["params.model.cell"].notna()]  # not the sweep's parent run
     columns = [c for c in found.columns if c.startswith("metrics.test_")]
-    return {f"{row['params.data.name']}/{row['params.model.cell']}":
+    return {f"{row['params.data.name']}/{row['params.model.cell']}/{row['params.train.seed']}":
             {c.removeprefix("metrics."): float(row[c]) for c in columns if row[c] == row[c]}
             for _, row in found.iterrows()}
 
 
 def differences(rows: list[dict]) -> list[str]:
     """Per mode after the first: how far its runs' test metrics are from the first mode's (the
-    same configurations, seeds and data), as the largest relative difference and where."""
-    first, lines = rows[0].get("metrics") or {}, []
+    same configurations, seeds and data), as the largest relative difference and where; a mode
+    with the compile cache also against its twin without (a cache must change nothing)."""
+    by_mode, lines = {r["mode"]: r for r in rows}, []
     for row in rows[1:]:
-        worst, where, compared = 0.0, "", 0
-        for run, metrics in (row.get("metrics") or {}).items():
-            for name, value in metrics.items():
-                base = first.get(run, {}).get(name)
-                if base is None:
-                    continue
-                compared += 1
-                rel = abs(value - base) / max(abs(base), 1e-12)
-                if rel >= worst:
-                    worst, where = rel, f"{run} {name}: {base:.6g} → {value:.6g}"
-        lines.append(f"{row['mode']}: {compared} test metrics of {len(row.get('metrics') or {})} "
-                     f"runs against {rows[0]['mode']}'s; largest relative difference "
-                     f"{worst:.1e} ({where})")
+        twin = by_mode.get(row["mode"].removesuffix(CACHED))
+        for reference in [rows[0]] + ([twin] if twin and twin is not row else []):
+            lines.append(f"{row['mode']}: " + difference(row, reference))
     return lines
+
+
+def difference(row: dict, reference: dict) -> str:
+    """The largest relative difference of `row`'s test metrics from `reference`'s, and where."""
+    first, worst, where, compared = reference.get("metrics") or {}, 0.0, "", 0
+    for run, metrics in (row.get("metrics") or {}).items():
+        for name, value in metrics.items():
+            base = first.get(run, {}).get(name)
+            if base is None:
+                continue
+            compared += 1
+            rel = abs(value - base) / max(abs(base), 1e-12)
+            if rel >= worst:
+                worst, where = rel, f"{run} {name}: {base:.6g} → {value:.6g}"
+    return (f"{compared} test metrics of {len(row.get('metrics') or {})} runs against "
+            f"{reference['mode']}'s; largest relative difference {worst:.1e}"
+            + (f" ({where})" if worst else ""))
+
+
+def seeds_text(seeds: int) -> str:
+    return "seed 0" if seeds == 1 else f"seeds 0–{seeds - 1} (seed-major, as the study)"
 
 
 def render(data: dict) -> str:
@@ -222,12 +244,14 @@ def render(data: dict) -> str:
     return "\n".join([
         measured(data),
         "",
-        (f"The study's toy configurations ({', '.join(TASKS)} at T = {s['length']}, seed 0, the "
+        (f"The study's toy configurations ({', '.join(TASKS)} at T = {s['length']}, "
+         f"{seeds_text(s.get('seeds', 1))}, the "
          f"five cells: {rows[0]['runs']} runs), {s['epochs']} epoch(s) each without early "
          f"stopping, {s['num_train'] or 'the study’s'} training sequences; every mode the real "
          "`rnnlab sweep` in a fresh MLflow store, Ray's start and stop included. CPU seconds count "
-         "the command and every process it started. Target (issue 25): ≥ 2× the runs per hour "
-         "of 1 process."),
+         "the command and every process it started. The compile cache is off except in the "
+         "modes named '+ cache' (each a fresh folder, so it starts cold). Target (issue 25): ≥ 2× "
+         "the runs per hour of 1 process."),
         "", *lines, "", ("Same metrics? Each run's test metrics against the first mode's (the same "
         "configurations, seeds and data):"), "", *[f"- {line}" for line in differences(rows)],
         "", *[f"- {note}" for note in data.get("notes", [])], ""])
@@ -277,6 +301,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--num-train", type=int, default=None,
                         help="training sequences per run (default: the study's, 3,200–4,000)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="seeds per configuration, seed-major as the study runs them (the "
+                        "study has 5; the compile cache pays from the second)")
     parser.add_argument("--workers", type=int, nargs="+", default=[2])
     parser.add_argument("--no-jax", dest="jax", action="store_false",
                         help="leave out the JAX-backend modes (KERAS_BACKEND=jax)")
@@ -288,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=HERE / "study_throughput.json")
     args = parser.parse_args(argv)
     become_subreaper()
-    sweep = study_sweep("throughput", args.epochs, args.num_train)
+    sweep = study_sweep("throughput", args.epochs, args.num_train, seeds=args.seeds)
     modes = [("1 process", [])] + [(f"--workers {n}", ["--workers", str(n)]) for n in args.workers]
     if args.xla:  # XLA-compiled training steps (train.jit_compile)
         modes += [(f"--workers {n} + XLA", ["--workers", str(n), "--set", "train.jit_compile=true"])
@@ -297,6 +324,12 @@ def main(argv: list[str] | None = None) -> None:
         jax = {"KERAS_BACKEND": "jax"}
         modes += [("1 process, JAX", [], jax)]
         modes += [(f"--workers {n}, JAX", ["--workers", str(n)], jax) for n in args.workers]
+    # JAX's compiled programs kept on disk (experiments.orchestration.engine.compile_cache_env):
+    # a seed of a configuration another run compiled loads its programs (with --seeds 2 and more)
+    # (JAX's; TensorFlow's keys a program by its function's name, new in every run: no hit)
+    if args.jax:
+        modes += [(f"--workers {n}, JAX{CACHED}", ["--workers", str(n)],
+                   {**jax, "RNNLAB_COMPILE_CACHE": CACHE}) for n in args.workers]
     if args.modes:
         unknown = sorted(set(args.modes) - {m[0] for m in modes})
         if unknown:
@@ -304,7 +337,8 @@ def main(argv: list[str] | None = None) -> None:
         modes = [m for m in modes if m[0] in args.modes]
     uptime, rows = compare("throughput", modes, sweep)
     record("benchmarks.study_throughput", argv, uptime,
-           {"epochs": args.epochs, "num_train": args.num_train, "length": 100}, rows, args.note,
+           {"epochs": args.epochs, "num_train": args.num_train, "length": 100,
+            "seeds": args.seeds}, rows, args.note,
            args.output, render)
 
 

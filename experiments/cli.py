@@ -405,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         # when mlflow is first imported, which no command does before this point
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     console.check_datasets_package()
+    # JAX's compiled programs kept on disk, set before JAX starts (a value the user set stays)
+    from experiments.orchestration.engine import compile_cache_env
+
+    os.environ.update(compile_cache_env())
     from datasets.base import CorruptDataError
 
     with contextlib.nullcontext() if args.verbose else console.native_noise_filtered():

@@ -191,13 +191,17 @@ class RayEngine:
 
     def task_env(self) -> dict[str, str]:
         """A task's environment: the driver's RNNLAB_/MLFLOW_/KERAS_ settings (the same store,
-        checkpoint folder, data) and threads limited to the task's CPU share."""
+        checkpoint folder, data), threads limited to the task's CPU share and the compile cache
+        (`compile_cache_env`; on a cluster only where `$RNNLAB_COMPILE_CACHE` names a folder,
+        since the default lies in the driver's home)."""
         from experiments.recording import store
 
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_PREFIXES)}
         env["MLFLOW_TRACKING_URI"] = store.tracking_uri()  # as the driver resolved it
         env["RNNLAB_MLFLOW_CONFIG"] = str(store.settings_path().resolve())
         env.update(thread_env(self.cpus))
+        if self.settings.address is None or "RNNLAB_COMPILE_CACHE" in os.environ:
+            env.update(compile_cache_env())  # on a cluster only a folder the user chose
         if 0 < self.settings.gpus_per_run < 1:  # share the GPU: take memory as needed
             env.update(TF_FORCE_GPU_ALLOW_GROWTH="true", XLA_PYTHON_CLIENT_PREALLOCATE="false")
         return env
@@ -253,6 +257,28 @@ def thread_env(cpus: float) -> dict[str, str]:
     if xla:
         env["XLA_FLAGS"] = xla
     return env
+
+
+def compile_cache_env(environ: dict | None = None) -> dict[str, str]:
+    """Environment variables that keep JAX's compiled programs on disk, in
+    `$RNNLAB_COMPILE_CACHE`/jax (default ~/.cache/rnnlab/compile; `off`: none). Under
+    KERAS_BACKEND=jax a run whose programs another run already compiled (another seed of its
+    configuration, a resumed run, another worker's) loads them instead of compiling them again:
+    the same programs, so the same results (tests/experiments/test_jit.py;
+    benchmarks/study_throughput.md measures the gain). TensorFlow's own cache
+    (`--tf_xla_persistent_cache_directory`) is not used: it keys a program by its function's
+    name, which differs from one run to the next in a process, so a sweep never hits it.
+    Read when JAX starts, so set before a process's first operation."""
+    environ = os.environ if environ is None else environ
+    folder = environ.get("RNNLAB_COMPILE_CACHE", "~/.cache/rnnlab/compile")
+    if folder.lower() in ("off", "none", "0", "false", ""):
+        return {}
+    folder = os.path.abspath(os.path.expanduser(folder))
+    defaults = {"JAX_COMPILATION_CACHE_DIR": f"{folder}/jax",
+                # every program, however small or quick to compile (JAX's defaults skip those)
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+    return {name: environ.get(name, value) for name, value in defaults.items()}
 
 
 def run_configuration(job: Callable, planned):

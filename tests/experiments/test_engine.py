@@ -105,6 +105,17 @@ def test_thread_settings_follow_a_runs_cpu_share():
     assert engine.thread_env(4)["TF_NUM_INTEROP_THREADS"] == "4"
 
 
+def test_the_compile_cache_lies_in_its_folder_keeps_the_users_settings_and_can_be_off():
+    on = engine.compile_cache_env({"RNNLAB_COMPILE_CACHE": "/c"})
+    assert on["JAX_COMPILATION_CACHE_DIR"] == "/c/jax"
+    assert on["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"  # small programs too
+    assert engine.compile_cache_env({"JAX_COMPILATION_CACHE_DIR": "/mine"})[
+        "JAX_COMPILATION_CACHE_DIR"] == "/mine"
+    default = engine.compile_cache_env({})["JAX_COMPILATION_CACHE_DIR"]
+    assert default.endswith("/.cache/rnnlab/compile/jax") and os.path.isabs(default)
+    assert engine.compile_cache_env({"RNNLAB_COMPILE_CACHE": "off"}) == {}
+
+
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_is_retried_and_the_run_resumes_from_its_checkpoint(lab):
     """SIGKILL to the Ray worker training a configuration: Ray retries the task, whose claim finds
