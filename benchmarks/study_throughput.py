@@ -149,8 +149,7 @@ def measure(mode: str, flags: list[str], sweep: dict, folder: Path, command: str
            "RNNLAB_TUNING_DIR": str(folder / f"wd-{mode}"),
            "PYTHONPATH": str(ROOT), **(extra_env or {})}
     env.pop("RAY_ADDRESS", None)
-    for name in ("TF_XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR"):  # only what the mode sets
-        env.pop(name, None)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # else it would win over the mode's folder
     # the compile cache: off, or (CACHE) a fresh folder of this mode's own, so that it starts cold
     env["RNNLAB_COMPILE_CACHE"] = (str(folder / f"cache-{mode}")
                                    if env.get("RNNLAB_COMPILE_CACHE") == CACHE else "off")
@@ -326,7 +325,6 @@ def main(argv: list[str] | None = None) -> None:
         modes += [(f"--workers {n}, JAX", ["--workers", str(n)], jax) for n in args.workers]
     # JAX's compiled programs kept on disk (experiments.orchestration.engine.compile_cache_env):
     # a seed of a configuration another run compiled loads its programs (with --seeds 2 and more)
-    # (JAX's; TensorFlow's keys a program by its function's name, new in every run: no hit)
     if args.jax:
         modes += [(f"--workers {n}, JAX{CACHED}", ["--workers", str(n)],
                    {**jax, "RNNLAB_COMPILE_CACHE": CACHE}) for n in args.workers]
