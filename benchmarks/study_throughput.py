@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -226,6 +227,50 @@ def difference(row: dict, reference: dict) -> str:
             + (f" ({where})" if worst else ""))
 
 
+def solved(run: str, metrics: dict[str, float], length: int) -> bool:
+    """Whether a run ("task/cell/seed") solved its task by the task's own rule (its DataSpec's
+    goal, as the study's pages judge it)."""
+    from experiments import goals
+
+    task = run.split("/")[0]
+    goal = goals.spec(task, {"params.data.length": length}).goal
+    return bool(goal.solved({k.removeprefix("test_"): v for k, v in metrics.items()}))
+
+
+def solved_shares(rows: list[dict], length: int) -> list[str]:
+    """Per mode after the first: whether its runs solve as often as the first mode's. A lever
+    that is not exact can still leave results alike in distribution over seeds (issue 25's other
+    criterion): Fisher's exact test per configuration (its seeds, the study's test) and over all
+    runs, with the difference of solved shares and its 95 % interval (experiments.analysis.stats,
+    the pages' own test). Not a proof of sameness: a wide interval says how large a difference
+    these seeds cannot rule out."""
+    from experiments.analysis import stats as st
+
+    def sample(row: dict, prefix: str = "") -> st.Sample:
+        found = [solved(run, m, length) for run, m in sorted(row.get("metrics", {}).items())
+                 if run.startswith(prefix)]
+        return st.Sample.of(found, found)
+
+    lines, first = [], rows[0]
+    configurations = sorted({run.rsplit("/", 1)[0] for run in first.get("metrics", {})})
+    for row in rows[1:]:
+        if not row.get("metrics"):
+            continue
+        every = st.compare("all", sample(row), sample(first), kind=st.SOLVED)
+        per = [st.compare(c, sample(row, c + "/"), sample(first, c + "/"), kind=st.SOLVED)
+               for c in configurations]
+        low = min((c for c in per if not math.isnan(c.fisher_p)), key=lambda c: c.fisher_p)
+        lines.append(
+            f"{row['mode']}: solved {every.a.k} of {every.a.n} runs, {first['mode']} "
+            f"{every.b.k} of {every.b.n} (each task's own rule); difference of solved shares "
+            f"{every.effect:+.3f}, 95 % interval [{every.ci[0]:+.2f}, {every.ci[1]:+.2f}], "
+            f"Fisher's exact p = {every.fisher_p:.2f}. Per configuration ({len(per)}, "
+            f"{low.a.n} seeds each): the smallest p {low.fisher_p:.2f} ({low.setting}: "
+            f"{low.a.k}/{low.a.n} against {low.b.k}/{low.b.n}), "
+            f"{sum(c.fisher_p < st.ALPHA for c in per)} below {st.ALPHA}.")
+    return lines
+
+
 def seeds_text(seeds: int) -> str:
     return "seed 0" if seeds == 1 else f"seeds 0–{seeds - 1} (seed-major, as the study)"
 
@@ -253,6 +298,9 @@ def render(data: dict) -> str:
          "the runs per hour of 1 process."),
         "", *lines, "", ("Same metrics? Each run's test metrics against the first mode's (the same "
         "configurations, seeds and data):"), "", *[f"- {line}" for line in differences(rows)],
+        "", ("Alike over seeds? Runs that solved their task (what the study's verdicts count), "
+             "each mode against the first:"), "",
+        *[f"- {line}" for line in solved_shares(rows, s["length"])],
         "", *[f"- {note}" for note in data.get("notes", [])], ""])
 
 
@@ -312,7 +360,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="only these modes, by name (e.g. '1 process' '--workers 2, JAX')")
     parser.add_argument("--note", action="append", default=[], help="a line under the table")
     parser.add_argument("--output", type=Path, default=HERE / "study_throughput.json")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="measure nothing: write the .md of a measurement saved before")
     args = parser.parse_args(argv)
+    if args.render:
+        args.render.with_suffix(".md").write_text(render(json.loads(args.render.read_text())))
+        return
     become_subreaper()
     sweep = study_sweep("throughput", args.epochs, args.num_train, seeds=args.seeds)
     modes = [("1 process", [])] + [(f"--workers {n}", ["--workers", str(n)]) for n in args.workers]
