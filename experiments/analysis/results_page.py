@@ -491,7 +491,7 @@ def hyper_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     for setting, group in sorted(rows.groupby("setting"), key=lambda kv: natural_key(kv[0])):
         cells_ = [c for c in order if (group["cell"] == c).any()]
         first = {c: group[group["cell"] == c].iloc[0] for c in cells_}
-        values = {c: {present[k]: first[c][k] for k in present} for c in cells_}
+        values = {c: {present[k]: _figure(first[c][k]) for k in present} for c in cells_}
         if len({tuple(str(first[c][k]) for k in shared) for c in cells_}) == 1:
             units = " / ".join(f"{c} {first[c].get('params.model.units_used', '-')}" for c in cells_)
             out.append({"setting": setting, "cell": "all", **values[cells_[0]],
@@ -499,6 +499,16 @@ def hyper_table(rows: pd.DataFrame, order: list[str]) -> pd.DataFrame:
         else:
             out += [{"setting": setting, "cell": c, **values[c]} for c in cells_]
     return pd.DataFrame(out)
+
+
+def _figure(value):
+    """A logged value as a reader wants it: a float's 3 significant digits (a tuned learning rate
+    is logged as 0.08171657161374384), anything else as logged."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value
+    return value if number.is_integer() or len(str(value)) <= 6 else f"{number:.3g}"
 
 
 def _md(frame: pd.DataFrame) -> str:

@@ -341,6 +341,16 @@ def test_page_gives_the_claims_verdicts_from_the_runs(lit_page):
     assert "| epochs " in hyper and "| all " in hyper and "vanilla 4 / lstm 4" in hyper
 
 
+def test_hyperparameter_table_shows_a_tuned_float_in_three_digits_and_the_rest_as_logged():
+    rows = pd.DataFrame({"setting": ["adding (T=100)"] * 2, "cell": ["lstm", "gru"],
+                         "params.train.lr": ["0.08171657161374384", "0.001"],
+                         "params.train.optimizer": ["adam", "adam"],
+                         "params.train.epochs": ["20", "20"], "params.train.clipnorm": ["1.0"] * 2})
+    table = rp.hyper_table(rows, ["lstm", "gru"]).set_index("cell")
+    assert table.loc["lstm", "lr"] == "0.0817" and table.loc["gru", "lr"] == "0.001"
+    assert list(table.loc["lstm", ["optimizer", "epochs", "clipnorm"]]) == ["adam", "20", "1.0"]
+
+
 def test_runs_csv_has_one_row_per_run_with_its_columns(lit_page, lit_store):
     _, output = lit_page
     table = pd.read_csv(output / "results" / "lit_runs.csv")
