@@ -246,28 +246,34 @@ def solved_shares(rows: list[dict], length: int) -> list[str]:
     these seeds cannot rule out."""
     from experiments.analysis import stats as st
 
-    def sample(row: dict, prefix: str = "") -> st.Sample:
+    def configuration(run: str) -> str:  # "task/cell" of "task/cell/seed" (older files: no seed)
+        return "/".join(run.split("/")[:2])
+
+    def sample(row: dict, chosen: str | None = None) -> st.Sample:
         found = [solved(run, m, length) for run, m in sorted(row.get("metrics", {}).items())
-                 if run.startswith(prefix)]
+                 if chosen in (None, configuration(run))]
         return st.Sample.of(found, found)
 
     lines, first = [], rows[0]
-    configurations = sorted({run.rsplit("/", 1)[0] for run in first.get("metrics", {})})
+    configurations = sorted({configuration(run) for run in first.get("metrics", {})})
     for row in rows[1:]:
         if not row.get("metrics"):
             continue
         every = st.compare("all", sample(row), sample(first), kind=st.SOLVED)
-        per = [st.compare(c, sample(row, c + "/"), sample(first, c + "/"), kind=st.SOLVED)
+        per = [st.compare(c, sample(row, c), sample(first, c), kind=st.SOLVED)
                for c in configurations]
-        low = min((c for c in per if not math.isnan(c.fisher_p)), key=lambda c: c.fisher_p)
+        tested = [c for c in per if not math.isnan(c.fisher_p)]
+        low = min(tested, key=lambda c: c.fisher_p) if tested else None
         lines.append(
             f"{row['mode']}: solved {every.a.k} of {every.a.n} runs, {first['mode']} "
             f"{every.b.k} of {every.b.n} (each task's own rule); difference of solved shares "
             f"{every.effect:+.3f}, 95 % interval [{every.ci[0]:+.2f}, {every.ci[1]:+.2f}], "
-            f"Fisher's exact p = {every.fisher_p:.2f}. Per configuration ({len(per)}, "
-            f"{low.a.n} seeds each): the smallest p {low.fisher_p:.2f} ({low.setting}: "
-            f"{low.a.k}/{low.a.n} against {low.b.k}/{low.b.n}), "
-            f"{sum(c.fisher_p < st.ALPHA for c in per)} below {st.ALPHA}.")
+            f"Fisher's exact p = {every.fisher_p:.2f}. " + (
+                f"Per configuration ({len(per)}, {low.a.n} seeds each): the smallest p "
+                f"{low.fisher_p:.2f} ({low.setting}: {low.a.k}/{low.a.n} against "
+                f"{low.b.k}/{low.b.n}), {sum(c.fisher_p < st.ALPHA for c in tested)} below "
+                f"{st.ALPHA}." if low else
+                f"Per configuration: no test ({len(per)} configurations, one seed each)."))
     return lines
 
 

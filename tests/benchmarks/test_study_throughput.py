@@ -42,3 +42,12 @@ def test_a_lever_that_solves_as_often_is_not_called_different_and_the_page_says_
     assert "| lever | `rnnlab sweep FILE lever` | 10 |" in page and "| 1.00× |" in page
     assert "solved 8 of 10 runs, 1 process 7 of 10" in page and "0 below 0.05" in page
     assert "Fisher's exact p = 1.00" in page
+
+
+def test_one_seed_per_configuration_is_tested_over_all_runs_only():
+    """`make bench` measures one seed: no configuration can be tested, the pooled runs can."""
+    rows = [mode("1 process", {"adding/lstm": 0, "temporal_order/gru": 1}, seeds=1),
+            mode("lever", {"adding/lstm": 1, "temporal_order/gru": 1}, seeds=1)]
+    [line] = bench.solved_shares(rows, length=100)
+    assert "solved 2 of 2 runs, 1 process 1 of 2" in line
+    assert "Per configuration: no test (2 configurations, one seed each)." in line
